@@ -1,0 +1,182 @@
+"""The paper's integer-only forecasting Transformer (arXiv 2407.11041 / 2410.03294) in Brevitas.
+
+One post-norm encoder layer with BatchNorm instead of LayerNorm (no division or square root at
+inference). Attention is written by hand, with a quantiser after every operation that produces a new
+activation, so the QONNX export is a plain chain of Quant / MatMul / Gemm / Add / Mul / Reshape /
+Transpose / Softmax / BatchNormalization / Relu / ReduceMean that an integer lowering can walk:
+every tensor entering an arithmetic op comes from a Quant node, possibly through Reshape/Transpose.
+Shapes other than the batch are Python ints, so the export has no Shape/Gather/Concat arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+HEAD_OUTPUT_BITS = 16  # regression output: wide enough that its LSB is far below the model's error
+
+
+class _Factory:
+    """Builds each layer quantised or float, with the bit widths a mixed-precision plan asks for."""
+
+    def __init__(self, bits: int, plan: dict | None, po2: bool, quant: bool):
+        self.bits = bits
+        self.plan = dict(plan or {})
+        self.quant = quant
+        if po2:
+            from brevitas.quant import (Int8ActPerTensorFixedPoint as SignedAct,
+                                        Int8WeightPerTensorFixedPoint as Weight,
+                                        Uint8ActPerTensorFixedPoint as UnsignedAct)
+        else:
+            from brevitas.quant import (Int8ActPerTensorFloat as SignedAct,
+                                        Int8WeightPerTensorFloat as Weight,
+                                        Uint8ActPerTensorFloat as UnsignedAct)
+        self.signed_act, self.weight, self.unsigned_act = SignedAct, Weight, UnsignedAct
+        self.names: set[str] = set()
+
+    def _bits(self, name: str, key: str, default: int) -> int:
+        self.names.add(name)
+        return int(self.plan.get(name, {}).get(key, default))
+
+    def linear(self, name: str, n_in: int, n_out: int, act_bits: int | None = None,
+               quant_output: bool = True) -> nn.Module:
+        """Linear layer; its output is quantised by its own ``output_quant`` unless the next module
+        (a QuantReLU) quantises it, so the accumulator is not rounded twice."""
+        if not self.quant:
+            return nn.Linear(n_in, n_out)
+        import brevitas.nn as qnn
+        out = {}
+        if quant_output:
+            out = dict(output_quant=self.signed_act,
+                       output_bit_width=self._bits(name, "act_bits", act_bits or self.bits))
+        return qnn.QuantLinear(n_in, n_out, bias=True, weight_quant=self.weight,
+                               weight_bit_width=self._bits(name, "weight_bits", self.bits), **out)
+
+    def act(self, name: str, signed: bool = True) -> nn.Module:
+        if not self.quant:
+            return nn.Identity()
+        import brevitas.nn as qnn
+        return qnn.QuantIdentity(act_quant=self.signed_act if signed else self.unsigned_act,
+                                 bit_width=self._bits(name, "act_bits", self.bits))
+
+    def relu(self, name: str) -> nn.Module:
+        if not self.quant:
+            return nn.ReLU()
+        import brevitas.nn as qnn
+        return qnn.QuantReLU(act_quant=self.unsigned_act,
+                             bit_width=self._bits(name, "act_bits", self.bits))
+
+    def check_plan(self, prefix: str = "") -> None:
+        """A plan naming a module that does not exist is a typo: fail instead of ignoring it."""
+        unknown = {k for k in self.plan if k.startswith(prefix)} - self.names
+        if unknown:
+            raise ValueError(f"plan names unknown quantised modules: {sorted(unknown)}; "
+                             f"known: {sorted(self.names)}")
+
+
+def sinusoidal_encoding(window: int, d_model: int) -> torch.Tensor:
+    """The fixed (Vaswani et al.) positional encoding, (window, d_model)."""
+    pos = torch.arange(window, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    pe = torch.zeros(window, d_model)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq)[:, : d_model // 2]
+    return pe
+
+
+class Embedding(nn.Module):
+    """Per-time-step linear projection plus the quantised positional encoding."""
+
+    def __init__(self, f: _Factory, window: int, features: int, d_model: int):
+        super().__init__()
+        self.proj = f.linear("embed.proj", features, d_model)
+        self.register_buffer("pe", sinusoidal_encoding(window, d_model))
+        self.pe_quant = f.act("embed.pe_quant")
+        self.quant = f.act("embed.quant")
+
+    def forward(self, x):
+        return self.quant(self.proj(x) + self.pe_quant(self.pe))
+
+
+class EncoderLayer(nn.Module):
+    """Post-norm encoder layer: attention, add, BatchNorm, FFN (d -> 4d -> d), add, BatchNorm."""
+
+    def __init__(self, f: _Factory, window: int, d_model: int, heads: int):
+        super().__init__()
+        if d_model % heads:
+            raise ValueError(f"d_model {d_model} is not divisible by heads {heads}")
+        self.window, self.d_model, self.heads = window, d_model, heads
+        self.d_head = d_model // heads
+        # Applied as a Mul after Q K^T (the authors' code forgot it; see REFERENCE.md).
+        self.scale = 1.0 / math.sqrt(self.d_head)
+        p = "encoder."
+        self.q_proj = f.linear(p + "q_proj", d_model, d_model)
+        self.k_proj = f.linear(p + "k_proj", d_model, d_model)
+        self.v_proj = f.linear(p + "v_proj", d_model, d_model)
+        self.score_quant = f.act(p + "score_quant")
+        self.softmax_quant = f.act(p + "softmax_quant", signed=False)
+        self.context_quant = f.act(p + "context_quant")
+        self.out_proj = f.linear(p + "out_proj", d_model, d_model)
+        self.attn_add_quant = f.act(p + "attn_add_quant")
+        self.norm1 = nn.BatchNorm1d(d_model)
+        self.norm1_quant = f.act(p + "norm1_quant")
+        self.ffn1 = f.linear(p + "ffn1", d_model, 4 * d_model, quant_output=False)
+        self.ffn_relu = f.relu(p + "ffn_relu")
+        self.ffn2 = f.linear(p + "ffn2", 4 * d_model, d_model)
+        self.ffn_add_quant = f.act(p + "ffn_add_quant")
+        self.norm2 = nn.BatchNorm1d(d_model)
+        self.norm2_quant = f.act(p + "norm2_quant")
+
+    def _heads(self, x):
+        """(B, W, d) -> (B, H, W, d_head); -1 for the batch keeps the shape a constant in the export."""
+        return x.reshape(-1, self.window, self.heads, self.d_head).permute(0, 2, 1, 3)
+
+    def _norm(self, bn, x):
+        """BatchNorm over d_model of every (batch, time) row: (B*W, d) is BatchNorm1d's (N, C)."""
+        return bn(x.reshape(-1, self.d_model)).reshape(-1, self.window, self.d_model)
+
+    def forward(self, x):
+        q = self._heads(self.q_proj(x))
+        k_t = self.k_proj(x).reshape(-1, self.window, self.heads, self.d_head).permute(0, 2, 3, 1)
+        v = self._heads(self.v_proj(x))
+        scores = self.score_quant(torch.matmul(q, k_t) * self.scale)
+        probs = self.softmax_quant(torch.softmax(scores, dim=-1))
+        context = self.context_quant(torch.matmul(probs, v))
+        context = context.permute(0, 2, 1, 3).reshape(-1, self.window, self.d_model)
+        x = self.attn_add_quant(x + self.out_proj(context))
+        x = self.norm1_quant(self._norm(self.norm1, x))
+        y = self.ffn2(self.ffn_relu(self.ffn1(x)))
+        x = self.ffn_add_quant(x + y)
+        return self.norm2_quant(self._norm(self.norm2, x))
+
+
+class Forecaster(nn.Module):
+    """(B, window, features) -> (B, 1): next-step value of the target feature (normalised)."""
+
+    def __init__(self, window: int, features: int, d_model: int, heads: int, bits: int,
+                 plan: dict | None = None, po2: bool = False, quant: bool = True):
+        super().__init__()
+        f = _Factory(bits, plan, po2, quant)
+        self.input_quant = f.act("input_quant")
+        self.embed = Embedding(f, window, features, d_model)
+        self.encoder = EncoderLayer(f, window, d_model, heads)
+        self.pool_quant = f.act("pool_quant")
+        self.head = f.linear("head", d_model, 1, act_bits=HEAD_OUTPUT_BITS)
+        if quant:
+            f.check_plan()
+        self.config = dict(window=window, features=features, d_model=d_model, heads=heads,
+                           bits=bits, plan=plan, po2=po2, quant=quant)
+
+    def forward(self, x):
+        x = self.encoder(self.embed(self.input_quant(x)))
+        return self.head(self.pool_quant(x.mean(dim=1)))
+
+
+def build_model(window: int, features: int, d_model: int, heads: int, bits: int,
+                plan: dict | None = None, quant: bool = True, po2: bool = False) -> Forecaster:
+    """The forecaster; ``plan`` maps module names (``model.named_modules()``) to
+    ``{"weight_bits": int, "act_bits": int}`` and overrides ``bits`` for that module.
+    ``quant=False`` gives the same module tree with float torch layers (the float baseline)."""
+    return Forecaster(window, features, d_model, heads, bits, plan=plan, po2=po2, quant=quant)

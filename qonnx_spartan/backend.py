@@ -1,0 +1,109 @@
+"""VHDL backend: one entity per layer, one ROM entity per weight memory, the top level and its test bench.
+
+Every identifier comes from a Namer, whatever the model calls its nodes and tensors.  Files are listed in
+compile order in hdl/files.txt; the simulator and the synthesis runner read that list.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+import jinja2
+
+from qonnx_spartan.design import Design
+from qonnx_spartan.names import Namer
+
+TOP = "qs_top"
+STATIC_FILES = ("qs_arith.vhd", "qs_ram.vhd")
+FILE_LIST = "files.txt"
+TB_FILE = f"{TOP}_tb.vhd"
+
+
+def template_environment() -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader(str(files("qonnx_spartan.templates")))
+    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+def to_bits(value: int, width: int) -> str:
+    """Two's complement bit string of `value`, `width` bits."""
+    return format(value & ((1 << width) - 1), f"0{width}b")
+
+
+def generate(design: Design, out_dir: Path) -> dict:
+    """Write hdl/ and sim/ under out_dir; return the names used (entity per layer, top, test bench)."""
+    env = template_environment()
+    hdl, sim = out_dir / "hdl", out_dir / "sim"
+    hdl.mkdir(parents=True, exist_ok=True)
+    sim.mkdir(parents=True, exist_ok=True)
+    namer = Namer({TOP, f"{TOP}_tb", "qs_arith", "qs_ram", "work", "ieee", "std"})
+    order = []
+    for name in STATIC_FILES:
+        (hdl / name).write_text((files("qonnx_spartan.templates") / name).read_text())
+        order.append(name)
+
+    entities, stages = {}, []
+    buffer_names = {design.input_buffer.tensor: namer("buf_in")}
+    for layer in design.layers:
+        entity = namer(f"l{layer.index}_{layer.name}", "layer")
+        entities[layer.name] = entity
+        buffer_names[layer.output] = namer(f"buf_{entity}")
+        roms = {}
+        for role, mem in layer.op.weight_memories().items():
+            rom = namer(f"{entity}_{role}_rom")
+            roms[role] = rom
+            words = [to_bits(v, mem.width) for v in layer.op.rom_words(role)]
+            (hdl / f"{rom}.vhd").write_text(
+                env.get_template("rom.vhd.j2").render(
+                    entity=rom, depth=mem.depth, width=mem.width, abits=mem.address_bits, style=mem.style, words=words
+                )
+            )
+            order.append(f"{rom}.vhd")
+        context = layer.op.template_context()
+        context.update(
+            entity=entity,
+            source=layer.name.replace("\n", " ").replace('"', "'"),
+            y_abits=layer.op.output_buffer().address_bits,
+            **{f"{port}_abits": design.buffers[t].memory.address_bits for port, t in zip("xz", layer.inputs)},
+            **{f"{role}_rom_entity" if role != "w" else "rom_entity": rom for role, rom in roms.items()},
+        )
+        (hdl / f"{entity}.vhd").write_text(env.get_template(layer.op.template).render(**context))
+        order.append(f"{entity}.vhd")
+        stages.append({"inst": namer(f"u_{entity}"), "entity": entity, "output": None, "inputs": []})
+
+    buffers = []
+    reader_signal = {}
+    unload_signal = namer("unload_raddr")
+    for tensor, buf in design.buffers.items():
+        bname = buffer_names[tensor]
+        readers = []
+        for index, port in buf.readers:
+            signal = namer(f"{stages[index]['inst']}_{port}_raddr")
+            reader_signal[(index, port)] = signal
+            readers.append({"signal": signal, "active": f"state = RUNNING and stage = {index}"})
+        if buf is design.output_buffer:
+            readers.append({"signal": unload_signal, "active": "state /= RUNNING"})
+        buffers.append({"name": bname, "width": buf.memory.width, "depth": buf.memory.depth,
+                        "abits": buf.memory.address_bits, "style": buf.memory.style, "readers": readers})
+    for layer, stage in zip(design.layers, stages):
+        stage["output"] = buffer_names[layer.output]
+        stage["inputs"] = [
+            {"port": port, "buffer": buffer_names[t], "signal": reader_signal[(layer.index, port)]}
+            for port, t in zip("xz", layer.inputs)
+        ]
+
+    io = design.io
+    common = {
+        "top": TOP,
+        "stages": stages,
+        "buffers": buffers,
+        "input": {"bits": io.input.dtype.bits, "signed": io.input.dtype.signed, "count": io.input.count,
+                  "buffer": buffer_names[io.input.name]},
+        "output": {"bits": io.output.dtype.bits, "signed": io.output.dtype.signed, "count": io.output.count,
+                   "buffer": buffer_names[io.output.name], "reader": unload_signal},
+    }
+    (hdl / f"{TOP}.vhd").write_text(env.get_template("top.vhd.j2").render(**common))
+    order.append(f"{TOP}.vhd")
+    (hdl / FILE_LIST).write_text("\n".join(order) + "\n")
+    (sim / TB_FILE).write_text(env.get_template("tb.vhd.j2").render(max_cycles=2 * design.cycles() + 1000, **common))
+    return {"top": TOP, "testbench": f"{TOP}_tb", "layers": entities}

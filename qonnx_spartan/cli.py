@@ -1,0 +1,126 @@
+"""The `qonnx-spartan` command: a thin layer over the flow, the estimator and the simulator.
+
+Bad input is reported as one line naming the file, node or field, with a non-zero exit and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from qonnx_spartan.errors import SpartanError
+
+EXIT_USER_ERROR = 2
+EXIT_MISMATCH = 1
+EXIT_INTERNAL = 3
+
+
+def cmd_build(args) -> int:
+    from qonnx_spartan.flow import BuildConfig, build
+
+    cfg = BuildConfig(model=args.model, output_dir=args.output, budget=args.budget, memory_style=args.memory_style)
+    build(cfg, progress=lambda step: print(f"build: {step}", file=sys.stderr))
+    report = json.loads((args.output / "report" / "estimate.json").read_text())
+    t = report["total"]
+    print(
+        f"built {args.output}: LUT {t['LUT']}, LUTRAM {t['LUTRAM']}, FF {t['FF']}, BRAM18 {t['BRAM18']}, "
+        f"DSP {t['DSP']} (estimate), {report['cycles']} cycles per inference on {report['device']}"
+    )
+    return 0
+
+
+def cmd_estimate(args) -> int:
+    from qonnx_spartan.budget import Budget, load_budget
+    from qonnx_spartan.estimate import estimate
+    from qonnx_spartan.model_file import load_model
+    from qonnx_spartan.transforms import AnnotateMemoryStyle, LowerToIntegerOps, Tidy
+
+    budget = load_budget(args.budget) if args.budget else Budget()
+    model = load_model(args.model).transform(Tidy()).transform(LowerToIntegerOps())
+    report = estimate(model.transform(AnnotateMemoryStyle(args.memory_style)), budget)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    limits = report["budget"]
+    for r, used in report["total"].items():
+        print(f"{r:7s} {used:7d} / {limits[r]:7d}")
+    print(f"cycles  {report['cycles']:7d}  ({report['latency_us']:.2f} us at {budget.clock_mhz:g} MHz)")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from qonnx_spartan.simulation import load_inputs, simulate_build, write_outputs
+
+    inputs = load_inputs(args.inputs)
+    report = simulate_build(args.build_dir, inputs, source=str(args.inputs))
+    write_outputs(report, args.build_dir, args.output)
+    verdict = "bit-exact" if report.bit_exact else f"{report.mismatches} MISMATCHED"
+    print(f"simulate: {report.vectors} vectors, {verdict} against the integer reference, "
+          f"{report.cycles_per_inference} cycles per inference")
+    return 0 if report.bit_exact else EXIT_MISMATCH
+
+
+def cmd_devices(args) -> int:
+    from qonnx_spartan.devices import DEFAULT_DEVICE, DEVICES
+
+    print(f"{'device':9s} {'part':17s} {'LUT':>7s} {'LUTRAM':>7s} {'FF':>7s} {'BRAM18':>7s} {'DSP':>5s}")
+    for d in DEVICES.values():
+        mark = " (default)" if d.name == DEFAULT_DEVICE else ""
+        print(f"{d.name:9s} {d.part:17s} {d.LUT:7d} {d.LUTRAM:7d} {d.FF:7d} {d.BRAM18:7d} {d.DSP:5d}{mark}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from qonnx_spartan.transforms.memory_style import MEMORY_CHOICES
+
+    p = argparse.ArgumentParser(prog="qonnx-spartan", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="lower, estimate and generate VHDL for a QONNX model")
+    b.add_argument("model", type=Path)
+    b.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    b.add_argument("--budget", type=Path, help="budget file (YAML or JSON)")
+    b.add_argument("--memory-style", choices=MEMORY_CHOICES, default="auto")
+    b.set_defaults(run=cmd_build)
+
+    e = sub.add_parser("estimate", help="resources and cycles of a model without building it")
+    e.add_argument("model", type=Path)
+    e.add_argument("--budget", type=Path)
+    e.add_argument("--memory-style", choices=MEMORY_CHOICES, default="auto")
+    e.add_argument("--json", action="store_true", help="print the estimate.json document")
+    e.set_defaults(run=cmd_estimate)
+
+    s = sub.add_parser("simulate", help="run a built design in GHDL, bit-exact against the integer reference")
+    s.add_argument("build_dir", type=Path)
+    s.add_argument("--inputs", type=Path, required=True, help="float inputs (.npy), batch first")
+    s.add_argument("--output", type=Path, help="where to write the dequantised outputs (.npy)")
+    s.set_defaults(run=cmd_simulate)
+
+    d = sub.add_parser("devices", help="list the device profiles")
+    d.set_defaults(run=cmd_devices)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SpartanError as e:
+        print(f"qonnx-spartan: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("qonnx-spartan: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: say so in one line, keep the traceback for --debug
+        if args.debug:
+            raise
+        print(f"qonnx-spartan: internal error: {e.__class__.__name__}: {e} (run with --debug for details)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The hardware structure of a lowered model: its layers in order, and the buffers between them.
+
+The estimator and the VHDL backend both read the design through this one view, so they cannot disagree on
+what is built.  Layers run one after another; each writes one buffer and reads one or more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from qonnx_spartan.hostio import HostIO
+from qonnx_spartan.memory import Memory
+from qonnx_spartan.ops.base import SpartanOp
+from qonnx_spartan.transforms.memory_style import input_buffer_style
+
+#: Input ports of an op, in the order of its node inputs.
+INPUT_PORTS = ("x", "z")
+
+
+@dataclass
+class Buffer:
+    tensor: str
+    memory: Memory
+    writer: int | None  # index of the writing layer; None for the input loader
+    readers: list[tuple[int, str]] = field(default_factory=list)  # (layer index, port)
+
+
+@dataclass
+class Layer:
+    index: int
+    name: str
+    op: SpartanOp
+    inputs: list[str]  # tensor names, in port order
+    output: str
+
+
+class Design:
+    def __init__(self, model: ModelWrapper):
+        self.model = model
+        self.io = HostIO.load(model)
+        self.layers = [
+            Layer(i, node.name, getCustomOp(node), list(node.input), node.output[0])
+            for i, node in enumerate(model.graph.node)
+        ]
+        self.buffers: dict[str, Buffer] = {
+            self.io.input.name: Buffer(
+                self.io.input.name,
+                Memory(self.io.input.count, self.io.input.dtype.bits, input_buffer_style(model)),
+                None,
+            )
+        }
+        for layer in self.layers:
+            self.buffers[layer.output] = Buffer(layer.output, layer.op.output_buffer(), layer.index)
+        for layer in self.layers:
+            for port, tensor in zip(INPUT_PORTS, layer.inputs):
+                self.buffers[tensor].readers.append((layer.index, port))
+
+    @property
+    def input_buffer(self) -> Buffer:
+        return self.buffers[self.io.input.name]
+
+    @property
+    def output_buffer(self) -> Buffer:
+        return self.buffers[self.io.output.name]
+
+    def cycles(self) -> int:
+        """Cycles per inference as the test bench counts them, first input beat to last output beat:
+        one beat per input element, each layer's own cycles plus one cycle of hand-over, then two cycles
+        per output element (read, send)."""
+        return (
+            self.io.input.count
+            + sum(layer.op.cycles() + 1 for layer in self.layers)
+            + 2 * self.io.output.count
+        )

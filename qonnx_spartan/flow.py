@@ -1,0 +1,171 @@
+"""The build flow, FINN-style: a pydantic config with an ordered list of named steps.
+
+Each step takes and returns a ModelWrapper; the model after every step is saved under
+OUT/intermediate_models/.  A step is a name from STEPS or any callable `step(model, cfg, ctx)`, so users
+can reorder, drop or replace steps.  The output folder is written in a temporary folder beside it and moved
+into place only when every step succeeded, so a failed build leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Union
+
+from pydantic import BaseModel, ConfigDict, field_validator
+from qonnx.core.modelwrapper import ModelWrapper
+
+from qonnx_spartan.backend import generate
+from qonnx_spartan.budget import Budget, budget_to_json, load_budget
+from qonnx_spartan.design import Design
+from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.estimate import estimate
+from qonnx_spartan.model_file import load_model
+from qonnx_spartan.transforms import AnnotateMemoryStyle, LowerToIntegerOps, Tidy
+from qonnx_spartan.transforms.memory_style import MEMORY_CHOICES
+
+Step = Union[str, Callable]
+
+
+@dataclass
+class BuildContext:
+    """What steps share besides the model: the folder being written, the budget, the reports so far."""
+
+    work_dir: Path
+    budget: Budget
+    reports: dict = field(default_factory=dict)
+
+
+def step_tidy(model: ModelWrapper, cfg: "BuildConfig", ctx: BuildContext) -> ModelWrapper:
+    return model.transform(Tidy())
+
+
+def step_lower(model, cfg, ctx):
+    return model.transform(LowerToIntegerOps())
+
+
+def step_memory_style(model, cfg, ctx):
+    return model.transform(AnnotateMemoryStyle(cfg.memory_style))
+
+
+def step_estimate(model, cfg, ctx):
+    ctx.reports["estimate"] = estimate(model, ctx.budget)
+    write_json(ctx.work_dir / "report" / "estimate.json", ctx.reports["estimate"])
+    return model
+
+
+def step_check_budget(model, cfg, ctx):
+    report = ctx.reports.get("estimate") or estimate(model, ctx.budget)
+    if report["overflows"]:
+        over = ", ".join(
+            f"{r} {v['used']} > {v['limit']} (over by {v['used'] - v['limit']})" for r, v in report["overflows"].items()
+        )
+        raise SpartanError(f"the design does not fit the budget for {ctx.budget.device}: {over}")
+    return model
+
+
+def step_generate_hdl(model, cfg, ctx):
+    ctx.reports["names"] = generate(Design(model), ctx.work_dir)
+    return model
+
+
+STEPS: dict[str, Callable] = {
+    "tidy": step_tidy,
+    "lower": step_lower,
+    "memory_style": step_memory_style,
+    "estimate": step_estimate,
+    "check_budget": step_check_budget,
+    "generate_hdl": step_generate_hdl,
+}
+DEFAULT_STEPS = list(STEPS)
+
+
+class BuildConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    model: Path
+    output_dir: Path
+    budget: Union[Budget, Path, None] = None
+    memory_style: str = "auto"
+    steps: list[Step] = DEFAULT_STEPS
+    start_step: str | None = None  # the model file is that step's input
+    stop_step: str | None = None  # the last step run
+    save_intermediate_models: bool = True
+
+    @field_validator("memory_style")
+    @classmethod
+    def _style(cls, v: str) -> str:
+        if v not in MEMORY_CHOICES:
+            raise ValueError(f"memory style '{v}' is not one of {', '.join(MEMORY_CHOICES)}")
+        return v
+
+    def resolved_budget(self) -> Budget:
+        if isinstance(self.budget, Budget):
+            return self.budget
+        return load_budget(self.budget) if self.budget is not None else Budget()
+
+    def step_name(self, step: Step) -> str:
+        return step if isinstance(step, str) else getattr(step, "__name__", "custom_step")
+
+    def selected_steps(self) -> list[tuple[str, Callable]]:
+        names = [self.step_name(s) for s in self.steps]
+        for bound in (self.start_step, self.stop_step):
+            if bound is not None and bound not in names:
+                raise SpartanError(f"build config: step '{bound}' is not among the steps {names}")
+        first = names.index(self.start_step) if self.start_step else 0
+        last = names.index(self.stop_step) if self.stop_step else len(names) - 1
+        selected = []
+        for name, step in zip(names[first : last + 1], self.steps[first : last + 1]):
+            if isinstance(step, str):
+                if step not in STEPS:
+                    raise SpartanError(f"build config: unknown step '{step}' (known: {', '.join(STEPS)})")
+                step = STEPS[step]
+            selected.append((name, step))
+        return selected
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def build(cfg: BuildConfig, progress: Callable[[str], None] | None = None) -> ModelWrapper:
+    """Run the configured steps and publish OUT (hdl/, sim/, model_int.onnx, report/) atomically."""
+    budget = cfg.resolved_budget()
+    steps = cfg.selected_steps()
+    model = load_model(cfg.model)
+    out = cfg.output_dir
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        ctx = BuildContext(work_dir=work, budget=budget)
+        for k, (name, step) in enumerate(steps):
+            if progress:
+                progress(name)
+            model = step(model, cfg, ctx)
+            if cfg.save_intermediate_models:
+                (work / "intermediate_models").mkdir(exist_ok=True)
+                model.save(str(work / "intermediate_models" / f"{k:02d}_{name}.onnx"))
+        model.save(str(work / "model_int.onnx"))
+        write_json(work / "report" / "build.json",
+                   {"steps": [n for n, _ in steps], "budget": budget_to_json(budget), "names": ctx.reports.get("names")})
+        publish(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return model
+
+
+def publish(work: Path, out: Path) -> None:
+    """Move the finished folder into place, replacing an earlier build."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old.{os.getpid()}"
+        out.rename(old)
+    work.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

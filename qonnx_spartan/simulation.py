@@ -1,0 +1,70 @@
+"""`simulate`: float inputs in, GHDL over every vector, each output integer checked against the reference."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qonnx_spartan import ghdl
+from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.hostio import HostIO
+from qonnx_spartan.model_file import load_model
+from qonnx_spartan.reference import run_reference
+
+
+@dataclass
+class SimReport:
+    vectors: int
+    mismatches: int
+    cycles_per_inference: int
+    hardware: np.ndarray  # integer outputs of the hardware (vectors, elements)
+    reference: np.ndarray  # integer outputs of the reference
+
+    @property
+    def bit_exact(self) -> bool:
+        return self.mismatches == 0
+
+    def to_json(self) -> dict:
+        return {"vectors": self.vectors, "bit_exact": self.bit_exact, "mismatched_vectors": self.mismatches,
+                "cycles_per_inference": self.cycles_per_inference}
+
+
+def load_inputs(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise SpartanError(f"{path}: input file not found") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise SpartanError(f"{path}: not a NumPy .npy array ({e.__class__.__name__})") from None
+
+
+def simulate_build(build_dir: Path, inputs: np.ndarray, source: str = "inputs") -> SimReport:
+    model_path = build_dir / "model_int.onnx"
+    if not model_path.is_file():
+        raise SpartanError(f"{build_dir}: not a built design (no model_int.onnx); run `qonnx-spartan build` first")
+    model = load_model(model_path)
+    io = HostIO.load(model)
+    vectors = io.batch(inputs, source)
+    reference = run_reference(model, vectors)
+    result = ghdl.simulate(build_dir, vectors, io.output.count)
+    mismatches = int(np.any(result.outputs != reference, axis=1).sum())
+    cycles = sorted(set(result.cycles.tolist()))
+    if len(cycles) != 1:
+        raise RuntimeError(f"cycles per inference vary between vectors: {cycles}")
+    return SimReport(len(vectors), mismatches, cycles[0], result.outputs, reference)
+
+
+def write_outputs(report: SimReport, build_dir: Path, output: Path | None) -> None:
+    model = load_model(build_dir / "model_int.onnx")
+    io = HostIO.load(model)
+    if output is not None:
+        y = io.output.dequantize(report.hardware).reshape(report.vectors, *io.output.shape[1:])
+        tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp.npy")
+        np.save(tmp, y)
+        tmp.replace(output)
+    (build_dir / "report").mkdir(exist_ok=True)
+    (build_dir / "report" / "sim.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")

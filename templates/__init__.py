@@ -1,0 +1,1 @@
+"""Jinja2 VHDL templates and static VHDL files, installed as package data."""

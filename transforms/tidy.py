@@ -1,0 +1,75 @@
+"""Tidy an exported QONNX graph into the shape the lowering expects.
+
+Shapes inferred, constants folded (Quant nodes kept: their float weights are what a plan re-quantises),
+Gemm split into MatMul + Add under the Gemm's own name (qonnx's GemmToMatMul leaves the new nodes unnamed).  Node names are kept where they are unique, because they carry the
+Brevitas module names that plans and reports refer to.
+"""
+
+from __future__ import annotations
+
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.fold_constants import FoldConstants
+from qonnx.transformation.general import GiveUniqueNodeNames, RemoveStaticGraphInputs, RemoveUnusedTensors
+from qonnx.transformation.infer_shapes import InferShapes
+
+from onnx import helper
+
+from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.transforms.quant import node_label
+
+
+class Tidy(Transformation):
+    def apply(self, model: ModelWrapper):
+        model = model.transform(RemoveStaticGraphInputs())
+        graph = model.graph
+        if len(graph.input) != 1 or len(graph.output) != 1:
+            raise SpartanError(
+                f"the model has {len(graph.input)} inputs and {len(graph.output)} outputs; one of each is supported"
+            )
+        shape = model.get_tensor_shape(graph.input[0].name)
+        if not shape or any(not isinstance(d, int) or d <= 0 for d in shape):
+            raise SpartanError(f"input '{graph.input[0].name}': shape {shape} is not static")
+        if shape[0] != 1:
+            raise SpartanError(
+                f"input '{graph.input[0].name}': batch size {shape[0]}; export the model with a batch of 1"
+            )
+        for node in graph.node:
+            if node.op_type in ("Quant", "Trunc", "BipolarQuant"):
+                node.domain = "qonnx.custom_op.general"
+        names = [n.name for n in graph.node]
+        if "" in names or len(set(names)) != len(names):
+            model = model.transform(GiveUniqueNodeNames())
+        for step in (InferShapes(), FoldConstants(exclude_op_types=["Quant"]), SplitGemm(), InferShapes(),
+                     RemoveUnusedTensors()):
+            model = model.transform(step)
+        return model, False
+
+
+class SplitGemm(Transformation):
+    """Gemm (alpha = beta = 1, as Brevitas exports it) -> [Transpose] -> MatMul [-> Add], names kept."""
+
+    def apply(self, model: ModelWrapper):
+        graph = model.graph
+        for index, node in enumerate(graph.node):
+            if node.op_type != "Gemm":
+                continue
+            attr = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            if attr.get("alpha", 1.0) != 1.0 or attr.get("beta", 1.0) != 1.0 or attr.get("transA", 0):
+                raise SpartanError(f"{node_label(node)}: only Gemm with alpha = beta = 1 and transA = 0 is supported")
+            a, b = node.input[0], node.input[1]
+            new = []
+            if attr.get("transB", 0):
+                b_t = model.make_new_valueinfo_name()
+                new.append(helper.make_node("Transpose", [b], [b_t], name=f"{node.name}_transpose", perm=[1, 0]))
+                b = b_t
+            has_bias = len(node.input) > 2 and node.input[2]
+            product = model.make_new_valueinfo_name() if has_bias else node.output[0]
+            new.append(helper.make_node("MatMul", [a, b], [product], name=node.name))
+            if has_bias:
+                new.append(helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_bias"))
+            graph.node.remove(node)
+            for k, n in enumerate(new):
+                graph.node.insert(index + k, n)
+            return model, True
+        return model, False
