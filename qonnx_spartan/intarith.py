@@ -14,9 +14,10 @@ from fractions import Fraction
 
 import numpy as np
 
-#: Width of the requantisation multiplier M: relative error <= 2**-16 keeps the rescaled value within a
-#: 1/256 of an output LSB over an 8-bit output range, and a 16-bit operand fits one DSP48E1 port.
-MULTIPLIER_BITS = 16
+#: Width of the unsigned requantisation multiplier M: relative error <= 2**-17 keeps the rescaled value
+#: within 1/512 of an output LSB over an 8-bit output range, and M (signed: 18 bits) fits the DSP48E1's
+#: 18-bit B port (UG479).
+MULTIPLIER_BITS = 17
 
 
 @dataclass(frozen=True)

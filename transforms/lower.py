@@ -38,6 +38,36 @@ class IntTensor:
     hi: int
 
 
+#: Bias rounding may move the value before requantisation by at most this fraction of an output LSB.
+BIAS_ERROR_LSB = 1 / 256
+MAX_BIAS_FRACTION_BITS = 16
+
+
+def fixed_point_bias(node, bias_in_acc_lsb: np.ndarray, ratio: float | None) -> tuple[int, np.ndarray]:
+    """(f, integer bias at 2**-f accumulator LSBs): how a real-valued bias enters the accumulator.
+
+    A bias that is a multiple of 2**-f is held exactly.  Otherwise it is held as the midpoint of the
+    2**-f interval around it, one bit finer: the sum then never lands on a rounding boundary and stays on
+    the same side of it as the exact sum, so for power-of-two rescaling the outputs equal Brevitas's
+    exactly.  f grows until the midpoint is within BIAS_ERROR_LSB of an output LSB of the exact bias.
+    An accumulator output (ratio None) has no rounding after it: the bias is rounded to its LSB."""
+    if ratio is None:
+        return 0, checked_bias(node, np.round(bias_in_acc_lsb))
+    for f in range(MAX_BIAS_FRACTION_BITS + 1):
+        scaled = bias_in_acc_lsb * 2**f
+        if np.array_equal(scaled, np.round(scaled)):
+            return f, checked_bias(node, scaled)
+        if 0.5 * ratio / 2**f <= BIAS_ERROR_LSB or f == MAX_BIAS_FRACTION_BITS:
+            return f + 1, checked_bias(node, 2 * np.floor(scaled) + 1)
+    raise AssertionError("unreachable")
+
+
+def checked_bias(node, bias: np.ndarray) -> np.ndarray:
+    if np.abs(bias).max(initial=0) >= 2**31:
+        raise SpartanError(f"{node_label(node)}: bias too large for the accumulator")
+    return bias.astype(np.int64)
+
+
 class LowerToIntegerOps(Transformation):
     def apply(self, model: ModelWrapper):
         return Lowering(model).run(), False
@@ -125,14 +155,14 @@ class Lowering:
         if w.ndim != 2:
             raise SpartanError(f"{node_label(matmul)}: weights of shape {list(w.shape)} are not a matrix")
         acc_scale = x.scale * weights.spec.scale
-        bias = np.zeros(w.shape[1], dtype=np.int64)
+        bias_values = np.zeros(w.shape[1])
         relu = False
         out_quant = None
         fused = [matmul]
         nxt = self.only_consumer(matmul.output[0], matmul)
         if nxt is not None and nxt.op_type == "Add":
             other = nxt.input[1] if nxt.input[0] == fused[-1].output[0] else nxt.input[0]
-            bias = self.integer_bias(nxt, other, acc_scale, w.shape[1])
+            bias_values = self.float_bias(nxt, other, w.shape[1])
             fused.append(nxt)
             nxt = self.only_consumer(nxt.output[0], nxt)
         if nxt is not None and nxt.op_type == "Relu":
@@ -150,9 +180,12 @@ class Lowering:
         self.consumed.update(n.output[0] for n in fused)
         tail = fused[-1].output[0]
 
-        acc_lo, acc_hi = matmul_range(x.dtype, w, bias)
+        ratio = acc_scale / out_quant.scale if out_quant is not None else None
+        acc_shift, bias = fixed_point_bias(fused[1] if len(fused) > 1 else matmul, bias_values / acc_scale, ratio)
+        acc_scale /= 2**acc_shift
+        acc_lo, acc_hi = matmul_range(x.dtype, w * 2**acc_shift, bias)
         if out_quant is not None:
-            rescale = Rescale.from_ratio(acc_scale / out_quant.scale)
+            rescale = Rescale.from_ratio(ratio / 2**acc_shift)
             lo, hi = (max(out_quant.lo, 0) if relu else out_quant.lo), out_quant.hi
             out = IntTensor(tail, out_quant.scale, out_quant.dtype, lo, hi)
         elif relu:
@@ -174,6 +207,7 @@ class Lowering:
                 out_shape=[int(d) for d in shape],
                 source=matmul.name,
                 in_dtype=x.dtype.name,
+                acc_shift=acc_shift,
                 weights=helper.make_tensor("weights", TensorProto.INT64, list(w.shape), w.astype(np.int64).ravel().tolist()),
                 bias=helper.make_tensor("bias", TensorProto.INT64, [len(bias)], bias.astype(np.int64).tolist()),
                 requant=int(rescale is not None),
@@ -185,7 +219,8 @@ class Lowering:
         )
         self.tensors[out.name] = out
 
-    def integer_bias(self, add, tensor: str, acc_scale: float, n: int) -> np.ndarray:
+    def float_bias(self, add, tensor: str, n: int) -> np.ndarray:
+        """The real-valued bias an Add contributes: a float constant or a quantised one."""
         model = self.model
         values = model.get_initializer(tensor)
         if values is None:
@@ -198,10 +233,7 @@ class Lowering:
         values = np.asarray(values, dtype=np.float64)
         if values.size != n:
             raise SpartanError(f"{node_label(add)}: bias of shape {list(values.shape)} does not match {n} outputs")
-        bias = np.round(values.reshape(n) / acc_scale)
-        if np.abs(bias).max(initial=0) >= 2**31:
-            raise SpartanError(f"{node_label(add)}: bias too large for the accumulator scale {acc_scale:g}")
-        return bias.astype(np.int64)
+        return values.reshape(n)
 
     # -- the new graph -------------------------------------------------------------------------------
     def build(self, host_in: TensorIO, out: IntTensor) -> ModelWrapper:

@@ -1,4 +1,5 @@
-"""IntLinear: y = requantize(x @ W + b) over the rows of x — a QuantLinear with its activation quantiser.
+"""IntLinear: y = requantize((x @ W) * 2**f + b) over the rows of x — a QuantLinear and its activation
+quantiser.  The f fractional bits let a float bias be held precisely (see transforms/lower.py).
 
 Hardware: one multiply-accumulate per cycle, a pipeline fed by counters so that back-to-back dot products
 run without bubbles; a fixed tail (memory read, product, accumulate, rescale, saturate, write) follows the
@@ -27,6 +28,7 @@ class IntLinear(SpartanOp):
             "in_dtype": ("s", True, ""),
             "weights": ("t", True, np.zeros((1, 1))),  # integer W, shaped (K, N)
             "bias": ("t", True, np.zeros((1,))),  # integer b at the accumulator's scale, shaped (N,)
+            "acc_shift": ("i", False, 0),  # f: fractional accumulator bits below the product's LSB
             "requant": ("i", False, 1),  # 0: the output is the accumulator itself
             "multiplier": ("i", False, 1),
             "shift": ("i", False, 0),
@@ -61,8 +63,12 @@ class IntLinear(SpartanOp):
         w = self.weights()
         return max(bits_signed(int(w.min())), bits_signed(int(w.max())), 2)
 
+    @property
+    def acc_shift(self) -> int:
+        return self.get_nodeattr("acc_shift")
+
     def acc_range(self) -> tuple[int, int]:
-        return matmul_range(self.in_type(), self.weights(), self.bias())
+        return matmul_range(self.in_type(), self.weights() * 2**self.acc_shift, self.bias())
 
     def acc_bits(self) -> int:
         return max(bits_signed(v) for v in self.acc_range())
@@ -74,7 +80,7 @@ class IntLinear(SpartanOp):
     def execute_node(self, context, graph):
         node = self.onnx_node
         x = self.as_int(context[node.input[0]])
-        acc = x @ self.weights() + self.bias()
+        acc = (x @ self.weights()) * 2**self.acc_shift + self.bias()
         if self.get_nodeattr("requant"):
             y = requantize(acc, self.rescale(), self.get_nodeattr("out_lo"), self.get_nodeattr("out_hi"))
         else:
@@ -120,6 +126,7 @@ class IntLinear(SpartanOp):
             "w_bits": self.weight_bits(),
             "w_abits": self.weight_memories()["w"].address_bits,
             "acc_bits": self.acc_bits(),
+            "acc_shift": self.acc_shift,
             "bias": [int(v) for v in self.bias()],
             "requant": bool(self.get_nodeattr("requant")),
             "multiplier": rescale.multiplier,
