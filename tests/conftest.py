@@ -1,0 +1,37 @@
+"""Shared fixtures: tools the tests need are required in CI (.ci/run installs them); elsewhere a test
+that lacks one is skipped with the reason printed (pytest -rs)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_tool(available: bool, what: str) -> None:
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI (.ci/run installs it)")
+    pytest.skip(f"{what} is not installed")
+
+
+@pytest.fixture
+def ghdl():
+    require_tool(shutil.which("ghdl") is not None, "GHDL")
+
+
+@pytest.fixture
+def brevitas():
+    try:
+        import brevitas  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        require_tool(False, "brevitas/torch")

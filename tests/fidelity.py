@@ -1,0 +1,39 @@
+"""How close the integer graph is to the exported QONNX/Brevitas model, in LSBs of each quantised tensor."""
+
+from __future__ import annotations
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
+from qonnx.custom_op.registry import getCustomOp
+
+from qonnx_spartan.hostio import HostIO
+
+
+def requantised_tensor_lsb_errors(tidied: ModelWrapper, lowered: ModelWrapper, x: np.ndarray) -> dict[str, float]:
+    """Worst |integer - float/scale| per requantised tensor, over the float inputs x (batch first).
+
+    The float side is qonnx's execution of the exported graph (what Brevitas computes); the integer side
+    the lowered graph; tensors are matched by name, which the lowering keeps."""
+    io = HostIO.load(lowered)
+    scales = {}
+    for node in lowered.graph.node:
+        op = getCustomOp(node)
+        if op.get_nodeattr("requant"):
+            scales[node.output[0]] = None
+    worst = {name: 0.0 for name in scales}
+    in_name = tidied.graph.input[0].name
+    for row in np.asarray(x, dtype=np.float32):
+        fctx = execute_onnx(tidied, {in_name: row.reshape(io.input.shape)}, return_full_exec_context=True)
+        ints = io.input.quantize(row).reshape(io.input.shape).astype(np.float32)
+        ictx = execute_onnx(lowered, {io.input.name: ints}, return_full_exec_context=True)
+        for name in worst:
+            scale = scale_of(tidied, name)
+            err = np.abs(ictx[name] - fctx[name] / scale).max()
+            worst[name] = max(worst[name], float(err))
+    return worst
+
+
+def scale_of(tidied: ModelWrapper, tensor: str) -> float:
+    quant = tidied.find_producer(tensor)
+    return float(tidied.get_initializer(quant.input[1]))
