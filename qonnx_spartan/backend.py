@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 
 from qonnx_spartan.design import Design
-from qonnx_spartan.names import Namer
+from qonnx_spartan.names import Namer, comment_text
 
 TOP = "qs_top"
 STATIC_FILES = ("qs_arith.vhd", "qs_ram.vhd")
@@ -62,7 +62,7 @@ def generate(design: Design, out_dir: Path) -> dict:
         context = layer.op.template_context()
         context.update(
             entity=entity,
-            source=layer.name.replace("\n", " ").replace('"', "'"),
+            source=comment_text(layer.name),
             y_abits=layer.op.output_buffer().address_bits,
             **{f"{port}_abits": design.buffers[t].memory.address_bits for port, t in zip("xz", layer.inputs)},
             **{f"{role}_rom_entity" if role != "w" else "rom_entity": rom for role, rom in roms.items()},

@@ -47,3 +47,10 @@ class Namer:
             ident = f"{base[: MAX_LENGTH - len(str(k)) - 1].rstrip('_')}_{k}"
         self._taken.add(ident)
         return ident
+
+
+def comment_text(name: str, limit: int = 120) -> str:
+    """`name` as text safe inside a one-line VHDL comment or string: printable ASCII, no quotes."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    text = "".join(c if c.isprintable() and c != '"' else "?" for c in ascii_name)
+    return text[:limit] + ("..." if len(text) > limit else "")

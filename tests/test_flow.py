@@ -1,0 +1,66 @@
+"""The FINN-style flow: ordered named steps, user callables, start/stop, saved intermediate models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from brevitas_models import export, make_mlp
+from qonnx.core.modelwrapper import ModelWrapper
+
+from qonnx_spartan.budget import Budget
+from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.flow import DEFAULT_STEPS, BuildConfig, build
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory):
+    pytest.importorskip("brevitas", reason="brevitas is needed to export the test model")
+    return export(make_mlp([4, 5, 2], 6), tmp_path_factory.mktemp("m") / "mlp.onnx", (1, 4))
+
+
+def test_default_build_writes_everything(tmp_path, mlp):
+    out = tmp_path / "out"
+    build(BuildConfig(model=mlp, output_dir=out))
+    assert (out / "model_int.onnx").is_file() and (out / "hdl" / "files.txt").is_file()
+    assert (out / "sim" / "qs_top_tb.vhd").is_file()
+    saved = sorted(p.name for p in (out / "intermediate_models").iterdir())
+    assert saved == [f"{k:02d}_{name}.onnx" for k, name in enumerate(DEFAULT_STEPS)]
+    report = json.loads((out / "report" / "estimate.json").read_text())
+    assert set(report["total"]) == {"LUT", "LUTRAM", "FF", "BRAM18", "DSP"}
+    assert report["device"] == "xc7s15" and report["cycles"] > 0
+    assert set(report["layers"]) >= {n.name for n in ModelWrapper(str(out / "model_int.onnx")).graph.node}
+
+
+def test_custom_callable_step_and_stop_step(tmp_path, mlp):
+    seen = []
+
+    def count_nodes(model, cfg, ctx):
+        seen.append(len(model.graph.node))
+        return model
+
+    steps = ["tidy", "lower", count_nodes, "memory_style", "estimate", "generate_hdl"]
+    out = tmp_path / "out"
+    build(BuildConfig(model=mlp, output_dir=out, steps=steps, stop_step="estimate",
+                      budget=Budget(device="xc7s25")))
+    assert seen == [2]  # two IntLinear layers after lowering
+    assert not (out / "hdl").exists()
+    assert json.loads((out / "report" / "estimate.json").read_text())["device"] == "xc7s25"
+
+
+def test_start_step_takes_an_intermediate_model(tmp_path, mlp):
+    first = tmp_path / "first"
+    build(BuildConfig(model=mlp, output_dir=first, stop_step="lower"))
+    second = tmp_path / "second"
+    build(BuildConfig(model=first / "intermediate_models" / "01_lower.onnx", output_dir=second,
+                      start_step="memory_style", memory_style="block"))
+    assert (second / "hdl" / "qs_top.vhd").is_file()
+    assert 'STYLE => "block"' in (second / "hdl" / "qs_top.vhd").read_text()
+
+
+def test_unknown_step_is_a_clear_error(tmp_path, mlp):
+    with pytest.raises(SpartanError, match="unknown step 'synthesise'"):
+        build(BuildConfig(model=mlp, output_dir=tmp_path / "o", steps=["tidy", "synthesise"]))
+    with pytest.raises(SpartanError, match="step 'nope' is not among"):
+        build(BuildConfig(model=mlp, output_dir=tmp_path / "o", stop_step="nope"))
+    assert not (tmp_path / "o").exists()
