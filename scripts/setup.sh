@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set up everything qonnx-spartan needs on a fresh Debian machine (run as root, or with sudo available):
+# GHDL from apt when missing, and a virtual environment (.venv) with the pinned Python dependencies.
+# Sourced by scripts/main.sh and scripts/test.sh; safe to run again (it skips what is already there).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${QS_VENV:-$REPO/.venv}"
+PYTHON="${PYTHON:-python3}"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v ghdl >/dev/null 2>&1; then
+  echo "setup: installing GHDL (apt)" >&2
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq ghdl >/dev/null
+fi
+
+stamp="$VENV/.qonnx-spartan-setup"
+want="$(cat "$REPO/pyproject.toml" "$REPO/scripts/setup.sh" | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: preparing the Python environment in $VENV" >&2
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build (docs/architecture.md)
+  "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+  "$VENV/bin/python" -m pip install -q -e "$REPO[brevitas,synth,test,examples]"
+  echo "$want" > "$stamp"
+fi
+export PATH="$VENV/bin:$PATH"
