@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jinja2
 
-from qonnx_spartan.design import Design
+from qonnx_spartan.design import INPUT_PORTS, Design
 from qonnx_spartan.names import Namer, comment_text
 
 TOP = "qs_top"
@@ -64,8 +64,8 @@ def generate(design: Design, out_dir: Path) -> dict:
             entity=entity,
             source=comment_text(layer.name),
             y_abits=layer.op.output_buffer().address_bits,
-            **{f"{port}_abits": design.buffers[t].memory.address_bits for port, t in zip("xz", layer.inputs)},
-            **{f"{role}_rom_entity" if role != "w" else "rom_entity": rom for role, rom in roms.items()},
+            roms=roms,
+            **{f"{port}_abits": design.buffers[t].memory.address_bits for port, t in zip(INPUT_PORTS, layer.inputs)},
         )
         (hdl / f"{entity}.vhd").write_text(env.get_template(layer.op.template).render(**context))
         order.append(f"{entity}.vhd")
@@ -89,7 +89,7 @@ def generate(design: Design, out_dir: Path) -> dict:
         stage["output"] = buffer_names[layer.output]
         stage["inputs"] = [
             {"port": port, "buffer": buffer_names[t], "signal": reader_signal[(layer.index, port)]}
-            for port, t in zip("xz", layer.inputs)
+            for port, t in zip(INPUT_PORTS, layer.inputs)
         ]
 
     io = design.io
