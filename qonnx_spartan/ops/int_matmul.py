@@ -1,0 +1,54 @@
+"""IntMatMul: the product of two activation tensors (Q K^T, and the attention weights times V).
+
+    y[h, m, n] = requantize(sum_k A[h, m, k] * B[h, k, n])
+
+A and B are buffers read through strides, so splitting heads and transposing K cost only addressing;
+the scale of the product (including attention's 1/sqrt(d) Mul) folds into the requantisation.
+"""
+
+from __future__ import annotations
+
+from qonnx_spartan.intarith import IntType
+from qonnx_spartan.ops.mac import B_FROM_PORT, MacOp
+
+
+class IntMatMul(MacOp):
+    b_source = B_FROM_PORT
+
+    def get_nodeattr_types(self):
+        return {
+            **super().get_nodeattr_types(),
+            "b_dtype": ("s", True, ""),
+            "loop_sizes": ("ints", True, [1, 1, 1, 1]),  # H, M, N, K
+            "a_stride": ("ints", True, [0, 0, 0, 1]),  # over h, m, n, k
+            "b_stride": ("ints", True, [0, 0, 0, 1]),
+            "y_stride": ("ints", True, [0, 0, 1]),  # over h, m, n
+        }
+
+    def loops(self):
+        return tuple(self.get_nodeattr("loop_sizes"))
+
+    def a_strides(self):
+        return tuple(self.get_nodeattr("a_stride"))
+
+    def b_strides(self):
+        return tuple(self.get_nodeattr("b_stride"))
+
+    def y_strides(self):
+        return tuple(self.get_nodeattr("y_stride"))
+
+    def b_type(self) -> IntType:
+        return IntType.from_name(self.get_nodeattr("b_dtype"))
+
+    def b_operand(self, context):
+        b = self.as_int(context[self.onnx_node.input[1]])
+        return b.reshape(b.shape[0], -1)
+
+    def b_range(self):
+        return self.b_type().lo, self.b_type().hi
+
+    def b_bits(self) -> int:
+        return self.b_type().bits
+
+    def b_signed(self) -> bool:
+        return self.b_type().signed
