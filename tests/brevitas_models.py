@@ -57,3 +57,51 @@ def brevitas_outputs(model, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         y = model(torch.from_numpy(np.asarray(x, dtype=np.float32)))
     return np.asarray(getattr(y, "value", y), dtype=np.float64)
+
+
+def make_attention_core(window, d_model, heads, bits, po2=False, seed=0):
+    """Attention without softmax (scores quantised, then times V, heads merged, output projection):
+    exercises products of two activations, head splitting, K^T and the merge as addressing."""
+    import math
+
+    import brevitas.nn as qnn
+    import torch
+    from brevitas.quant import (
+        Int8ActPerTensorFixedPoint,
+        Int8ActPerTensorFloat,
+        Int8WeightPerTensorFixedPoint,
+        Int8WeightPerTensorFloat,
+    )
+
+    act = Int8ActPerTensorFixedPoint if po2 else Int8ActPerTensorFloat
+    weight = Int8WeightPerTensorFixedPoint if po2 else Int8WeightPerTensorFloat
+    torch.manual_seed(seed)
+    d_head = d_model // heads
+
+    class Core(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(act_quant=act, bit_width=bits)
+            lin = dict(bias=True, weight_quant=weight, weight_bit_width=bits, output_quant=act,
+                       output_bit_width=bits)
+            self.q, self.k, self.v = (qnn.QuantLinear(d_model, d_model, **lin) for _ in range(3))
+            self.score = qnn.QuantIdentity(act_quant=act, bit_width=bits)
+            self.context = qnn.QuantIdentity(act_quant=act, bit_width=bits)
+            self.out = qnn.QuantLinear(d_model, d_model, **lin)
+
+        def forward(self, x):
+            x = self.inp(x)
+            q = self.q(x).reshape(-1, window, heads, d_head).permute(0, 2, 1, 3)
+            k_t = self.k(x).reshape(-1, window, heads, d_head).permute(0, 2, 3, 1)
+            v = self.v(x).reshape(-1, window, heads, d_head).permute(0, 2, 1, 3)
+            s = self.score(torch.matmul(q, k_t) * (1 / math.sqrt(d_head)))
+            c = self.context(torch.matmul(s, v)).permute(0, 2, 1, 3).reshape(-1, window, d_model)
+            return self.out(c)
+
+    model = Core()
+    model.train()
+    with torch.no_grad():
+        for _ in range(8):
+            model(torch.randn(16, window, d_model))
+    model.eval()
+    return model

@@ -17,7 +17,7 @@ def test_wheel_carries_templates_and_a_working_command(tmp_path: Path, brevitas)
                     str(REPO)], check=True, capture_output=True, cwd=tmp_path)
     wheel = next(dist.glob("qonnx_spartan-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for f in ("qs_arith.vhd", "qs_ram.vhd", "rom.vhd.j2", "int_linear.vhd.j2", "top.vhd.j2", "tb.vhd.j2"):
+    for f in ("qs_arith.vhd", "qs_ram.vhd", "rom.vhd.j2", "mac.vhd.j2", "top.vhd.j2", "tb.vhd.j2"):
         assert f"qonnx_spartan/templates/{f}" in names
     assert "qonnx_spartan/transforms/lower.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

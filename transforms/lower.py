@@ -2,9 +2,15 @@
 
 Every tensor between ops becomes an integer tensor whose real scale only the host knows: the input Quant
 becomes the host-side quantisation, the output's scale the host-side dequantisation (both kept in the
-model's metadata, see qonnx_spartan.hostio).  A MatMul against quantised weights, with its bias Add, an
-optional Relu and the activation Quant after them, becomes one IntLinear; with no Quant after it (the
-model's last layer) the IntLinear outputs its accumulator.
+model's metadata, see qonnx_spartan.hostio).  Each pattern ends at the activation Quant that follows it:
+
+    MatMul(x, Quant(W)) [Add bias] [Relu] Quant   -> IntLinear (no Quant at the graph output: accumulator)
+    MatMul(a, b) [Mul c] Quant                    -> IntMatMul (heads and K^T as strided addressing)
+    Add(a, b) Quant, Add(a, Quant(const)) Quant   -> IntAdd
+    Softmax Quant                                 -> IntSoftmax
+    BatchNormalization [Reshape] Quant            -> IntAffine
+    ReduceMean Quant                              -> IntMean
+    Reshape, Transpose                            -> views: address tables, no op (transforms/views.py)
 """
 
 from __future__ import annotations
@@ -16,31 +22,34 @@ from onnx import TensorProto, helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
+from qonnx.util.basic import get_by_name
 
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.hostio import HostIO, TensorIO
 from qonnx_spartan.intarith import IntType, Rescale, bits_signed, matmul_range
 from qonnx_spartan.ops import DOMAIN
-from qonnx_spartan.transforms.quant import constant_weights, node_label, quant_spec
+from qonnx_spartan.transforms.quant import QuantSpec, constant_weights, node_label, quant_spec
+from qonnx_spartan.transforms.views import affine_strides, apply_view, is_identity
 
-#: Exported op types the lowering understands (Gemm is turned into MatMul + Add by Tidy).
-SUPPORTED_OPS = ("Quant", "MatMul", "Add", "Relu", "Transpose")
+#: Exported op types the lowering understands (Gemm is split into MatMul + Add by Tidy).
+SUPPORTED_OPS = ("Quant", "MatMul", "Add", "Mul", "Relu", "Transpose", "Reshape", "Softmax",
+                 "BatchNormalization", "ReduceMean")
+
+#: Bias rounding may move the value before requantisation by at most this fraction of an output LSB.
+BIAS_ERROR_LSB = 1 / 256
+MAX_BIAS_FRACTION_BITS = 16
 
 
 @dataclass(frozen=True)
 class IntTensor:
-    """An integer tensor of the lowered graph: value = integer * scale, integer in [lo, hi]."""
+    """An integer tensor held in a buffer: value = integer * scale, integer in [lo, hi]."""
 
     name: str
     scale: float
     dtype: IntType
     lo: int
     hi: int
-
-
-#: Bias rounding may move the value before requantisation by at most this fraction of an output LSB.
-BIAS_ERROR_LSB = 1 / 256
-MAX_BIAS_FRACTION_BITS = 16
+    shape: tuple[int, ...]
 
 
 def fixed_point_bias(node, bias_in_acc_lsb: np.ndarray, ratio: float | None) -> tuple[int, np.ndarray]:
@@ -68,6 +77,11 @@ def checked_bias(node, bias: np.ndarray) -> np.ndarray:
     return bias.astype(np.int64)
 
 
+def int_tensor(name: str, values: np.ndarray):
+    values = np.asarray(values, dtype=np.int64)
+    return helper.make_tensor(name, TensorProto.INT64, list(values.shape), values.ravel().tolist())
+
+
 class LowerToIntegerOps(Transformation):
     def apply(self, model: ModelWrapper):
         return Lowering(model).run(), False
@@ -77,53 +91,127 @@ class Lowering:
     def __init__(self, model: ModelWrapper):
         self.model = model
         self.tensors: dict[str, IntTensor] = {}
+        self.views: dict[str, tuple[str, np.ndarray]] = {}  # view tensor -> (buffer tensor, address table)
         self.nodes = []
         self.consumed: set[str] = set()  # output tensors of exported nodes already lowered
 
-    # -- graph walking helpers -----------------------------------------------------------------------
+    # -- graph helpers -------------------------------------------------------------------------------
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.model.get_tensor_shape(tensor))
+
     def only_consumer(self, tensor: str, user):
         consumers = self.model.find_consumers(tensor) or []
         if len(consumers) > 1:
             raise SpartanError(f"{node_label(user)}: its output feeds {len(consumers)} nodes; only one is supported")
         return consumers[0] if consumers else None
 
-    def activation(self, tensor: str, user) -> IntTensor:
-        if tensor not in self.tensors:
-            producer = self.model.find_producer(tensor)
-            origin = f"from {node_label(producer)}" if producer is not None else "a float tensor"
-            raise SpartanError(
-                f"{node_label(user)}: input '{tensor}' ({origin}) is not quantised; "
-                "put a QuantIdentity or quantised activation before it"
-            )
-        return self.tensors[tensor]
+    def is_activation(self, tensor: str) -> bool:
+        return tensor in self.tensors or tensor in self.views
+
+    def operand(self, tensor: str, user) -> tuple[IntTensor, np.ndarray]:
+        """The buffer behind an activation input and the address table of the view the op reads."""
+        if tensor in self.tensors:
+            t = self.tensors[tensor]
+            return t, np.arange(int(np.prod(t.shape))).reshape(t.shape)
+        if tensor in self.views:
+            base, table = self.views[tensor]
+            return self.tensors[base], table
+        producer = self.model.find_producer(tensor)
+        origin = f"from {node_label(producer)}" if producer is not None else "a float tensor"
+        raise SpartanError(
+            f"{node_label(user)}: input '{tensor}' ({origin}) is not quantised; "
+            "put a QuantIdentity or quantised activation before it"
+        )
+
+    def contiguous(self, tensor: str, user) -> IntTensor:
+        """An operand the op reads in buffer order (a view of it must not reorder elements)."""
+        base, table = self.operand(tensor, user)
+        if not is_identity(table):
+            raise SpartanError(f"{node_label(user)}: reading a transposed view of '{base.name}' is not supported here")
+        return base
+
+    def constant(self, tensor: str):
+        """(values, QuantSpec or None) of a constant input: an initializer or a Quant of one."""
+        values = self.model.get_initializer(tensor)
+        if values is not None:
+            return np.asarray(values, dtype=np.float64), None
+        producer = self.model.find_producer(tensor)
+        if producer is not None and producer.op_type == "Quant" and self.model.get_initializer(producer.input[0]) is not None:
+            spec = quant_spec(self.model, producer)
+            self.consumed.add(producer.output[0])
+            return spec.quantize(self.model.get_initializer(producer.input[0])), spec
+        return None, None
+
+    def quant_after(self, node, allowed=()) -> tuple[list, QuantSpec | None]:
+        """Follow single consumers through `allowed` op types to the activation Quant; returns the nodes
+        passed (Quant last) and its spec, or the spec None when the chain reaches the graph output."""
+        chain, current = [], node
+        while True:
+            nxt = self.only_consumer(current.output[0], current)
+            if nxt is None:
+                if current.output[0] != self.model.graph.output[0].name:
+                    raise SpartanError(f"{node_label(current)}: its output is not used")
+                return chain, None
+            if nxt.op_type == "Quant":
+                chain.append(nxt)
+                return chain, quant_spec(self.model, nxt)
+            if nxt.op_type not in allowed:
+                raise SpartanError(
+                    f"{node_label(nxt)}: its input '{current.output[0]}' is not re-quantised; put a quantised "
+                    f"activation (QuantIdentity, QuantReLU) after {node_label(current)}"
+                )
+            chain.append(nxt)
+            current = nxt
+
+    def emit(self, node, out: IntTensor) -> None:
+        self.nodes.append(node)
+        self.tensors[out.name] = out
+
+    def finish(self, fused: list, out: IntTensor, node) -> None:
+        self.consumed.update(n.output[0] for n in fused)
+        self.emit(node, out)
 
     # -- the walk ------------------------------------------------------------------------------------
     def run(self) -> ModelWrapper:
         graph = self.model.graph
-        quants = [n for n in graph.node if n.op_type == "Quant"]
-        if not quants:
+        if not any(n.op_type == "Quant" for n in graph.node):
             raise SpartanError(
                 "the model has no Quant nodes: a float graph cannot run on integers; "
                 "export a Brevitas model with brevitas.export.export_qonnx(..., dynamo=False)"
             )
         for node in graph.node:
+            if node.op_type == "LayerNormalization":
+                raise SpartanError(
+                    f"{node_label(node)}: LayerNorm is not supported (it needs a division and a square root per "
+                    "row); use BatchNorm1d over the features, as arXiv 2410.03294 does"
+                )
             if node.op_type not in SUPPORTED_OPS:
                 raise SpartanError(
                     f"{node_label(node)}: op type {node.op_type} is not supported "
                     f"(supported: {', '.join(SUPPORTED_OPS)}, Gemm)"
                 )
         host_in = self.lower_input()
+        handlers = {
+            "MatMul": self.lower_matmul,
+            "Add": self.lower_add,
+            "Softmax": self.lower_softmax,
+            "BatchNormalization": self.lower_batchnorm,
+            "ReduceMean": self.lower_mean,
+            "Reshape": self.lower_view,
+            "Transpose": self.lower_view,
+        }
         for node in graph.node:
             if node.output[0] in self.consumed:
                 continue
-            if node.op_type == "MatMul":
-                self.lower_linear(node)
+            if node.op_type in handlers:
+                handlers[node.op_type](node)
             elif node.op_type == "Quant" and self.model.get_initializer(node.input[0]) is None:
                 source = self.model.find_producer(node.input[0])
                 what = node_label(source) if source is not None else f"input '{node.input[0]}'"
                 raise SpartanError(f"{node_label(node)}: re-quantising the output of {what} is not supported")
-            elif node.op_type in ("Add", "Relu"):
-                raise SpartanError(f"{node_label(node)}: {node.op_type} outside a linear layer is not supported")
+            elif node.op_type in ("Relu", "Mul"):
+                raise SpartanError(f"{node_label(node)}: a {node.op_type} here is not supported (only after a "
+                                   "linear layer or, for Mul by a constant, after a MatMul of two activations)")
         out_name = graph.output[0].name
         if out_name not in self.tensors or not self.nodes:
             raise SpartanError(f"output '{out_name}': no integer layer produces it")
@@ -140,111 +228,245 @@ class Lowering:
         quant = consumers[0]
         spec = quant_spec(self.model, quant)
         self.consumed.add(quant.output[0])
-        self.tensors[quant.output[0]] = IntTensor(quant.output[0], spec.scale, spec.dtype, spec.lo, spec.hi)
-        shape = self.model.get_tensor_shape(graph_in.name)
-        return TensorIO(quant.output[0], shape, spec.scale, spec.dtype, spec.lo, spec.hi)
+        shape = self.shape(graph_in.name)
+        self.tensors[quant.output[0]] = IntTensor(quant.output[0], spec.scale, spec.dtype, spec.lo, spec.hi, shape)
+        return TensorIO(quant.output[0], list(shape), spec.scale, spec.dtype, spec.lo, spec.hi)
+
+    def lower_view(self, node) -> None:
+        if not self.is_activation(node.input[0]):
+            return  # a view on the weights' path: read by constant_weights
+        base, table = self.operand(node.input[0], node)
+        self.views[node.output[0]] = (base.name, apply_view(table, node, self.shape(node.output[0])))
+
+    # -- patterns ------------------------------------------------------------------------------------
+    def lower_matmul(self, matmul) -> None:
+        a_name, b_name = matmul.input
+        if self.is_activation(a_name) and self.is_activation(b_name):
+            self.lower_activation_matmul(matmul)
+        elif self.is_activation(a_name):
+            self.lower_linear(matmul)
+        elif self.is_activation(b_name):
+            raise SpartanError(f"{node_label(matmul)}: weights on the left of a MatMul are not supported")
+        else:
+            self.operand(a_name, matmul)  # raises: neither input is quantised
 
     def lower_linear(self, matmul) -> None:
-        model = self.model
-        a_name, w_name = matmul.input
-        if a_name not in self.tensors and w_name in self.tensors:
-            raise SpartanError(f"{node_label(matmul)}: weights on the left of a MatMul are not supported")
-        x = self.activation(a_name, matmul)
-        weights = constant_weights(model, w_name, matmul)
+        x = self.contiguous(matmul.input[0], matmul)
+        weights = constant_weights(self.model, matmul.input[1], matmul)
         w = weights.values
         if w.ndim != 2:
             raise SpartanError(f"{node_label(matmul)}: weights of shape {list(w.shape)} are not a matrix")
         acc_scale = x.scale * weights.spec.scale
         bias_values = np.zeros(w.shape[1])
-        relu = False
-        out_quant = None
         fused = [matmul]
         nxt = self.only_consumer(matmul.output[0], matmul)
-        if nxt is not None and nxt.op_type == "Add":
-            other = nxt.input[1] if nxt.input[0] == fused[-1].output[0] else nxt.input[0]
-            bias_values = self.float_bias(nxt, other, w.shape[1])
+        if nxt is not None and nxt.op_type == "Add" and not all(self.is_activation(t) for t in nxt.input):
+            other = nxt.input[1] if nxt.input[0] == matmul.output[0] else nxt.input[0]
+            values, spec = self.constant(other)
+            if values is None or values.size != w.shape[1]:
+                raise SpartanError(f"{node_label(nxt)}: the bias must be a constant of {w.shape[1]} values")
+            bias_values = values.reshape(-1) * (spec.scale if spec is not None else 1.0)
             fused.append(nxt)
-            nxt = self.only_consumer(nxt.output[0], nxt)
-        if nxt is not None and nxt.op_type == "Relu":
-            relu = True
-            fused.append(nxt)
-            nxt = self.only_consumer(nxt.output[0], nxt)
-        if nxt is not None and nxt.op_type == "Quant":
-            out_quant = quant_spec(model, nxt)
-            fused.append(nxt)
-        elif nxt is not None:
-            raise SpartanError(
-                f"{node_label(nxt)}: its input '{fused[-1].output[0]}' is not re-quantised; put a quantised "
-                f"activation (QuantReLU, QuantIdentity) after {node_label(fused[-1])}"
-            )
-        self.consumed.update(n.output[0] for n in fused)
-        tail = fused[-1].output[0]
+        chain, out_quant = self.quant_after(fused[-1], allowed=("Relu",))
+        fused += chain
+        relu = any(n.op_type == "Relu" for n in chain)
 
         ratio = acc_scale / out_quant.scale if out_quant is not None else None
         acc_shift, bias = fixed_point_bias(fused[1] if len(fused) > 1 else matmul, bias_values / acc_scale, ratio)
         acc_scale /= 2**acc_shift
         acc_lo, acc_hi = matmul_range(x.dtype, w * 2**acc_shift, bias)
+        tail = fused[-1].output[0]
+        shape = self.shape(matmul.output[0])
         if out_quant is not None:
             rescale = Rescale.from_ratio(ratio / 2**acc_shift)
-            lo, hi = (max(out_quant.lo, 0) if relu else out_quant.lo), out_quant.hi
-            out = IntTensor(tail, out_quant.scale, out_quant.dtype, lo, hi)
+            lo = max(out_quant.lo, 0) if relu else out_quant.lo
+            out = IntTensor(tail, out_quant.scale, out_quant.dtype, lo, out_quant.hi, shape)
         elif relu:
             rescale = Rescale(1, 0)
-            out = IntTensor(tail, acc_scale, IntType.for_range(0, acc_hi), 0, acc_hi)
+            out = IntTensor(tail, acc_scale, IntType.for_range(0, acc_hi), 0, acc_hi, shape)
         else:
             rescale = None
             acc_type = IntType(True, max(bits_signed(acc_lo), bits_signed(acc_hi)))
-            out = IntTensor(tail, acc_scale, acc_type, acc_lo, acc_hi)
-        shape = model.get_tensor_shape(matmul.output[0])
-        self.nodes.append(
-            helper.make_node(
-                "IntLinear",
-                [x.name],
-                [out.name],
-                name=matmul.name,
-                domain=DOMAIN,
-                out_dtype=out.dtype.name,
-                out_shape=[int(d) for d in shape],
-                source=matmul.name,
-                in_dtype=x.dtype.name,
-                acc_shift=acc_shift,
-                weights=helper.make_tensor("weights", TensorProto.INT64, list(w.shape), w.astype(np.int64).ravel().tolist()),
-                bias=helper.make_tensor("bias", TensorProto.INT64, [len(bias)], bias.astype(np.int64).tolist()),
-                requant=int(rescale is not None),
-                multiplier=rescale.multiplier if rescale else 1,
-                shift=rescale.shift if rescale else 0,
-                out_lo=int(out.lo),
-                out_hi=int(out.hi),
-            )
+            out = IntTensor(tail, acc_scale, acc_type, acc_lo, acc_hi, shape)
+        node = helper.make_node(
+            "IntLinear", [x.name], [out.name], name=matmul.name, domain=DOMAIN, source=matmul.name,
+            out_dtype=out.dtype.name, out_shape=list(shape), in_dtype=x.dtype.name, acc_shift=acc_shift,
+            weights=int_tensor("weights", w), bias=int_tensor("bias", bias),
+            requant=int(rescale is not None), multiplier=rescale.multiplier if rescale else 1,
+            shift=rescale.shift if rescale else 0, out_lo=int(out.lo), out_hi=int(out.hi),
         )
-        self.tensors[out.name] = out
+        self.finish(fused, out, node)
 
-    def float_bias(self, add, tensor: str, n: int) -> np.ndarray:
-        """The real-valued bias an Add contributes: a float constant or a quantised one."""
-        model = self.model
-        values = model.get_initializer(tensor)
-        if values is None:
-            producer = model.find_producer(tensor)
-            if producer is None or producer.op_type != "Quant" or model.get_initializer(producer.input[0]) is None:
-                raise SpartanError(f"{node_label(add)}: adding a non-constant tensor is not supported")
-            spec = quant_spec(model, producer)
-            values = spec.quantize(model.get_initializer(producer.input[0])) * spec.scale
-            self.consumed.add(producer.output[0])
-        values = np.asarray(values, dtype=np.float64)
-        if values.size != n:
-            raise SpartanError(f"{node_label(add)}: bias of shape {list(values.shape)} does not match {n} outputs")
-        return values.reshape(n)
+    def lower_activation_matmul(self, matmul) -> None:
+        a, a_table = self.operand(matmul.input[0], matmul)
+        b, b_table = self.operand(matmul.input[1], matmul)
+        if a.name == b.name:
+            raise SpartanError(f"{node_label(matmul)}: both inputs read the buffer '{a.name}'; not supported")
+        a_table, b_table = squeeze_batch(a_table), squeeze_batch(b_table)
+        if a_table.ndim == 2:
+            a_table, b_table = a_table[None], b_table[None]
+        if a_table.ndim != 3 or b_table.ndim != 3 or a_table.shape[2] != b_table.shape[1]:
+            raise SpartanError(f"{node_label(matmul)}: operands of shapes {list(a_table.shape)} and "
+                               f"{list(b_table.shape)} are not a (batched) matrix product this lowering maps")
+        heads, m, k = a_table.shape
+        n = b_table.shape[2]
+        a_str, b_str = affine_strides(a_table), affine_strides(b_table)
+        if a_str is None or b_str is None:
+            raise SpartanError(f"{node_label(matmul)}: an operand's reshape/transpose is not a strided view")
+        chain, out_quant = self.quant_after(matmul, allowed=("Mul",))
+        if out_quant is None:
+            raise SpartanError(f"{node_label(matmul)}: a product of two activations must be quantised")
+        factor, previous = 1.0, matmul.output[0]
+        for mul in chain[:-1]:
+            values, spec = self.constant(mul.input[1] if mul.input[0] == previous else mul.input[0])
+            if values is None or values.size != 1:
+                raise SpartanError(f"{node_label(mul)}: only a Mul by a scalar constant is supported here")
+            factor *= float(values.ravel()[0]) * (spec.scale if spec is not None else 1.0)
+            previous = mul.output[0]
+        if factor <= 0:
+            raise SpartanError(f"{node_label(chain[0])}: a Mul by {factor:g} (not positive) is not supported")
+        quant = chain[-1]
+        out_name, y_table, view_nodes = self.writer_view(quant, (heads, m, n))
+        out = IntTensor(out_name, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, self.shape(out_name))
+        rescale = Rescale.from_ratio(a.scale * b.scale * factor / out_quant.scale)
+        node = helper.make_node(
+            "IntMatMul", [a.name, b.name], [out.name], name=matmul.name, domain=DOMAIN, source=matmul.name,
+            out_dtype=out.dtype.name, out_shape=list(out.shape), in_dtype=a.dtype.name, b_dtype=b.dtype.name,
+            loop_sizes=[heads, m, n, k],
+            a_stride=[a_str[0], a_str[1], 0, a_str[2]], b_stride=[b_str[0], 0, b_str[2], b_str[1]],
+            y_stride=list(y_table), multiplier=rescale.multiplier, shift=rescale.shift,
+            out_lo=out.lo, out_hi=out.hi,
+        )
+        self.finish([matmul, *chain, *view_nodes], out, node)
+
+    def writer_view(self, quant, logical: tuple[int, int, int]):
+        """Where an op writes its (H, M, N) result: in the layout after the Reshape/Transpose chain that
+        alone reads it, when that is a strided permutation (then its reader reads contiguously)."""
+        table = np.arange(int(np.prod(self.shape(quant.output[0])))).reshape(self.shape(quant.output[0]))
+        chain, current = [], quant
+        while True:
+            consumers = self.model.find_consumers(current.output[0]) or []
+            if len(consumers) != 1 or consumers[0].op_type not in ("Reshape", "Transpose"):
+                break
+            current = consumers[0]
+            table = apply_view(table, current, self.shape(current.output[0]))
+            chain.append(current)
+        position = np.empty(table.size, dtype=np.int64)
+        position[table.ravel()] = np.arange(table.size)  # where each result element lands
+        strides = affine_strides(position.reshape(logical))
+        if chain and strides is not None:
+            return chain[-1].output[0], strides, chain
+        h, m, n = logical
+        return quant.output[0], (m * n, n, 1), []
+
+    def lower_add(self, add) -> None:
+        a_name, b_name = add.input
+        chain, out_quant = self.quant_after(add)
+        if out_quant is None:
+            raise SpartanError(f"{node_label(add)}: the sum must be quantised")
+        shape = self.shape(chain[-1].output[0])
+        if self.is_activation(a_name) and self.is_activation(b_name):
+            a, b = self.contiguous(a_name, add), self.contiguous(b_name, add)
+            if a.name == b.name:
+                raise SpartanError(f"{node_label(add)}: adding a tensor to itself is not supported")
+            if a.shape != b.shape:
+                raise SpartanError(f"{node_label(add)}: broadcasting {list(a.shape)} + {list(b.shape)} is not supported")
+            inputs, b_type, b_scale, const = [a.name, b.name], b.dtype, b.scale, None
+        else:
+            act, other = (a_name, b_name) if self.is_activation(a_name) else (b_name, a_name)
+            a = self.contiguous(act, add)
+            values, spec = self.constant(other)
+            if values is None or spec is None:
+                raise SpartanError(f"{node_label(add)}: the constant added must be quantised (a Quant of a constant)")
+            const = np.broadcast_to(values, shape[1:]).astype(np.int64)
+            inputs, b_type, b_scale = [a.name], IntType.for_range(int(const.min()), int(const.max())), spec.scale
+        out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
+        from qonnx_spartan.ops import IntAdd  # TEMP until the op lands
+
+        node = IntAdd.make_node(add.name, inputs, out.name, a.dtype, a.scale, b_type, b_scale, out.dtype,
+                                out.scale, out.lo, out.hi, list(shape), const=const)
+        node.attribute.append(helper.make_attribute("source", add.name))
+        self.finish([add, *chain], out, node)
+
+    def lower_softmax(self, softmax) -> None:
+        x = self.contiguous(softmax.input[0], softmax)
+        axis = get_by_name(softmax.attribute, "axis")
+        rank = len(x.shape)
+        if axis is not None and axis.i not in (-1, rank - 1):
+            raise SpartanError(f"{node_label(softmax)}: softmax over axis {axis.i}; only the last axis is supported")
+        chain, out_quant = self.quant_after(softmax)
+        if out_quant is None:
+            raise SpartanError(f"{node_label(softmax)}: the softmax output must be quantised")
+        out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, max(out_quant.lo, 0), out_quant.hi,
+                        x.shape)
+        from qonnx_spartan.ops import IntSoftmax  # TEMP until the op lands
+
+        node = IntSoftmax.make_node(softmax.name, x.name, out.name, x.dtype, x.scale, out.dtype, out.scale,
+                                    out.lo, out.hi, list(x.shape))
+        node.attribute.append(helper.make_attribute("source", softmax.name))
+        self.finish([softmax, *chain], out, node)
+
+    def lower_batchnorm(self, bn) -> None:
+        x = self.contiguous(bn.input[0], bn)
+        in_shape = self.shape(bn.input[0])
+        if len(in_shape) != 2:
+            raise SpartanError(f"{node_label(bn)}: BatchNorm over an input of shape {list(in_shape)}; "
+                               "normalise (rows, features) as BatchNorm1d over the last axis")
+        params = [self.model.get_initializer(t) for t in bn.input[1:5]]
+        if any(p is None for p in params):
+            raise SpartanError(f"{node_label(bn)}: BatchNorm parameters must be constants (export in eval mode)")
+        gamma, beta, mean, var = (np.asarray(p, dtype=np.float64) for p in params)
+        eps = get_by_name(bn.attribute, "epsilon")
+        gain = gamma / np.sqrt(var + (eps.f if eps is not None else 1e-5))
+        chain, out_quant = self.quant_after(bn, allowed=("Reshape",))
+        if out_quant is None:
+            raise SpartanError(f"{node_label(bn)}: the BatchNorm output must be quantised")
+        shape = self.shape(chain[-1].output[0])
+        out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
+        from qonnx_spartan.ops import IntAffine  # TEMP until the op lands
+
+        node = IntAffine.make_node(bn.name, x.name, out.name, x.dtype, x.scale, gain, beta - gain * mean,
+                                   out.dtype, out.scale, out.lo, out.hi, list(shape))
+        node.attribute.append(helper.make_attribute("source", bn.name))
+        self.finish([bn, *chain], out, node)
+
+    def lower_mean(self, reduce) -> None:
+        x = self.contiguous(reduce.input[0], reduce)
+        axes_attr = get_by_name(reduce.attribute, "axes")
+        if axes_attr is not None:
+            axes = list(axes_attr.ints)
+        elif len(reduce.input) > 1 and self.model.get_initializer(reduce.input[1]) is not None:
+            axes = [int(a) for a in self.model.get_initializer(reduce.input[1]).ravel()]
+        else:
+            axes = []
+        rank = len(x.shape)
+        axes = [a % rank for a in axes]
+        if axes != [rank - 2] or rank != 3:
+            raise SpartanError(f"{node_label(reduce)}: ReduceMean over axes {axes} of {list(x.shape)}; only the mean "
+                               "over time of (batch, time, features) is supported")
+        steps, features = x.shape[1], x.shape[2]
+        chain, out_quant = self.quant_after(reduce)
+        if out_quant is None:
+            raise SpartanError(f"{node_label(reduce)}: the mean must be quantised")
+        shape = self.shape(chain[-1].output[0])
+        out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
+        rescale = Rescale.from_ratio(x.scale / steps / out_quant.scale)
+        node = helper.make_node(
+            "IntMean", [x.name], [out.name], name=reduce.name, domain=DOMAIN, source=reduce.name,
+            out_dtype=out.dtype.name, out_shape=list(shape), in_dtype=x.dtype.name,
+            loop_sizes=[1, 1, features, steps], a_stride=[0, 0, 1, features], y_stride=[0, 0, 1],
+            multiplier=rescale.multiplier, shift=rescale.shift, out_lo=out.lo, out_hi=out.hi,
+        )
+        self.finish([reduce, *chain], out, node)
 
     # -- the new graph -------------------------------------------------------------------------------
     def build(self, host_in: TensorIO, out: IntTensor) -> ModelWrapper:
         old = self.model
-        in_shape = host_in.shape
-        out_shape = old.get_tensor_shape(old.graph.output[0].name)
         graph = helper.make_graph(
             self.nodes,
             "qonnx_spartan_integer",
-            [helper.make_tensor_value_info(host_in.name, TensorProto.FLOAT, in_shape)],
-            [helper.make_tensor_value_info(out.name, TensorProto.FLOAT, out_shape)],
+            [helper.make_tensor_value_info(host_in.name, TensorProto.FLOAT, host_in.shape)],
+            [helper.make_tensor_value_info(out.name, TensorProto.FLOAT, list(out.shape))],
         )
         onnx_model = helper.make_model(
             graph,
@@ -252,10 +474,16 @@ class Lowering:
             producer_name="qonnx-spartan",
         )
         lowered = ModelWrapper(onnx_model)
-        for t in self.tensors.values():
-            if t.name == host_in.name or any(t.name in n.output for n in self.nodes):
-                lowered.set_tensor_datatype(t.name, DataType[t.dtype.name])
+        lowered.set_tensor_datatype(host_in.name, DataType[host_in.dtype.name])
         for n in self.nodes:
-            lowered.set_tensor_shape(n.output[0], list(self.model.get_tensor_shape(n.output[0])))
-        HostIO(host_in, TensorIO(out.name, out_shape, out.scale, out.dtype, out.lo, out.hi)).save(lowered)
+            t = self.tensors[n.output[0]]
+            lowered.set_tensor_datatype(t.name, DataType[t.dtype.name])
+            if t.name != out.name:
+                lowered.set_tensor_shape(t.name, list(t.shape))
+        HostIO(host_in, TensorIO(out.name, list(out.shape), out.scale, out.dtype, out.lo, out.hi)).save(lowered)
         return lowered
+
+
+def squeeze_batch(table: np.ndarray) -> np.ndarray:
+    """Drop the leading batch dimension of 1 from an operand's address table."""
+    return table[0] if table.ndim >= 3 and table.shape[0] == 1 else table
