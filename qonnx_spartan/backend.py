@@ -31,7 +31,8 @@ def to_bits(value: int, width: int) -> str:
 
 
 def generate(design: Design, out_dir: Path) -> dict:
-    """Write hdl/ and sim/ under out_dir; return the names used (entity per layer, top, test bench)."""
+    """Write hdl/ and sim/ under out_dir; return the VHDL names used: per layer its entity, output buffer
+    instance and ROM entities, the input buffer, and each memory's style (the synth runner needs them)."""
     env = template_environment()
     hdl, sim = out_dir / "hdl", out_dir / "sim"
     hdl.mkdir(parents=True, exist_ok=True)
@@ -42,16 +43,19 @@ def generate(design: Design, out_dir: Path) -> dict:
         (hdl / name).write_text((files("qonnx_spartan.templates") / name).read_text())
         order.append(name)
 
-    entities, stages = {}, []
+    layers, stages = {}, []
     buffer_names = {design.input_buffer.tensor: namer("buf_in")}
+    styles = {buffer_names[design.input_buffer.tensor]: design.input_buffer.memory.style}
     for layer in design.layers:
         entity = namer(f"l{layer.index}_{layer.name}", "layer")
-        entities[layer.name] = entity
         buffer_names[layer.output] = namer(f"buf_{entity}")
+        styles[buffer_names[layer.output]] = layer.op.output_buffer().style
         roms = {}
+        layers[layer.name] = {"entity": entity, "output_buffer": buffer_names[layer.output], "roms": roms}
         for role, mem in layer.op.weight_memories().items():
             rom = namer(f"{entity}_{role}_rom")
             roms[role] = rom
+            styles[rom] = mem.style
             words = [to_bits(v, mem.width) for v in layer.op.rom_words(role)]
             (hdl / f"{rom}.vhd").write_text(
                 env.get_template("rom.vhd.j2").render(
@@ -83,8 +87,16 @@ def generate(design: Design, out_dir: Path) -> dict:
             readers.append({"signal": signal, "active": f"state = RUNNING and stage = {index}"})
         if buf is design.output_buffer:
             readers.append({"signal": unload_signal, "active": "state /= RUNNING"})
-        buffers.append({"name": bname, "width": buf.memory.width, "depth": buf.memory.depth,
-                        "abits": buf.memory.address_bits, "style": buf.memory.style, "readers": readers})
+        buffers.append(
+            {
+                "name": bname,
+                "width": buf.memory.width,
+                "depth": buf.memory.depth,
+                "abits": buf.memory.address_bits,
+                "style": buf.memory.style,
+                "readers": readers,
+            }
+        )
     for layer, stage in zip(design.layers, stages):
         stage["output"] = buffer_names[layer.output]
         stage["inputs"] = [
@@ -97,13 +109,28 @@ def generate(design: Design, out_dir: Path) -> dict:
         "top": TOP,
         "stages": stages,
         "buffers": buffers,
-        "input": {"bits": io.input.dtype.bits, "signed": io.input.dtype.signed, "count": io.input.count,
-                  "buffer": buffer_names[io.input.name]},
-        "output": {"bits": io.output.dtype.bits, "signed": io.output.dtype.signed, "count": io.output.count,
-                   "buffer": buffer_names[io.output.name], "reader": unload_signal},
+        "input": {
+            "bits": io.input.dtype.bits,
+            "signed": io.input.dtype.signed,
+            "count": io.input.count,
+            "buffer": buffer_names[io.input.name],
+        },
+        "output": {
+            "bits": io.output.dtype.bits,
+            "signed": io.output.dtype.signed,
+            "count": io.output.count,
+            "buffer": buffer_names[io.output.name],
+            "reader": unload_signal,
+        },
     }
     (hdl / f"{TOP}.vhd").write_text(env.get_template("top.vhd.j2").render(**common))
     order.append(f"{TOP}.vhd")
     (hdl / FILE_LIST).write_text("\n".join(order) + "\n")
     (sim / TB_FILE).write_text(env.get_template("tb.vhd.j2").render(max_cycles=2 * design.cycles() + 1000, **common))
-    return {"top": TOP, "testbench": f"{TOP}_tb", "layers": entities}
+    return {
+        "top": TOP,
+        "testbench": f"{TOP}_tb",
+        "input_buffer": buffer_names[io.input.name],
+        "layers": layers,
+        "memory_styles": styles,
+    }

@@ -57,9 +57,24 @@ def cmd_simulate(args) -> int:
     report = simulate_build(args.build_dir, inputs, source=str(args.inputs))
     write_outputs(report, args.build_dir, args.output)
     verdict = "bit-exact" if report.bit_exact else f"{report.mismatches} MISMATCHED"
-    print(f"simulate: {report.vectors} vectors, {verdict} against the integer reference, "
-          f"{report.cycles_per_inference} cycles per inference")
+    print(
+        f"simulate: {report.vectors} vectors, {verdict} against the integer reference, "
+        f"{report.cycles_per_inference} cycles per inference"
+    )
     return 0 if report.bit_exact else EXIT_MISMATCH
+
+
+def cmd_synth(args) -> int:
+    from qonnx_spartan.synth import synthesise
+
+    report = synthesise(args.build_dir, progress=lambda s: print(f"synth: {s}", file=sys.stderr))
+    estimate_path = args.build_dir / "report" / "estimate.json"
+    estimate = json.loads(estimate_path.read_text())["total"] if estimate_path.is_file() else {}
+    print(f"{'':7s} {'synth':>7s} {'estimate':>9s}")
+    for r, v in report["total"].items():
+        print(f"{r:7s} {v:7d} {estimate.get(r, 0):9d}")
+    print(f"synthesised in {report['seconds']} s; report in {args.build_dir / 'report' / 'synth.json'}")
+    return 0
 
 
 def cmd_devices(args) -> int:
@@ -99,6 +114,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--output", type=Path, help="where to write the dequantised outputs (.npy)")
     s.set_defaults(run=cmd_simulate)
 
+    y = sub.add_parser("synth", help="GHDL synthesis + yosys synth_xilinx of a built design, per layer")
+    y.add_argument("build_dir", type=Path)
+    y.set_defaults(run=cmd_synth)
+
     d = sub.add_parser("devices", help="list the device profiles")
     d.set_defaults(run=cmd_devices)
     return p
@@ -117,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug: say so in one line, keep the traceback for --debug
         if args.debug:
             raise
-        print(f"qonnx-spartan: internal error: {e.__class__.__name__}: {e} (run with --debug for details)",
-              file=sys.stderr)
+        print(
+            f"qonnx-spartan: internal error: {e.__class__.__name__}: {e} (run with --debug for details)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 

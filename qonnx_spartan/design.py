@@ -70,8 +70,4 @@ class Design:
         """Cycles per inference as the test bench counts them, first input beat to last output beat:
         one beat per input element, each layer's own cycles plus one cycle of hand-over, then two cycles
         per output element (read, send)."""
-        return (
-            self.io.input.count
-            + sum(layer.op.cycles() + 1 for layer in self.layers)
-            + 2 * self.io.output.count
-        )
+        return self.io.input.count + sum(layer.op.cycles() + 1 for layer in self.layers) + 2 * self.io.output.count

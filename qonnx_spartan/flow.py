@@ -151,8 +151,10 @@ def build(cfg: BuildConfig, progress: Callable[[str], None] | None = None) -> Mo
                 (work / "intermediate_models").mkdir(exist_ok=True)
                 model.save(str(work / "intermediate_models" / f"{k:02d}_{name}.onnx"))
         model.save(str(work / "model_int.onnx"))
-        write_json(work / "report" / "build.json",
-                   {"steps": [n for n, _ in steps], "budget": budget_to_json(budget), "names": ctx.reports.get("names")})
+        write_json(
+            work / "report" / "build.json",
+            {"steps": [n for n, _ in steps], "budget": budget_to_json(budget), "names": ctx.reports.get("names")},
+        )
         publish(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

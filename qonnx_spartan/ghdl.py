@@ -51,8 +51,11 @@ def run_checked(cmd: list[str], cwd: Path, what: str) -> None:
 def analyse(sources: list[Path], workdir: Path, extra_flags: list[str] = ()) -> None:
     ghdl = require_ghdl()
     for src in sources:
-        run_checked([ghdl, "-a", *GHDL_FLAGS, *extra_flags, f"--workdir={workdir}", str(src.resolve())], workdir,
-                    f"analysis of {src.name}")
+        run_checked(
+            [ghdl, "-a", *GHDL_FLAGS, *extra_flags, f"--workdir={workdir}", str(src.resolve())],
+            workdir,
+            f"analysis of {src.name}",
+        )
 
 
 def simulate(build_dir: Path, vectors: np.ndarray, out_count: int) -> SimResult:
@@ -68,8 +71,16 @@ def simulate(build_dir: Path, vectors: np.ndarray, out_count: int) -> SimResult:
         tb = f"{TOP}_tb"
         run_checked([ghdl, "-e", *GHDL_FLAGS, f"--workdir={work}", tb], work, "elaboration")
         run_checked(
-            [ghdl, "-r", *GHDL_FLAGS, f"--workdir={work}", tb, f"-gIN_FILE={in_file}", f"-gOUT_FILE={out_file}",
-             "--ieee-asserts=disable"],
+            [
+                ghdl,
+                "-r",
+                *GHDL_FLAGS,
+                f"--workdir={work}",
+                tb,
+                f"-gIN_FILE={in_file}",
+                f"-gOUT_FILE={out_file}",
+                "--ieee-asserts=disable",
+            ],
             work,
             "simulation",
         )

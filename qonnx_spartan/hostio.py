@@ -40,8 +40,14 @@ class TensorIO:
         return (np.asarray(q, dtype=np.float64) * self.scale).astype(np.float32)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "scale": self.scale, "dtype": self.dtype.name,
-                "lo": self.lo, "hi": self.hi}
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "scale": self.scale,
+            "dtype": self.dtype.name,
+            "lo": self.lo,
+            "hi": self.hi,
+        }
 
     @classmethod
     def from_json(cls, d: dict) -> "TensorIO":
@@ -54,7 +60,9 @@ class HostIO:
     output: TensorIO
 
     def save(self, model: ModelWrapper) -> None:
-        model.set_metadata_prop(METADATA_KEY, json.dumps({"input": self.input.to_json(), "output": self.output.to_json()}))
+        model.set_metadata_prop(
+            METADATA_KEY, json.dumps({"input": self.input.to_json(), "output": self.output.to_json()})
+        )
 
     @classmethod
     def load(cls, model: ModelWrapper) -> "HostIO":
@@ -72,7 +80,7 @@ class HostIO:
             x = x[None]
         if list(x.shape[1:]) != per_item or x.shape[0] == 0:
             raise SpartanError(
-                f"{source}: inputs of shape {list(x.shape)} do not match the model input {[ 'N', *per_item]}"
+                f"{source}: inputs of shape {list(x.shape)} do not match the model input {['N', *per_item]}"
             )
         if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
             raise SpartanError(f"{source}: inputs must be finite numbers")

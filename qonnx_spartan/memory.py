@@ -27,6 +27,7 @@ class Memory:
     depth: int
     width: int
     style: str
+    read_only: bool = False  # a ROM: "distributed" means LUT logic, not LUTRAM (no write port)
 
     @property
     def address_bits(self) -> int:
@@ -41,7 +42,7 @@ class Memory:
     @property
     def lutram(self) -> int:
         """LUTs used as memory for a distributed memory with one write and one read port."""
-        if self.style != "distributed":
+        if self.style != "distributed" or self.read_only:
             return 0
         if self.depth <= 32:
             return 4 * math.ceil(self.width / 6)
@@ -50,14 +51,21 @@ class Memory:
     @property
     def read_mux_luts(self) -> int:
         """Logic LUTs that select among the 64-deep slices of a deep distributed memory."""
-        if self.style != "distributed" or self.depth <= 64:
+        if self.style != "distributed" or self.read_only or self.depth <= 64:
             return 0
         return self.width * math.ceil((math.ceil(self.depth / 64) - 1) / 3)
+
+    @property
+    def rom_luts(self) -> int:
+        """LUT6s of a distributed ROM: each holds 64 words of one bit, plus the muxes between them."""
+        if self.style != "distributed" or not self.read_only:
+            return 0
+        return self.width * (math.ceil(self.depth / 64) + math.ceil((math.ceil(self.depth / 64) - 1) / 3))
 
     def resources(self) -> dict[str, int]:
         lutram = self.lutram
         return {
-            "LUT": lutram + self.read_mux_luts,
+            "LUT": lutram + self.read_mux_luts + self.rom_luts,
             "LUTRAM": lutram,
             "FF": self.width,  # the registered read port
             "BRAM18": self.bram18,

@@ -29,8 +29,12 @@ class SimReport:
         return self.mismatches == 0
 
     def to_json(self) -> dict:
-        return {"vectors": self.vectors, "bit_exact": self.bit_exact, "mismatched_vectors": self.mismatches,
-                "cycles_per_inference": self.cycles_per_inference}
+        return {
+            "vectors": self.vectors,
+            "bit_exact": self.bit_exact,
+            "mismatched_vectors": self.mismatches,
+            "cycles_per_inference": self.cycles_per_inference,
+        }
 
 
 def load_inputs(path: Path) -> np.ndarray:

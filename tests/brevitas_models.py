@@ -30,8 +30,17 @@ def make_mlp(sizes, bits, po2=False, bias=True, out_quant=False, seed=0):
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
         kwargs = {"output_quant": act, "output_bit_width": bits} if (last and out_quant) else {}
-        layers.append(qnn.QuantLinear(n_in, n_out, bias=bias, weight_quant=weight, weight_bit_width=bits,
-                                      return_quant_tensor=not last, **kwargs))
+        layers.append(
+            qnn.QuantLinear(
+                n_in,
+                n_out,
+                bias=bias,
+                weight_quant=weight,
+                weight_bit_width=bits,
+                return_quant_tensor=not last,
+                **kwargs,
+            )
+        )
         if not last:
             layers.append(qnn.QuantReLU(act_quant=uact, bit_width=bits, return_quant_tensor=True))
     model = torch.nn.Sequential(*layers)
@@ -82,8 +91,7 @@ def make_attention_core(window, d_model, heads, bits, po2=False, seed=0):
         def __init__(self):
             super().__init__()
             self.inp = qnn.QuantIdentity(act_quant=act, bit_width=bits)
-            lin = dict(bias=True, weight_quant=weight, weight_bit_width=bits, output_quant=act,
-                       output_bit_width=bits)
+            lin = dict(bias=True, weight_quant=weight, weight_bit_width=bits, output_quant=act, output_bit_width=bits)
             self.q, self.k, self.v = (qnn.QuantLinear(d_model, d_model, **lin) for _ in range(3))
             self.score = qnn.QuantIdentity(act_quant=act, bit_width=bits)
             self.context = qnn.QuantIdentity(act_quant=act, bit_width=bits)

@@ -8,11 +8,13 @@ import numpy as np
 from onnx import TensorProto, helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
 
 from qonnx_spartan.flow import BuildConfig, build
 from qonnx_spartan.hostio import HostIO, TensorIO
 from qonnx_spartan.intarith import IntType
 from qonnx_spartan.ops import DOMAIN
+from qonnx_spartan.ops.base import int_tensor
 from qonnx_spartan.simulation import simulate_build
 
 
@@ -20,31 +22,68 @@ def tensor_io(name: str, shape, dtype: IntType, scale: float = 1.0) -> TensorIO:
     return TensorIO(name, list(shape), scale, dtype, dtype.lo, dtype.hi)
 
 
-def int_tensor(values) -> "helper.TensorProto":
-    values = np.asarray(values, dtype=np.int64)
-    return helper.make_tensor("t", TensorProto.INT64, list(values.shape), values.ravel().tolist())
-
-
 def copy_layer(name: str, src: str, dst: str, shape, dtype: IntType):
     """An IntLinear that copies its input (identity weights), giving a second buffer with the same data,
     so that a two-input op can read two different tensors."""
     k = shape[-1]
     return helper.make_node(
-        "IntLinear", [src], [dst], name=name, domain=DOMAIN, out_dtype=dtype.name, out_shape=list(shape),
-        in_dtype=dtype.name, weights=int_tensor(np.eye(k)), bias=int_tensor(np.zeros(k)),
-        requant=1, multiplier=1, shift=0, out_lo=dtype.lo, out_hi=dtype.hi)
+        "IntLinear",
+        [src],
+        [dst],
+        name=name,
+        domain=DOMAIN,
+        out_dtype=dtype.name,
+        out_shape=list(shape),
+        in_dtype=dtype.name,
+        weights=int_tensor("weights", np.eye(k)),
+        bias=int_tensor("bias", np.zeros(k)),
+        requant=1,
+        multiplier=1,
+        shift=0,
+        out_lo=dtype.lo,
+        out_hi=dtype.hi,
+    )
+
+
+def reversed_layer(name: str, src: str, dst: str, shape, in_type: IntType, out_type: IntType):
+    """Like copy_layer, but the channels come out reversed and saturated to another type, so a second
+    operand differs from the first in value and type (a miswired port cannot go unnoticed)."""
+    k = shape[-1]
+    return helper.make_node(
+        "IntLinear",
+        [src],
+        [dst],
+        name=name,
+        domain=DOMAIN,
+        out_dtype=out_type.name,
+        out_shape=list(shape),
+        in_dtype=in_type.name,
+        weights=int_tensor("weights", np.eye(k)[::-1]),
+        bias=int_tensor("bias", np.zeros(k)),
+        requant=1,
+        multiplier=1,
+        shift=0,
+        out_lo=out_type.lo,
+        out_hi=out_type.hi,
+    )
 
 
 def lowered_model(nodes, inp: TensorIO, out: TensorIO, dtypes: dict[str, IntType]) -> ModelWrapper:
     """A lowered graph as LowerToIntegerOps would make it: integer ops, datatypes and host I/O metadata."""
     graph = helper.make_graph(
-        nodes, "single_op",
+        nodes,
+        "single_op",
         [helper.make_tensor_value_info(inp.name, TensorProto.FLOAT, inp.shape)],
-        [helper.make_tensor_value_info(out.name, TensorProto.FLOAT, out.shape)])
-    model = ModelWrapper(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
-                                                                  helper.make_opsetid(DOMAIN, 1)]))
+        [helper.make_tensor_value_info(out.name, TensorProto.FLOAT, out.shape)],
+    )
+    model = ModelWrapper(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(DOMAIN, 1)])
+    )
     for tensor, dtype in {inp.name: inp.dtype, **dtypes}.items():
         model.set_tensor_datatype(tensor, DataType[dtype.name])
+    for node in nodes:
+        if node.output[0] != out.name:
+            model.set_tensor_shape(node.output[0], list(getCustomOp(node).get_nodeattr("out_shape")))
     HostIO(inp, out).save(model)
     return model
 

@@ -15,11 +15,14 @@ from qonnx_spartan.simulation import simulate_build
 from qonnx_spartan.transforms import Tidy
 
 
-@pytest.mark.parametrize("window,d_model,heads,bits,po2,style", [
-    (5, 8, 1, 6, False, "distributed"),
-    (4, 8, 2, 5, True, "block"),
-    (3, 8, 4, 8, False, "block"),
-])
+@pytest.mark.parametrize(
+    "window,d_model,heads,bits,po2,style",
+    [
+        (5, 8, 1, 6, False, "distributed"),
+        (4, 8, 2, 5, True, "block"),
+        (3, 8, 4, 8, False, "block"),
+    ],
+)
 def test_attention_core(tmp_path, window, d_model, heads, bits, po2, style, ghdl, brevitas):
     model = make_attention_core(window, d_model, heads, bits, po2=po2, seed=heads)
     onnx_path = export(model, tmp_path / "att.onnx", (1, window, d_model))

@@ -69,22 +69,28 @@ def test_unsupported_op_names_op_type_and_node(capsys, tmp_path, mlp_onnx):
 def test_float_graph_without_quant(capsys, tmp_path):
     w = helper.make_tensor("w", TensorProto.FLOAT, [4, 2], np.ones(8).tolist())
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "float",
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "float",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], [w])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [w],
+    )
     f = tmp_path / "float.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), f)
     assert_build_fails(capsys, tmp_path, f, expect="no Quant nodes")
 
 
-@pytest.mark.parametrize("text,expect", [
-    ("device: xc7s15\ncaps: {LUT: -5}\n", "field 'caps.LUT'"),
-    ("device: xc9z999\n", "unknown device 'xc9z999'"),
-    ("device: [unclosed\n  - : :\n", "not valid YAML or JSON"),
-    ("just some words", "a budget is a mapping"),
-    ('{"utilization": 1.5}', "field 'utilization'"),
-    ('{"clock": 100}', "field 'clock': unknown field"),
-])
+@pytest.mark.parametrize(
+    "text,expect",
+    [
+        ("device: xc7s15\ncaps: {LUT: -5}\n", "field 'caps.LUT'"),
+        ("device: xc9z999\n", "unknown device 'xc9z999'"),
+        ("device: [unclosed\n  - : :\n", "not valid YAML or JSON"),
+        ("just some words", "a budget is a mapping"),
+        ('{"utilization": 1.5}', "field 'utilization'"),
+        ('{"clock": 100}', "field 'clock': unknown field"),
+    ],
+)
 def test_bad_budget(capsys, tmp_path, mlp_onnx, text, expect):
     budget = tmp_path / "budget.yaml"
     budget.write_text(text)

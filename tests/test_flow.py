@@ -41,8 +41,7 @@ def test_custom_callable_step_and_stop_step(tmp_path, mlp):
 
     steps = ["tidy", "lower", count_nodes, "memory_style", "estimate", "generate_hdl"]
     out = tmp_path / "out"
-    build(BuildConfig(model=mlp, output_dir=out, steps=steps, stop_step="estimate",
-                      budget=Budget(device="xc7s25")))
+    build(BuildConfig(model=mlp, output_dir=out, steps=steps, stop_step="estimate", budget=Budget(device="xc7s25")))
     assert seen == [2]  # two IntLinear layers after lowering
     assert not (out / "hdl").exists()
     assert json.loads((out / "report" / "estimate.json").read_text())["device"] == "xc7s25"
@@ -52,8 +51,14 @@ def test_start_step_takes_an_intermediate_model(tmp_path, mlp):
     first = tmp_path / "first"
     build(BuildConfig(model=mlp, output_dir=first, stop_step="lower"))
     second = tmp_path / "second"
-    build(BuildConfig(model=first / "intermediate_models" / "01_lower.onnx", output_dir=second,
-                      start_step="memory_style", memory_style="block"))
+    build(
+        BuildConfig(
+            model=first / "intermediate_models" / "01_lower.onnx",
+            output_dir=second,
+            start_step="memory_style",
+            memory_style="block",
+        )
+    )
     assert (second / "hdl" / "qs_top.vhd").is_file()
     assert 'STYLE => "block"' in (second / "hdl" / "qs_top.vhd").read_text()
 

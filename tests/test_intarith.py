@@ -95,8 +95,16 @@ def edge_cases():
                 cases.append(((2 * k + 1) * 2 ** (s - 1), 1, s, -(2**20), 2**20, 22))
     rng = np.random.default_rng(7)
     for _ in range(300):
-        cases.append((int(rng.integers(-(2**31 - 1), 2**31)), int(rng.integers(1, 2**17)), int(rng.integers(0, 48)),
-                      -(2**15), 2**15 - 1, 16))
+        cases.append(
+            (
+                int(rng.integers(-(2**31 - 1), 2**31)),
+                int(rng.integers(1, 2**17)),
+                int(rng.integers(0, 48)),
+                -(2**15),
+                2**15 - 1,
+                16,
+            )
+        )
     return cases
 
 
@@ -107,8 +115,12 @@ def test_vhdl_requantize_matches_python(tmp_path: Path, ghdl):
     tb = tmp_path / "arith_tb.vhd"
     tb.write_text(TB)
     (tmp_path / "in.txt").write_text("".join(" ".join(map(str, c)) + "\n" for c in cases))
-    for cmd in (["-a", "--std=08", str(pkg)], ["-a", "--std=08", str(tb)], ["-e", "--std=08", "arith_tb"],
-                ["-r", "--std=08", "arith_tb", "-gIN_FILE=in.txt", "-gOUT_FILE=out.txt"]):
+    for cmd in (
+        ["-a", "--std=08", str(pkg)],
+        ["-a", "--std=08", str(tb)],
+        ["-e", "--std=08", "arith_tb"],
+        ["-r", "--std=08", "arith_tb", "-gIN_FILE=in.txt", "-gOUT_FILE=out.txt"],
+    ):
         subprocess.run(["ghdl", *cmd], cwd=tmp_path, check=True, capture_output=True)
     vhdl = [int(v) for v in (tmp_path / "out.txt").read_text().split()]
     python = [int(requantize(np.array([acc]), Rescale(m, s), lo, hi)[0]) for acc, m, s, lo, hi, _ in cases]

@@ -20,8 +20,14 @@ from qonnx_spartan.transforms import Tidy
 SHAPES = [[4, 8, 3], [6, 16, 12, 2], [5, 3], [3, 20, 1]]
 CASES = [
     # bits, power-of-two scales, shape, bias, output quantiser, memory style
-    (bits, po2, SHAPES[(bits + po2) % len(SHAPES)], (bits + po2) % 3 != 0, bits % 2 == 0,
-     "block" if (bits + po2) % 2 else "distributed")
+    (
+        bits,
+        po2,
+        SHAPES[(bits + po2) % len(SHAPES)],
+        (bits + po2) % 3 != 0,
+        bits % 2 == 0,
+        "block" if (bits + po2) % 2 else "distributed",
+    )
     for bits in range(2, 9)
     for po2 in (False, True)
 ]

@@ -27,13 +27,24 @@ from qonnx.util.basic import get_by_name
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.hostio import HostIO, TensorIO
 from qonnx_spartan.intarith import IntType, Rescale, bits_signed, matmul_range
-from qonnx_spartan.ops import DOMAIN
+from qonnx_spartan.ops import DOMAIN, IntAdd, IntAffine, IntSoftmax
+from qonnx_spartan.ops.base import int_tensor
 from qonnx_spartan.transforms.quant import QuantSpec, constant_weights, node_label, quant_spec
 from qonnx_spartan.transforms.views import affine_strides, apply_view, is_identity
 
 #: Exported op types the lowering understands (Gemm is split into MatMul + Add by Tidy).
-SUPPORTED_OPS = ("Quant", "MatMul", "Add", "Mul", "Relu", "Transpose", "Reshape", "Softmax",
-                 "BatchNormalization", "ReduceMean")
+SUPPORTED_OPS = (
+    "Quant",
+    "MatMul",
+    "Add",
+    "Mul",
+    "Relu",
+    "Transpose",
+    "Reshape",
+    "Softmax",
+    "BatchNormalization",
+    "ReduceMean",
+)
 
 #: Bias rounding may move the value before requantisation by at most this fraction of an output LSB.
 BIAS_ERROR_LSB = 1 / 256
@@ -75,11 +86,6 @@ def checked_bias(node, bias: np.ndarray) -> np.ndarray:
     if np.abs(bias).max(initial=0) >= 2**31:
         raise SpartanError(f"{node_label(node)}: bias too large for the accumulator")
     return bias.astype(np.int64)
-
-
-def int_tensor(name: str, values: np.ndarray):
-    values = np.asarray(values, dtype=np.int64)
-    return helper.make_tensor(name, TensorProto.INT64, list(values.shape), values.ravel().tolist())
 
 
 class LowerToIntegerOps(Transformation):
@@ -136,7 +142,11 @@ class Lowering:
         if values is not None:
             return np.asarray(values, dtype=np.float64), None
         producer = self.model.find_producer(tensor)
-        if producer is not None and producer.op_type == "Quant" and self.model.get_initializer(producer.input[0]) is not None:
+        if (
+            producer is not None
+            and producer.op_type == "Quant"
+            and self.model.get_initializer(producer.input[0]) is not None
+        ):
             spec = quant_spec(self.model, producer)
             self.consumed.add(producer.output[0])
             return spec.quantize(self.model.get_initializer(producer.input[0])), spec
@@ -210,8 +220,10 @@ class Lowering:
                 what = node_label(source) if source is not None else f"input '{node.input[0]}'"
                 raise SpartanError(f"{node_label(node)}: re-quantising the output of {what} is not supported")
             elif node.op_type in ("Relu", "Mul"):
-                raise SpartanError(f"{node_label(node)}: a {node.op_type} here is not supported (only after a "
-                                   "linear layer or, for Mul by a constant, after a MatMul of two activations)")
+                raise SpartanError(
+                    f"{node_label(node)}: a {node.op_type} here is not supported (only after a "
+                    "linear layer or, for Mul by a constant, after a MatMul of two activations)"
+                )
         out_name = graph.output[0].name
         if out_name not in self.tensors or not self.nodes:
             raise SpartanError(f"output '{out_name}': no integer layer produces it")
@@ -289,11 +301,23 @@ class Lowering:
             acc_type = IntType(True, max(bits_signed(acc_lo), bits_signed(acc_hi)))
             out = IntTensor(tail, acc_scale, acc_type, acc_lo, acc_hi, shape)
         node = helper.make_node(
-            "IntLinear", [x.name], [out.name], name=matmul.name, domain=DOMAIN, source=matmul.name,
-            out_dtype=out.dtype.name, out_shape=list(shape), in_dtype=x.dtype.name, acc_shift=acc_shift,
-            weights=int_tensor("weights", w), bias=int_tensor("bias", bias),
-            requant=int(rescale is not None), multiplier=rescale.multiplier if rescale else 1,
-            shift=rescale.shift if rescale else 0, out_lo=int(out.lo), out_hi=int(out.hi),
+            "IntLinear",
+            [x.name],
+            [out.name],
+            name=matmul.name,
+            domain=DOMAIN,
+            source=matmul.name,
+            out_dtype=out.dtype.name,
+            out_shape=list(shape),
+            in_dtype=x.dtype.name,
+            acc_shift=acc_shift,
+            weights=int_tensor("weights", w),
+            bias=int_tensor("bias", bias),
+            requant=int(rescale is not None),
+            multiplier=rescale.multiplier if rescale else 1,
+            shift=rescale.shift if rescale else 0,
+            out_lo=int(out.lo),
+            out_hi=int(out.hi),
         )
         self.finish(fused, out, node)
 
@@ -306,8 +330,10 @@ class Lowering:
         if a_table.ndim == 2:
             a_table, b_table = a_table[None], b_table[None]
         if a_table.ndim != 3 or b_table.ndim != 3 or a_table.shape[2] != b_table.shape[1]:
-            raise SpartanError(f"{node_label(matmul)}: operands of shapes {list(a_table.shape)} and "
-                               f"{list(b_table.shape)} are not a (batched) matrix product this lowering maps")
+            raise SpartanError(
+                f"{node_label(matmul)}: operands of shapes {list(a_table.shape)} and "
+                f"{list(b_table.shape)} are not a (batched) matrix product this lowering maps"
+            )
         heads, m, k = a_table.shape
         n = b_table.shape[2]
         a_str, b_str = affine_strides(a_table), affine_strides(b_table)
@@ -330,12 +356,24 @@ class Lowering:
         out = IntTensor(out_name, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, self.shape(out_name))
         rescale = Rescale.from_ratio(a.scale * b.scale * factor / out_quant.scale)
         node = helper.make_node(
-            "IntMatMul", [a.name, b.name], [out.name], name=matmul.name, domain=DOMAIN, source=matmul.name,
-            out_dtype=out.dtype.name, out_shape=list(out.shape), in_dtype=a.dtype.name, b_dtype=b.dtype.name,
+            "IntMatMul",
+            [a.name, b.name],
+            [out.name],
+            name=matmul.name,
+            domain=DOMAIN,
+            source=matmul.name,
+            out_dtype=out.dtype.name,
+            out_shape=list(out.shape),
+            in_dtype=a.dtype.name,
+            b_dtype=b.dtype.name,
             loop_sizes=[heads, m, n, k],
-            a_stride=[a_str[0], a_str[1], 0, a_str[2]], b_stride=[b_str[0], 0, b_str[2], b_str[1]],
-            y_stride=list(y_table), multiplier=rescale.multiplier, shift=rescale.shift,
-            out_lo=out.lo, out_hi=out.hi,
+            a_stride=[a_str[0], a_str[1], 0, a_str[2]],
+            b_stride=[b_str[0], 0, b_str[2], b_str[1]],
+            y_stride=list(y_table),
+            multiplier=rescale.multiplier,
+            shift=rescale.shift,
+            out_lo=out.lo,
+            out_hi=out.hi,
         )
         self.finish([matmul, *chain, *view_nodes], out, node)
 
@@ -370,7 +408,9 @@ class Lowering:
             if a.name == b.name:
                 raise SpartanError(f"{node_label(add)}: adding a tensor to itself is not supported")
             if a.shape != b.shape:
-                raise SpartanError(f"{node_label(add)}: broadcasting {list(a.shape)} + {list(b.shape)} is not supported")
+                raise SpartanError(
+                    f"{node_label(add)}: broadcasting {list(a.shape)} + {list(b.shape)} is not supported"
+                )
             inputs, b_type, b_scale, const = [a.name, b.name], b.dtype, b.scale, None
         else:
             act, other = (a_name, b_name) if self.is_activation(a_name) else (b_name, a_name)
@@ -381,11 +421,21 @@ class Lowering:
             const = np.broadcast_to(values, shape[1:]).astype(np.int64)
             inputs, b_type, b_scale = [a.name], IntType.for_range(int(const.min()), int(const.max())), spec.scale
         out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
-        from qonnx_spartan.ops import IntAdd  # TEMP until the op lands
-
-        node = IntAdd.make_node(add.name, inputs, out.name, a.dtype, a.scale, b_type, b_scale, out.dtype,
-                                out.scale, out.lo, out.hi, list(shape), const=const)
-        node.attribute.append(helper.make_attribute("source", add.name))
+        node = IntAdd.make_node(
+            add.name,
+            inputs,
+            out.name,
+            a.dtype,
+            a.scale,
+            b_type,
+            b_scale,
+            out.dtype,
+            out.scale,
+            out.lo,
+            out.hi,
+            list(shape),
+            const=const,
+        )
         self.finish([add, *chain], out, node)
 
     def lower_softmax(self, softmax) -> None:
@@ -397,21 +447,22 @@ class Lowering:
         chain, out_quant = self.quant_after(softmax)
         if out_quant is None:
             raise SpartanError(f"{node_label(softmax)}: the softmax output must be quantised")
-        out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, max(out_quant.lo, 0), out_quant.hi,
-                        x.shape)
-        from qonnx_spartan.ops import IntSoftmax  # TEMP until the op lands
-
-        node = IntSoftmax.make_node(softmax.name, x.name, out.name, x.dtype, x.scale, out.dtype, out.scale,
-                                    out.lo, out.hi, list(x.shape))
-        node.attribute.append(helper.make_attribute("source", softmax.name))
+        out = IntTensor(
+            chain[-1].output[0], out_quant.scale, out_quant.dtype, max(out_quant.lo, 0), out_quant.hi, x.shape
+        )
+        node = IntSoftmax.make_node(
+            softmax.name, x.name, out.name, x.dtype, x.scale, out.dtype, out.scale, out.lo, out.hi, list(x.shape)
+        )
         self.finish([softmax, *chain], out, node)
 
     def lower_batchnorm(self, bn) -> None:
         x = self.contiguous(bn.input[0], bn)
         in_shape = self.shape(bn.input[0])
         if len(in_shape) != 2:
-            raise SpartanError(f"{node_label(bn)}: BatchNorm over an input of shape {list(in_shape)}; "
-                               "normalise (rows, features) as BatchNorm1d over the last axis")
+            raise SpartanError(
+                f"{node_label(bn)}: BatchNorm over an input of shape {list(in_shape)}; "
+                "normalise (rows, features) as BatchNorm1d over the last axis"
+            )
         params = [self.model.get_initializer(t) for t in bn.input[1:5]]
         if any(p is None for p in params):
             raise SpartanError(f"{node_label(bn)}: BatchNorm parameters must be constants (export in eval mode)")
@@ -423,11 +474,20 @@ class Lowering:
             raise SpartanError(f"{node_label(bn)}: the BatchNorm output must be quantised")
         shape = self.shape(chain[-1].output[0])
         out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
-        from qonnx_spartan.ops import IntAffine  # TEMP until the op lands
-
-        node = IntAffine.make_node(bn.name, x.name, out.name, x.dtype, x.scale, gain, beta - gain * mean,
-                                   out.dtype, out.scale, out.lo, out.hi, list(shape))
-        node.attribute.append(helper.make_attribute("source", bn.name))
+        node = IntAffine.make_node(
+            bn.name,
+            x.name,
+            out.name,
+            x.dtype,
+            x.scale,
+            gain,
+            beta - gain * mean,
+            out.dtype,
+            out.scale,
+            out.lo,
+            out.hi,
+            list(shape),
+        )
         self.finish([bn, *chain], out, node)
 
     def lower_mean(self, reduce) -> None:
@@ -442,8 +502,10 @@ class Lowering:
         rank = len(x.shape)
         axes = [a % rank for a in axes]
         if axes != [rank - 2] or rank != 3:
-            raise SpartanError(f"{node_label(reduce)}: ReduceMean over axes {axes} of {list(x.shape)}; only the mean "
-                               "over time of (batch, time, features) is supported")
+            raise SpartanError(
+                f"{node_label(reduce)}: ReduceMean over axes {axes} of {list(x.shape)}; only the mean "
+                "over time of (batch, time, features) is supported"
+            )
         steps, features = x.shape[1], x.shape[2]
         chain, out_quant = self.quant_after(reduce)
         if out_quant is None:
@@ -452,10 +514,22 @@ class Lowering:
         out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
         rescale = Rescale.from_ratio(x.scale / steps / out_quant.scale)
         node = helper.make_node(
-            "IntMean", [x.name], [out.name], name=reduce.name, domain=DOMAIN, source=reduce.name,
-            out_dtype=out.dtype.name, out_shape=list(shape), in_dtype=x.dtype.name,
-            loop_sizes=[1, 1, features, steps], a_stride=[0, 0, 1, features], y_stride=[0, 0, 1],
-            multiplier=rescale.multiplier, shift=rescale.shift, out_lo=out.lo, out_hi=out.hi,
+            "IntMean",
+            [x.name],
+            [out.name],
+            name=reduce.name,
+            domain=DOMAIN,
+            source=reduce.name,
+            out_dtype=out.dtype.name,
+            out_shape=list(shape),
+            in_dtype=x.dtype.name,
+            loop_sizes=[1, 1, features, steps],
+            a_stride=[0, 0, 1, features],
+            y_stride=[0, 0, 1],
+            multiplier=rescale.multiplier,
+            shift=rescale.shift,
+            out_lo=out.lo,
+            out_hi=out.hi,
         )
         self.finish([reduce, *chain], out, node)
 

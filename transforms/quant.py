@@ -63,7 +63,9 @@ def quant_spec(model: ModelWrapper, node) -> QuantSpec:
             "use a per-tensor quantiser"
         )
     if np.any(np.asarray(zero_point) != 0):
-        raise SpartanError(f"{node_label(node)}: zero point {np.asarray(zero_point).ravel()[0]} is not supported (only 0)")
+        raise SpartanError(
+            f"{node_label(node)}: zero point {np.asarray(zero_point).ravel()[0]} is not supported (only 0)"
+        )
     rounding = get_by_name(node.attribute, "rounding_mode")
     mode = rounding.s.decode().upper() if rounding is not None else "ROUND"
     if mode not in SUPPORTED_ROUNDING:
@@ -77,7 +79,10 @@ def quant_spec(model: ModelWrapper, node) -> QuantSpec:
     signed = get_by_name(node.attribute, "signed")
     narrow = get_by_name(node.attribute, "narrow")
     return QuantSpec(
-        scale_v, int(bits_v), bool(signed.i) if signed is not None else True, bool(narrow.i) if narrow is not None else False
+        scale_v,
+        int(bits_v),
+        bool(signed.i) if signed is not None else True,
+        bool(narrow.i) if narrow is not None else False,
     )
 
 

@@ -1,19 +1,19 @@
 """Tidy an exported QONNX graph into the shape the lowering expects.
 
 Shapes inferred, constants folded (Quant nodes kept: their float weights are what a plan re-quantises),
-Gemm split into MatMul + Add under the Gemm's own name (qonnx's GemmToMatMul leaves the new nodes unnamed).  Node names are kept where they are unique, because they carry the
+Gemm split into MatMul + Add under the Gemm's own name (qonnx's GemmToMatMul leaves the new nodes
+unnamed).  Node names are kept where they are unique, because they carry the
 Brevitas module names that plans and reports refer to.
 """
 
 from __future__ import annotations
 
+from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.fold_constants import FoldConstants
 from qonnx.transformation.general import GiveUniqueNodeNames, RemoveStaticGraphInputs, RemoveUnusedTensors
 from qonnx.transformation.infer_shapes import InferShapes
-
-from onnx import helper
 
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.transforms.quant import node_label
@@ -40,8 +40,13 @@ class Tidy(Transformation):
         names = [n.name for n in graph.node]
         if "" in names or len(set(names)) != len(names):
             model = model.transform(GiveUniqueNodeNames())
-        for step in (InferShapes(), FoldConstants(exclude_op_types=["Quant"]), SplitGemm(), InferShapes(),
-                     RemoveUnusedTensors()):
+        for step in (
+            InferShapes(),
+            FoldConstants(exclude_op_types=["Quant"]),
+            SplitGemm(),
+            InferShapes(),
+            RemoveUnusedTensors(),
+        ):
             model = model.transform(step)
         return model, False
 
@@ -67,7 +72,9 @@ class SplitGemm(Transformation):
             product = model.make_new_valueinfo_name() if has_bias else node.output[0]
             new.append(helper.make_node("MatMul", [a, b], [product], name=node.name))
             if has_bias:
-                new.append(helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_bias"))
+                new.append(
+                    helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_bias")
+                )
             graph.node.remove(node)
             for k, n in enumerate(new):
                 graph.node.insert(index + k, n)

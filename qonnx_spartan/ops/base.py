@@ -10,13 +10,21 @@ from __future__ import annotations
 from abc import abstractmethod
 
 import numpy as np
+from onnx import TensorProto, numpy_helper
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
 from qonnx_spartan.intarith import IntType
 from qonnx_spartan.memory import STYLES, Memory
 
+#: The ONNX domain of the integer ops; qonnx imports this package to find them.
+DOMAIN = "qonnx_spartan.ops"
 RESOURCES = ("LUT", "LUTRAM", "FF", "BRAM18", "DSP")
+
+
+def int_tensor(name: str, values) -> TensorProto:
+    """An integer tensor attribute (weights, tables) of an op node."""
+    return numpy_helper.from_array(np.asarray(values, dtype=np.int64), name)
 
 
 def add_resources(*parts: dict[str, int]) -> dict[str, int]:

@@ -63,7 +63,7 @@ class IntLinear(MacOp):
 
     def weight_memories(self) -> dict[str, Memory]:
         k, n = self.weights().shape
-        return {"w": Memory(k * n, self.b_bits(), self.get_nodeattr("w_mem_style"))}
+        return {"w": Memory(k * n, self.b_bits(), self.get_nodeattr("w_mem_style"), read_only=True)}
 
     def rom_words(self, role: str) -> list[int]:
         if role != "w":

@@ -1,0 +1,218 @@
+"""IntSoftmax: an integer-only softmax over the last axis, y ~ softmax(x * in_scale) / out_scale.
+
+exp(-(max - x) * in_scale) is read from a table indexed by max - x, so the table's size depends on the
+input type only and every entry lies in [0, 2**EXP_BITS].  One integer reciprocal of the row's sum,
+r = 2**recip_bits // sum, turns the division of every element into a multiplication:
+y = saturate(round_half_even(e * r * M / 2**s)).  All of it is exact in int64 (checked by make_node).
+
+Hardware: per row a data-independent sequence of issue cycles: find the maximum (one read per element),
+sum the table entries (a second read), a restoring divider (one quotient bit per cycle, then r * M once),
+and a third read that writes e * r * M rescaled.  Every issue cycle sends a tag down one pipeline, so the
+passes follow each other without bubbles and the cycle count is fixed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from onnx import TensorProto, helper
+
+from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.intarith import IntType, Rescale, requantize
+from qonnx_spartan.memory import STYLES, Memory, address_bits
+from qonnx_spartan.ops.base import DOMAIN, SpartanOp
+
+#: exp(0) in the table is 2**EXP_BITS: a relative precision of 2**-15 per term.
+EXP_BITS = 15
+#: Significant bits of the reciprocal at the largest possible sum (every term exp(0)); the reciprocal's
+#: truncation then moves an output by at most 2**-15 of its value.
+RECIP_PRECISION_BITS = 16
+#: Products e * r * M must stay below this so that the int64 reference cannot overflow.
+INT64_LIMIT = 1 << 62
+#: Cycles from the last issue to the done pulse, which comes with the last write: x read, table address,
+#: table read, product, rescale and saturate (see softmax.vhd.j2).
+PIPELINE_TAIL = 5
+
+
+def dsp_tiles(a_bits: int, b_bits: int) -> int:
+    """DSP48E1s of an unsigned a x b product: 24 x 17 unsigned bits per DSP (25 x 18 signed, UG479)."""
+    wide, narrow = max(a_bits, b_bits), min(a_bits, b_bits)
+    return math.ceil(wide / 24) * math.ceil(narrow / 17)
+
+
+class IntSoftmax(SpartanOp):
+    template = "softmax.vhd.j2"
+
+    def get_nodeattr_types(self):
+        return {
+            **super().get_nodeattr_types(),
+            "in_dtype": ("s", True, ""),
+            # exp(-d * in_scale) * 2**EXP_BITS, rounded, for d = max - x in 0 .. in.hi - in.lo
+            "exp_table": ("t", True, np.zeros((1,))),
+            "recip_bits": ("i", True, 0),  # RB: the row's reciprocal is 2**RB // sum
+            "multiplier": ("i", False, 1),
+            "shift": ("i", False, 0),
+            "out_lo": ("i", True, 0),
+            "out_hi": ("i", True, 0),
+            "exp_mem_style": ("s", False, "distributed", set(STYLES)),
+        }
+
+    @staticmethod
+    def make_node(
+        name: str,
+        inp: str,
+        out: str,
+        in_type: IntType,
+        in_scale: float,
+        out_type: IntType,
+        out_scale: float,
+        out_lo: int,
+        out_hi: int,
+        out_shape: list[int],
+    ):
+        """The node for a softmax over the last axis of an integer tensor with real scale in_scale, whose
+        result is quantised to out_type with scale out_scale and clipped to [out_lo, out_hi]."""
+        distance = np.arange(in_type.hi - in_type.lo + 1)
+        exp_table = np.round(np.exp(-distance * in_scale) * 2**EXP_BITS).astype(np.int64)
+        largest_sum = out_shape[-1] * 2**EXP_BITS
+        recip_bits = RECIP_PRECISION_BITS - 1 + (largest_sum - 1).bit_length()
+        rescale = Rescale.from_ratio(1 / (out_scale * 2**recip_bits))
+        # e * r <= 2**recip_bits: the largest term, exp(0), is part of every sum
+        if (1 << recip_bits) * rescale.multiplier >= INT64_LIMIT:
+            raise SpartanError(
+                f"node {name}: softmax rows of {out_shape[-1]} elements are too long for the 64-bit integer softmax"
+            )
+        table = helper.make_tensor("exp_table", TensorProto.INT64, [len(exp_table)], exp_table.tolist())
+        return helper.make_node(
+            "IntSoftmax",
+            [inp],
+            [out],
+            name=name,
+            domain=DOMAIN,
+            source=name,
+            out_dtype=out_type.name,
+            out_shape=list(out_shape),
+            in_dtype=in_type.name,
+            exp_table=table,
+            recip_bits=recip_bits,
+            multiplier=rescale.multiplier,
+            shift=rescale.shift,
+            out_lo=int(out_lo),
+            out_hi=int(out_hi),
+        )
+
+    # -- geometry ------------------------------------------------------------------------------------
+    def in_type(self) -> IntType:
+        return IntType.from_name(self.get_nodeattr("in_dtype"))
+
+    def exp_table(self) -> np.ndarray:
+        return np.asarray(self.get_nodeattr("exp_table"), dtype=np.int64)
+
+    @property
+    def length(self) -> int:
+        return self.get_nodeattr("out_shape")[-1]
+
+    @property
+    def rows(self) -> int:
+        return int(np.prod(self.get_nodeattr("out_shape")[1:-1], dtype=np.int64))
+
+    @property
+    def recip_bits(self) -> int:
+        return self.get_nodeattr("recip_bits")
+
+    def rescale(self) -> Rescale:
+        return Rescale(self.get_nodeattr("multiplier"), self.get_nodeattr("shift"))
+
+    def largest_recip(self) -> int:
+        """The reciprocal of the smallest sum, the row maximum's own term exp_table[0]."""
+        return (1 << self.recip_bits) // int(self.exp_table()[0])
+
+    def widths(self) -> dict[str, int]:
+        """Bits of the hardware's unsigned registers, from the exact bounds of their values."""
+        exp_max = int(self.exp_table().max())
+        recip = self.largest_recip()
+        multiplier = self.rescale().multiplier
+        return {
+            "exp_bits": max(1, exp_max.bit_length()),
+            "sum_bits": (self.length * exp_max).bit_length(),
+            "recip_width": recip.bit_length(),
+            "scaled_recip_bits": (recip * multiplier).bit_length(),
+            "product_bits": (exp_max * recip * multiplier).bit_length(),
+        }
+
+    # -- the integer reference -----------------------------------------------------------------------
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        x = self.as_int(context[node.input[0]])
+        e = self.exp_table()[x.max(axis=-1, keepdims=True) - x]
+        recip = (1 << self.recip_bits) // e.sum(axis=-1, keepdims=True)
+        y = requantize(e * recip, self.rescale(), self.get_nodeattr("out_lo"), self.get_nodeattr("out_hi"))
+        context[node.output[0]] = y.astype(np.float32)
+
+    # -- hardware ------------------------------------------------------------------------------------
+    def weight_memories(self) -> dict[str, Memory]:
+        table = self.exp_table()
+        return {
+            "exp": Memory(len(table), self.widths()["exp_bits"], self.get_nodeattr("exp_mem_style"), read_only=True)
+        }
+
+    def rom_words(self, role: str) -> list[int]:
+        if role != "exp":
+            raise KeyError(role)
+        return [int(v) for v in self.exp_table()]
+
+    def divide_cycles(self) -> int:
+        """One cycle per quotient bit of the reciprocal, then one for r * M."""
+        return self.widths()["recip_width"] + 1
+
+    def cycles(self) -> int:
+        return self.rows * (3 * self.length + self.divide_cycles()) + PIPELINE_TAIL
+
+    def logic_resources(self) -> dict[str, int]:
+        w = self.widths()
+        x_bits, out_bits = self.in_type().bits, self.out_type().bits
+        rescale = self.rescale()
+        addr = address_bits(self.rows * self.length)
+        counters = 3 * addr + address_bits(max(self.length, self.divide_cycles())) + address_bits(self.rows) + 2
+        recip_in_dsp = rescale.multiplier_bits > 4
+        ff = (
+            counters
+            + 2 * x_bits
+            + 2 * w["sum_bits"]
+            + w["recip_width"]
+            + w["scaled_recip_bits"]
+            + w["product_bits"]
+            + out_bits
+            + 12
+        )
+        lut = counters + 3 * x_bits + w["sum_bits"] + 2 * (w["sum_bits"] + 1)  # max, distance, sum, divider
+        lut += w["product_bits"] + 2 * out_bits  # rounding and saturation
+        if rescale.multiplier > 1 and not recip_in_dsp:
+            lut += w["recip_width"] * rescale.multiplier_bits
+        dsp = dsp_tiles(w["exp_bits"], w["scaled_recip_bits"])
+        dsp += dsp_tiles(w["recip_width"], rescale.multiplier_bits) if recip_in_dsp else 0
+        return {"LUT": lut, "FF": ff, "DSP": dsp}
+
+    def template_context(self) -> dict:
+        x = self.in_type()
+        out = self.out_type()
+        rescale = self.rescale()
+        w = self.widths()
+        return {
+            **w,
+            "rows": self.rows,
+            "length": self.length,
+            "x_bits": x.bits,
+            "x_signed": x.signed,
+            # the restoring divider's first remainder: 2**RB without its recip_width low bits (zeros), which
+            # is below the smallest sum exp_table[0], as restoring division requires
+            "divider_init": (1 << self.recip_bits) >> w["recip_width"],
+            "multiplier": rescale.multiplier,
+            "multiplier_bits": rescale.multiplier_bits,
+            "shift": rescale.shift,
+            "out_lo": self.get_nodeattr("out_lo"),
+            "out_hi": self.get_nodeattr("out_hi"),
+            "out_bits": out.bits,
+            "out_signed": out.signed,
+        }

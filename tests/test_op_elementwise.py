@@ -1,0 +1,269 @@
+"""IntAdd and IntAffine: make_node's integer maps against the real-valued computation they stand for, and
+single-op designs bit-exact in GHDL against the reference, in the cycles the design predicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qonnx.custom_op.registry import getCustomOp
+from single_op import build_and_simulate, copy_layer, lowered_model, reversed_layer, tensor_io
+
+from qonnx_spartan.design import Design
+from qonnx_spartan.intarith import MULTIPLIER_BITS, IntType
+from qonnx_spartan.model_file import load_model
+from qonnx_spartan.ops import IntAdd, IntAffine
+from qonnx_spartan.ops.int_affine import OFFSET_LIMIT
+
+TYPES = [IntType(signed, bits) for bits in range(2, 9) for signed in (True, False)]
+
+
+def run(node, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    context = {name: np.asarray(v, dtype=np.float32) for name, v in inputs.items()}
+    getCustomOp(node).execute_node(context, None)
+    return context[node.output[0]].astype(np.int64)
+
+
+def random_ints(rng, t: IntType, shape) -> np.ndarray:
+    return rng.integers(t.lo, t.hi + 1, size=shape)
+
+
+def quantised(y_real: np.ndarray, out_scale: float, t: IntType) -> np.ndarray:
+    """What the integer op approximates: the real result on the output grid, clipped to its type."""
+    return np.clip(np.round(y_real / out_scale), t.lo, t.hi).astype(np.int64)
+
+
+def is_power_of_two(v: int) -> bool:
+    return v > 0 and v & (v - 1) == 0
+
+
+def random_scale(rng, po2: bool) -> float:
+    return 2.0 ** int(rng.integers(-8, 2)) if po2 else float(2.0 ** rng.uniform(-8, 1))
+
+
+# -- make_node against the real-valued maps (numpy) ---------------------------------------------------
+@pytest.mark.parametrize("po2", [False, True])
+@pytest.mark.parametrize("seed", range(8))
+def test_int_add_within_one_lsb_of_real_sum(seed, po2):
+    rng = np.random.default_rng(seed)
+    a_type, b_type, out_type = (TYPES[i] for i in rng.integers(len(TYPES), size=3))
+    a_scale, b_scale, out_scale = (random_scale(rng, po2) for _ in range(3))
+    shape = [1, 3, 5]
+    node = IntAdd.make_node(
+        "add", ["a", "b"], "y", a_type, a_scale, b_type, b_scale, out_type, out_scale, out_type.lo, out_type.hi, shape
+    )
+    op = getCustomOp(node)
+    mult_a, mult_b, shift = (op.get_nodeattr(k) for k in ("mult_a", "mult_b", "shift"))
+    assert max(mult_a, mult_b) < 2**MULTIPLIER_BITS
+    a, b = random_ints(rng, a_type, (200, *shape[1:])), random_ints(rng, b_type, (200, *shape[1:]))
+    error = np.abs(run(node, {"a": a, "b": b}) - quantised(a * a_scale + b * b_scale, out_scale, out_type))
+    if po2:
+        assert error.max() == 0
+        assert is_power_of_two(mult_a) and is_power_of_two(mult_b)
+        assert shift == 0 or min(mult_a, mult_b) == 1  # common factors of two divided out
+    else:
+        assert error.max() <= 1
+
+
+def test_int_add_constant_is_broadcast_over_the_batch_and_held_in_its_rom():
+    rng = np.random.default_rng(0)
+    a_type, c_type, out_type = IntType(True, 6), IntType(False, 5), IntType(True, 8)
+    shape = [1, 4, 3]
+    const = random_ints(rng, c_type, shape[1:])
+    node = IntAdd.make_node(
+        "pos", ["a"], "y", a_type, 0.05, c_type, 0.02, out_type, 0.04, out_type.lo, out_type.hi, shape, const=const
+    )
+    op = getCustomOp(node)
+    assert op.rom_words("c") == const.reshape(-1).tolist()
+    assert (op.weight_memories()["c"].depth, op.weight_memories()["c"].width) == (const.size, c_type.bits)
+    a = random_ints(rng, a_type, (50, *shape[1:]))
+    error = np.abs(run(node, {"a": a}) - quantised(a * 0.05 + const * 0.02, 0.04, out_type))
+    assert error.max() <= 1
+
+
+def test_int_add_refuses_a_constant_outside_its_type():
+    with pytest.raises(ValueError, match="does not fit"):
+        IntAdd.make_node(
+            "pos",
+            ["a"],
+            "y",
+            IntType(True, 4),
+            1.0,
+            IntType(True, 4),
+            1.0,
+            IntType(True, 4),
+            1.0,
+            -8,
+            7,
+            [1, 2],
+            const=np.array([3, 8]),
+        )
+
+
+@pytest.mark.parametrize("po2", [False, True])
+@pytest.mark.parametrize("seed", range(8))
+def test_int_affine_within_one_lsb_of_real_map(seed, po2):
+    rng = np.random.default_rng(100 + seed)
+    in_type, out_type = (TYPES[i] for i in rng.integers(len(TYPES), size=2))
+    in_scale, out_scale = random_scale(rng, po2), random_scale(rng, po2)
+    shape = [1, 2, 3, 4]
+    channels = shape[-1]
+    if po2:  # dyadic gains and biases: the integer map is then exact
+        gain = rng.choice([-1, 1], channels) * 2.0 ** rng.integers(-3, 3, channels)
+        bias = rng.integers(-16, 17, channels) * 2.0 ** rng.integers(-6, 0, channels)
+    else:
+        gain = rng.normal(size=channels)  # negative gains too
+        bias = rng.normal(size=channels) * 4
+    node = IntAffine.make_node(
+        "bn", "x", "y", in_type, in_scale, gain, bias, out_type, out_scale, out_type.lo, out_type.hi, shape
+    )
+    op = getCustomOp(node)
+    assert np.abs(op.mult()).max() < 2**MULTIPLIER_BITS
+    x = random_ints(rng, in_type, (100, *shape[1:]))
+    error = np.abs(run(node, {"x": x}) - quantised(gain * x * in_scale + bias, out_scale, out_type))
+    assert error.max() == 0 if po2 else error.max() <= 1
+
+
+def test_multipliers_cost_a_dsp_only_when_they_are_not_powers_of_two():
+    int8, shape = IntType(True, 8), [1, 16]
+    po2 = IntAdd.make_node("add", ["a", "b"], "y", int8, 0.5, int8, 0.25, int8, 0.5, int8.lo, int8.hi, shape)
+    scaled = IntAdd.make_node("add", ["a", "b"], "y", int8, 0.3, int8, 0.7, int8, 0.5, int8.lo, int8.hi, shape)
+    assert getCustomOp(po2).logic_resources()["DSP"] == 0
+    assert getCustomOp(scaled).logic_resources()["DSP"] == 2
+    bn = IntAffine.make_node(
+        "bn", "x", "y", int8, 0.1, np.linspace(-1, 1, 16), np.zeros(16), int8, 0.1, int8.lo, int8.hi, shape
+    )
+    assert getCustomOp(bn).logic_resources()["DSP"] == 1
+
+
+def test_int_affine_keeps_offsets_in_32_bit_integers():
+    """A tiny gain next to a large bias: the offset, not the multiplier, limits the shift."""
+    in_type, out_type = IntType(True, 8), IntType(True, 24)
+    gain, bias = np.array([1e-3, -2e-3]), np.array([3e5, -1e5])
+    node = IntAffine.make_node(
+        "bn", "x", "y", in_type, 1.0, gain, bias, out_type, 1.0, out_type.lo, out_type.hi, [1, 2]
+    )
+    op = getCustomOp(node)
+    assert np.abs(op.offsets()).max() < OFFSET_LIMIT
+    assert np.abs(op.mult()).max() < 2 ** (MULTIPLIER_BITS - 1)
+    x = np.stack(np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)), -1).reshape(-1, 2)
+    assert np.abs(run(node, {"x": x}) - quantised(gain * x + bias, 1.0, out_type)).max() <= 1
+
+
+# -- single-op designs in GHDL ------------------------------------------------------------------------
+def input_vectors(t: IntType, shape, count: int, seed: int) -> np.ndarray:
+    """`count` random inputs, then all minimum, all maximum and alternating minimum/maximum."""
+    item = shape[1:]
+    size = int(np.prod(item))
+    alternating = np.where(np.arange(size) % 2, t.hi, t.lo).reshape(item)
+    extremes = np.stack([np.full(item, t.lo), np.full(item, t.hi), alternating])
+    return np.concatenate([random_ints(np.random.default_rng(seed), t, (count, *item)), extremes])
+
+
+def check_in_ghdl(model, tmp_path: Path, vectors: np.ndarray, out_type: IntType, memory_style: str = "auto"):
+    """Bit-exact against the reference, in exactly the predicted cycles, saturating both ways."""
+    report = build_and_simulate(model, tmp_path, vectors, memory_style)
+    assert report.bit_exact, np.c_[report.hardware, report.reference][:5]
+    assert report.cycles_per_inference == Design(model).cycles()
+    assert report.reference.min() == out_type.lo and report.reference.max() == out_type.hi
+
+
+# a type, b type, scales (a, b, out), out type, whether the second operand reverses and narrows the input
+TWO_INPUT_CASES = [
+    (IntType(True, 8), IntType(True, 8), (0.05, 0.03, 0.1), IntType(True, 5), False),
+    (IntType(True, 4), IntType(False, 3), (2**-2, 2**-1, 2**-2), IntType(False, 4), True),
+]
+
+
+@pytest.mark.parametrize("a_type,b_type,scales,out_type,reverse", TWO_INPUT_CASES)
+def test_int_add_of_two_tensors_in_ghdl(tmp_path, a_type, b_type, scales, out_type, reverse, ghdl):
+    shape = [1, 3, 4]
+    if reverse:
+        second = reversed_layer("second", "x", "b", shape, a_type, b_type)
+    else:
+        second = copy_layer("second", "x", "b", shape, b_type)
+    add = IntAdd.make_node(
+        "add",
+        ["x", "b"],
+        "y",
+        a_type,
+        scales[0],
+        b_type,
+        scales[1],
+        out_type,
+        scales[2],
+        out_type.lo,
+        out_type.hi,
+        shape,
+    )
+    model = lowered_model(
+        [second, add], tensor_io("x", shape, a_type), tensor_io("y", shape, out_type), {"b": b_type, "y": out_type}
+    )
+    check_in_ghdl(model, tmp_path, input_vectors(a_type, shape, 12, seed=a_type.bits), out_type)
+
+
+# a type, constant type, scales (a, constant, out), out type, ROM style
+CONST_CASES = [
+    (IntType(False, 2), IntType(True, 7), (0.5, 0.01, 0.03), IntType(True, 3), "block"),
+    (IntType(True, 6), IntType(False, 5), (2**-3, 2**-2, 2**-2), IntType(False, 3), "distributed"),
+]
+
+
+@pytest.mark.parametrize("a_type,c_type,scales,out_type,style", CONST_CASES)
+def test_int_add_of_a_constant_in_ghdl(tmp_path, a_type, c_type, scales, out_type, style, ghdl):
+    shape = [1, 4, 6]
+    const = random_ints(np.random.default_rng(c_type.bits), c_type, shape[1:])
+    add = IntAdd.make_node(
+        "pos",
+        ["x"],
+        "y",
+        a_type,
+        scales[0],
+        c_type,
+        scales[1],
+        out_type,
+        scales[2],
+        out_type.lo,
+        out_type.hi,
+        shape,
+        const=const,
+    )
+    model = lowered_model([add], tensor_io("x", shape, a_type), tensor_io("y", shape, out_type), {"y": out_type})
+    check_in_ghdl(model, tmp_path, input_vectors(a_type, shape, 12, seed=a_type.bits), out_type, style)
+    built = load_model(tmp_path / "build" / "model_int.onnx")
+    assert getCustomOp(built.graph.node[0]).weight_memories()["c"].style == style
+
+
+# in type, scales (in, out), gain, bias, out type, shape
+AFFINE_CASES = [
+    (
+        IntType(True, 8),
+        (0.02, 0.1),
+        [1.3, -0.7, 0.05, -2.1, 0.4],
+        [0.3, -0.2, 0.9, 0.0, -1.1],
+        IntType(False, 4),
+        [1, 2, 3, 5],
+    ),
+    (IntType(False, 2), (2**-1, 2**-2), [-1.0, 2.0], [0.25, -0.75], IntType(True, 3), [1, 6, 2]),
+]
+
+
+@pytest.mark.parametrize("in_type,scales,gain,bias,out_type,shape", AFFINE_CASES)
+def test_int_affine_in_ghdl(tmp_path, in_type, scales, gain, bias, out_type, shape, ghdl):
+    bn = IntAffine.make_node(
+        "bn",
+        "x",
+        "y",
+        in_type,
+        scales[0],
+        np.array(gain),
+        np.array(bias),
+        out_type,
+        scales[1],
+        out_type.lo,
+        out_type.hi,
+        shape,
+    )
+    model = lowered_model([bn], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+    check_in_ghdl(model, tmp_path, input_vectors(in_type, shape, 12, seed=in_type.bits), out_type)
