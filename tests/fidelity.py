@@ -16,12 +16,12 @@ def requantised_tensor_lsb_errors(tidied: ModelWrapper, lowered: ModelWrapper, x
     The float side is qonnx's execution of the exported graph (what Brevitas computes); the integer side
     the lowered graph; tensors are matched by name, which the lowering keeps."""
     io = HostIO.load(lowered)
-    scales = {}
-    for node in lowered.graph.node:
-        op = getCustomOp(node)
-        if op.get_nodeattr("requant"):
-            scales[node.output[0]] = None
-    worst = {name: 0.0 for name in scales}
+    requantised = [
+        n.output[0]
+        for n in lowered.graph.node
+        if "requant" not in getCustomOp(n).get_nodeattr_types() or getCustomOp(n).get_nodeattr("requant")
+    ]
+    worst = {name: 0.0 for name in requantised}
     in_name = tidied.graph.input[0].name
     for row in np.asarray(x, dtype=np.float32):
         fctx = execute_onnx(tidied, {in_name: row.reshape(io.input.shape)}, return_full_exec_context=True)
