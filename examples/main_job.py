@@ -1,8 +1,16 @@
-"""The main job: export a small quantised MLP from Brevitas, build it for the XC7S15, simulate it in GHDL
-bit-exact against the integer reference, and print one table.  (The Transformer example replaces it.)"""
+"""The main job: the paper's forecasting Transformer on real data, from training to synthesised hardware.
+
+Trains the example on elecdemand (float, then QAT; or reuses a model trained with the same settings),
+builds it for the XC7S15, simulates the whole test set in GHDL, synthesises it with yosys, and prints one
+table: test RMSE of persistence, the float model, the QAT Brevitas model, the integer reference and the
+GHDL hardware; resources from the estimate and from synthesis against the device; cycles and latency.
+
+    python examples/main_job.py [--window 12] [--d-model 16] [--heads 1] [--bits 8] [--plan PLAN.json]
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -11,38 +19,138 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "examples" / "forecasting"))
 
-from brevitas_models import brevitas_outputs, export, make_mlp  # noqa: E402
+from data import FEATURES, make_dataset  # noqa: E402
+from train import export, predict, train  # noqa: E402
 
-from qonnx_spartan.devices import DEVICES  # noqa: E402
+from qonnx_spartan.budget import Budget  # noqa: E402
 from qonnx_spartan.flow import BuildConfig, build  # noqa: E402
+from qonnx_spartan.hostio import HostIO  # noqa: E402
+from qonnx_spartan.model_file import load_model  # noqa: E402
 from qonnx_spartan.simulation import simulate_build, write_outputs  # noqa: E402
+from qonnx_spartan.synth import synthesise  # noqa: E402
+
+START = time.perf_counter()
 
 
-def main() -> int:
-    out = REPO / "out" / "mlp"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    model = make_mlp([8, 32, 16, 1], 6, po2=False, out_quant=True)
-    onnx_path = export(model, out.parent / "mlp.onnx", (1, 8))
-    build(BuildConfig(model=onnx_path, output_dir=out), progress=lambda s: print(f"  build: {s}", flush=True))
-    x = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)
-    print("  simulate: 200 vectors in GHDL", flush=True)
-    sim = simulate_build(out, x)
-    write_outputs(sim, out, out / "y.npy")
-    y_brevitas = brevitas_outputs(model, x).reshape(len(x), -1)
-    y_hw = np.load(out / "y.npy").reshape(len(x), -1)
-    estimate = json.loads((out / "report" / "estimate.json").read_text())
-    device = DEVICES[estimate["device"]]
-    print(f"\nqonnx-spartan main job: MLP 8-32-16-1 at 6 bits -> {out}")
-    print(f"  GHDL vs integer reference : {'bit-exact' if sim.bit_exact else 'MISMATCH'} on {sim.vectors} vectors")
-    print(f"  hardware vs Brevitas      : max |diff| {np.abs(y_hw - y_brevitas).max():.4g}")
-    print(f"  {'resource':8s} {'estimate':>9s} {device.name:>9s}")
-    for r, v in estimate["total"].items():
-        print(f"  {r:8s} {v:9d} {device.capacities()[r]:9d}")
-    print(f"  cycles per inference {sim.cycles_per_inference} ({sim.cycles_per_inference / 100:.2f} us at 100 MHz)")
-    print(f"  done in {time.time() - t0:.0f} s")
+def say(msg: str) -> None:
+    print(f"[{time.perf_counter() - START:6.1f} s] {msg}", flush=True)
+
+
+def rmse(pred_norm: np.ndarray, y_norm: np.ndarray, data) -> float:
+    return float(np.sqrt(np.mean((data.denormalise(pred_norm) - data.denormalise(y_norm)) ** 2)))
+
+
+def trained_model(args, data, out: Path):
+    """Train float then QAT (progress per epoch), or reuse out/ when it holds this exact configuration."""
+    config = {k: getattr(args, k) for k in ("window", "d_model", "heads", "bits", "po2", "epochs", "seed")}
+    config["plan"] = json.loads(args.plan.read_text()) if args.plan else None
+    cached = out / "training.json"
+    if cached.is_file() and not args.retrain and json.loads(cached.read_text())["config"] == config:
+        say(f"reusing the model trained in {out} (--retrain to train again)")
+        return json.loads(cached.read_text())
+
+    def log(p):
+        if p["epoch"] % 5 == 0:
+            say(f"  {'QAT' if p['quant'] else 'float'} epoch {p['epoch']:3d}: validation RMSE {p['val_rmse']:.4f}")
+
+    common = dict(
+        window=args.window,
+        d_model=args.d_model,
+        heads=args.heads,
+        bits=args.bits,
+        epochs=args.epochs,
+        seed=args.seed,
+        data=data,
+        progress=log,
+    )
+    say("training the float model")
+    float_model, _ = train(quant=False, **common)
+    say("quantisation-aware training from the float weights")
+    qat_model, _ = train(quant=True, plan=config["plan"], po2=args.po2, init_from=float_model, **common)
+    out.mkdir(parents=True, exist_ok=True)
+    export(qat_model, out / "model.onnx", args.window, len(FEATURES))
+    record = {
+        "config": config,
+        "float_pred": predict(float_model, data.test.x).ravel().tolist(),
+        "qat_pred": predict(qat_model, data.test.x).ravel().tolist(),
+    }
+    cached.write_text(json.dumps(record))
+    return record
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--window", type=int, default=12)
+    ap.add_argument("--d-model", type=int, default=16)
+    ap.add_argument("--heads", type=int, default=1)
+    ap.add_argument("--bits", type=int, default=8)
+    ap.add_argument("--plan", type=Path, help="per-module bit widths, JSON {module: {weight_bits, act_bits}}")
+    ap.add_argument(
+        "--float-scales", dest="po2", action="store_false", help="float quantiser scales instead of power-of-two ones"
+    )
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=REPO / "out" / "main")
+    ap.add_argument("--retrain", action="store_true")
+    args = ap.parse_args(argv)
+    out = args.out
+
+    say(f"elecdemand, window {args.window}, d_model {args.d_model}, {args.heads} head(s), {args.bits} bits")
+    data = make_dataset(args.window)
+    record = trained_model(args, data, out)
+    budget = Budget()  # the XC7S15, whole device
+
+    say("building for the XC7S15")
+    build(
+        BuildConfig(model=out / "model.onnx", output_dir=out / "build", budget=budget),
+        progress=lambda step: say(f"  build: {step}"),
+    )
+    estimate = json.loads((out / "build" / "report" / "estimate.json").read_text())
+    n = len(data.test.x)
+    say(f"simulating the whole test set in GHDL: {n} windows x {estimate['cycles']} cycles")
+    sim = simulate_build(out / "build", data.test.x, source="test set")
+    write_outputs(sim, out / "build", out / "hardware_pred.npy")
+    say("synthesising (GHDL synth + yosys synth_xilinx)")
+    synth = synthesise(out / "build")
+
+    io = HostIO.load(load_model(out / "build" / "model_int.onnx"))
+    y = data.test.y
+    rows = {
+        "persistence": data.persistence_rmse("test"),
+        "float": rmse(np.array(record["float_pred"]), y, data),
+        f"QAT Brevitas ({args.bits} bits)": rmse(np.array(record["qat_pred"]), y, data),
+        "integer reference": rmse(io.output.dequantize(sim.reference).ravel(), y, data),
+        "GHDL hardware": rmse(io.output.dequantize(sim.hardware).ravel(), y, data),
+    }
+    device = budget.profile
+    print(f"\nqonnx-spartan main job: forecasting Transformer on elecdemand -> {out}")
+    print(f"{'test RMSE (GW)':32s}")
+    for name, value in rows.items():
+        print(f"  {name:30s} {value:.4f}")
+    verdict = "bit-exact" if sim.bit_exact else f"{sim.mismatches} MISMATCHED vectors"
+    print(f"  GHDL vs integer reference: {verdict} on all {sim.vectors} test windows")
+    print(f"\n  {'resource':8s} {'estimate':>9s} {'synthesis':>10s} {device.name + ' has':>11s}")
+    for r, cap in device.capacities().items():
+        print(f"  {r:8s} {estimate['total'][r]:9d} {synth['total'][r]:10d} {cap:11d}")
+    cycles = sim.cycles_per_inference
+    print(
+        f"\n  cycles per inference {cycles} (estimate {estimate['cycles']}), "
+        f"latency {cycles / budget.clock_mhz:.1f} us at {budget.clock_mhz:g} MHz"
+    )
+    summary = {
+        "rmse_gw": rows,
+        "bit_exact": sim.bit_exact,
+        "vectors": sim.vectors,
+        "cycles": cycles,
+        "estimate": estimate["total"],
+        "synthesis": synth["total"],
+        "device": device.name,
+        "seconds": round(time.perf_counter() - START, 1),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    say(f"done; summary in {out / 'summary.json'}")
     return 0 if sim.bit_exact else 1
 
 

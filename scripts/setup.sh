@@ -10,10 +10,10 @@ PYTHON="${PYTHON:-python3}"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v ghdl >/dev/null 2>&1; then
-  echo "setup: installing GHDL (apt)" >&2
+if ! command -v ghdl >/dev/null 2>&1 || ! command -v ghdl-llvm >/dev/null 2>&1; then
+  echo "setup: installing GHDL with its LLVM back end (apt)" >&2
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq ghdl >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq ghdl ghdl-llvm >/dev/null
 fi
 
 stamp="$VENV/.qonnx-spartan-setup"

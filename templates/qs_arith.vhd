@@ -48,14 +48,33 @@ package body qs_arith is
     return resize(floor_v, v'length);
   end function;
 
+  -- Compares only 32-bit quantities: GHDL's synthesis zero-extends a negative integer bound compared with
+  -- a wider vector, and writes wider constants as strings yosys misreads.  A value that does not fit 32
+  -- bits lies beyond both bounds (which are VHDL integers) on the side of its sign.
   function saturate(v : signed; lo, hi : integer; w : positive) return signed is
+    alias x : signed(v'length - 1 downto 0) is v;
+    variable narrow : signed(31 downto 0);
+    variable fits : boolean := true;
   begin
-    if v < lo then
+    if x'length > 32 then
+      for i in 31 to x'length - 1 loop
+        if x(i) /= x(x'length - 1) then
+          fits := false;
+        end if;
+      end loop;
+    end if;
+    narrow := resize(x, 32);
+    if not fits then
+      if x(x'length - 1) = '1' then
+        return to_signed(lo, w);
+      end if;
+      return to_signed(hi, w);
+    elsif narrow < to_signed(lo, 32) then
       return to_signed(lo, w);
-    elsif v > hi then
+    elsif narrow > to_signed(hi, 32) then
       return to_signed(hi, w);
     end if;
-    return resize(v, w);
+    return resize(x, w);
   end function;
 
   function requantize(acc : signed; m : positive; s : natural; lo, hi : integer; w : positive) return signed is

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# the forecasting example (examples/forecasting: data, model, train) is imported by its module names
+sys.path.insert(0, str(Path(__file__).parents[1] / "examples" / "forecasting"))
 
 IN_CI = os.environ.get("CI") == "true"
 

@@ -56,8 +56,9 @@ def _windows(part: np.ndarray, window: int) -> Windows:
     return Windows(x=part[idx].astype(np.float32), y=part[window:, TARGET].astype(np.float32))
 
 
-def make_dataset(window: int, series: np.ndarray | None = None,
-                 fractions: tuple[float, float] = (0.70, 0.15)) -> Dataset:
+def make_dataset(
+    window: int, series: np.ndarray | None = None, fractions: tuple[float, float] = (0.70, 0.15)
+) -> Dataset:
     """Chronological 70/15/15 split of the series, then windows built inside each part.
 
     Splitting the rows before windowing keeps every validation/test target (and its inputs) out of the
@@ -70,6 +71,10 @@ def make_dataset(window: int, series: np.ndarray | None = None,
     mean = series[:a].mean(axis=0)
     std = series[:a].std(axis=0)
     norm = (series - mean) / std
-    return Dataset(train=_windows(norm[:a], window), val=_windows(norm[a:b], window),
-                   test=_windows(norm[b:], window), mean=mean.astype(np.float32),
-                   std=std.astype(np.float32))
+    return Dataset(
+        train=_windows(norm[:a], window),
+        val=_windows(norm[a:b], window),
+        test=_windows(norm[b:], window),
+        mean=mean.astype(np.float32),
+        std=std.astype(np.float32),
+    )

@@ -15,8 +15,6 @@ import math
 import torch
 from torch import nn
 
-HEAD_OUTPUT_BITS = 16  # regression output: wide enough that its LSB is far below the model's error
-
 
 class _Factory:
     """Builds each layer quantised or float, with the bit widths a mixed-precision plan asks for."""
@@ -26,13 +24,13 @@ class _Factory:
         self.plan = dict(plan or {})
         self.quant = quant
         if po2:
-            from brevitas.quant import (Int8ActPerTensorFixedPoint as SignedAct,
-                                        Int8WeightPerTensorFixedPoint as Weight,
-                                        Uint8ActPerTensorFixedPoint as UnsignedAct)
+            from brevitas.quant import Int8ActPerTensorFixedPoint as SignedAct
+            from brevitas.quant import Int8WeightPerTensorFixedPoint as Weight
+            from brevitas.quant import Uint8ActPerTensorFixedPoint as UnsignedAct
         else:
-            from brevitas.quant import (Int8ActPerTensorFloat as SignedAct,
-                                        Int8WeightPerTensorFloat as Weight,
-                                        Uint8ActPerTensorFloat as UnsignedAct)
+            from brevitas.quant import Int8ActPerTensorFloat as SignedAct
+            from brevitas.quant import Int8WeightPerTensorFloat as Weight
+            from brevitas.quant import Uint8ActPerTensorFloat as UnsignedAct
         self.signed_act, self.weight, self.unsigned_act = SignedAct, Weight, UnsignedAct
         self.names: set[str] = set()
 
@@ -40,40 +38,51 @@ class _Factory:
         self.names.add(name)
         return int(self.plan.get(name, {}).get(key, default))
 
-    def linear(self, name: str, n_in: int, n_out: int, act_bits: int | None = None,
-               quant_output: bool = True) -> nn.Module:
+    def linear(
+        self, name: str, n_in: int, n_out: int, act_bits: int | None = None, quant_output: bool = True
+    ) -> nn.Module:
         """Linear layer; its output is quantised by its own ``output_quant`` unless the next module
         (a QuantReLU) quantises it, so the accumulator is not rounded twice."""
         if not self.quant:
             return nn.Linear(n_in, n_out)
         import brevitas.nn as qnn
+
         out = {}
         if quant_output:
-            out = dict(output_quant=self.signed_act,
-                       output_bit_width=self._bits(name, "act_bits", act_bits or self.bits))
-        return qnn.QuantLinear(n_in, n_out, bias=True, weight_quant=self.weight,
-                               weight_bit_width=self._bits(name, "weight_bits", self.bits), **out)
+            out = dict(
+                output_quant=self.signed_act, output_bit_width=self._bits(name, "act_bits", act_bits or self.bits)
+            )
+        return qnn.QuantLinear(
+            n_in,
+            n_out,
+            bias=True,
+            weight_quant=self.weight,
+            weight_bit_width=self._bits(name, "weight_bits", self.bits),
+            **out,
+        )
 
     def act(self, name: str, signed: bool = True) -> nn.Module:
         if not self.quant:
             return nn.Identity()
         import brevitas.nn as qnn
-        return qnn.QuantIdentity(act_quant=self.signed_act if signed else self.unsigned_act,
-                                 bit_width=self._bits(name, "act_bits", self.bits))
+
+        return qnn.QuantIdentity(
+            act_quant=self.signed_act if signed else self.unsigned_act,
+            bit_width=self._bits(name, "act_bits", self.bits),
+        )
 
     def relu(self, name: str) -> nn.Module:
         if not self.quant:
             return nn.ReLU()
         import brevitas.nn as qnn
-        return qnn.QuantReLU(act_quant=self.unsigned_act,
-                             bit_width=self._bits(name, "act_bits", self.bits))
+
+        return qnn.QuantReLU(act_quant=self.unsigned_act, bit_width=self._bits(name, "act_bits", self.bits))
 
     def check_plan(self, prefix: str = "") -> None:
         """A plan naming a module that does not exist is a typo: fail instead of ignoring it."""
         unknown = {k for k in self.plan if k.startswith(prefix)} - self.names
         if unknown:
-            raise ValueError(f"plan names unknown quantised modules: {sorted(unknown)}; "
-                             f"known: {sorted(self.names)}")
+            raise ValueError(f"plan names unknown quantised modules: {sorted(unknown)}; known: {sorted(self.names)}")
 
 
 def sinusoidal_encoding(window: int, d_model: int) -> torch.Tensor:
@@ -155,27 +164,47 @@ class EncoderLayer(nn.Module):
 class Forecaster(nn.Module):
     """(B, window, features) -> (B, 1): next-step value of the target feature (normalised)."""
 
-    def __init__(self, window: int, features: int, d_model: int, heads: int, bits: int,
-                 plan: dict | None = None, po2: bool = False, quant: bool = True):
+    def __init__(
+        self,
+        window: int,
+        features: int,
+        d_model: int,
+        heads: int,
+        bits: int,
+        plan: dict | None = None,
+        po2: bool = False,
+        quant: bool = True,
+    ):
         super().__init__()
         f = _Factory(bits, plan, po2, quant)
         self.input_quant = f.act("input_quant")
         self.embed = Embedding(f, window, features, d_model)
         self.encoder = EncoderLayer(f, window, d_model, heads)
         self.pool_quant = f.act("pool_quant")
-        self.head = f.linear("head", d_model, 1, act_bits=HEAD_OUTPUT_BITS)
+        # The output has the model's width like every other tensor (a plan may widen it): a finer output LSB
+        # than the hidden tensors' would only measure how far a 1-LSB difference inside travels.
+        self.head = f.linear("head", d_model, 1)
         if quant:
             f.check_plan()
-        self.config = dict(window=window, features=features, d_model=d_model, heads=heads,
-                           bits=bits, plan=plan, po2=po2, quant=quant)
+        self.config = dict(
+            window=window, features=features, d_model=d_model, heads=heads, bits=bits, plan=plan, po2=po2, quant=quant
+        )
 
     def forward(self, x):
         x = self.encoder(self.embed(self.input_quant(x)))
         return self.head(self.pool_quant(x.mean(dim=1)))
 
 
-def build_model(window: int, features: int, d_model: int, heads: int, bits: int,
-                plan: dict | None = None, quant: bool = True, po2: bool = False) -> Forecaster:
+def build_model(
+    window: int,
+    features: int,
+    d_model: int,
+    heads: int,
+    bits: int,
+    plan: dict | None = None,
+    quant: bool = True,
+    po2: bool = False,
+) -> Forecaster:
     """The forecaster; ``plan`` maps module names (``model.named_modules()``) to
     ``{"weight_bits": int, "act_bits": int}`` and overrides ``bits`` for that module.
     ``quant=False`` gives the same module tree with float torch layers (the float baseline)."""

@@ -10,6 +10,7 @@ normalised predictions for test_x, the reference a lowered integer model has to 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import random
@@ -44,7 +45,7 @@ def seed_everything(seed: int) -> None:
 def predict(model: nn.Module, x: np.ndarray, batch: int = 4096) -> np.ndarray:
     """Normalised predictions (N,) in eval mode."""
     model.eval()
-    out = [model(torch.from_numpy(x[i:i + batch])).reshape(-1) for i in range(0, len(x), batch)]
+    out = [model(torch.from_numpy(x[i : i + batch])).reshape(-1) for i in range(0, len(x), batch)]
     return torch.cat(out).numpy()
 
 
@@ -52,21 +53,50 @@ def rmse(data: Dataset, model: nn.Module, split: str) -> float:
     """RMSE in the data's units (GW): de-normalised, as the paper reports it."""
     w = getattr(data, split)
     err = data.denormalise(predict(model, w.x)) - data.denormalise(w.y)
-    return float(np.sqrt(np.mean(err ** 2)))
+    return float(np.sqrt(np.mean(err**2)))
 
 
-def train(window: int = 24, d_model: int = 16, heads: int = 1, bits: int = 8,
-          plan: dict | None = None, po2: bool = False, epochs: int = 40, seed: int = 0,
-          quant: bool = True, progress: Callable[[dict], None] | None = None,
-          init_from: nn.Module | None = None, data: Dataset | None = None,
-          lr: float | None = None) -> tuple[nn.Module, dict]:
+def train(
+    window: int = 24,
+    d_model: int = 16,
+    heads: int = 1,
+    bits: int = 8,
+    plan: dict | None = None,
+    po2: bool = False,
+    epochs: int = 40,
+    seed: int = 0,
+    quant: bool = True,
+    progress: Callable[[dict], None] | None = None,
+    init_from: nn.Module | None = None,
+    data: Dataset | None = None,
+    lr: float | None = None,
+) -> tuple[nn.Module, dict]:
     """Adam on MSE with early stopping on validation RMSE; returns the best model and its metrics.
 
     ``init_from`` (typically the trained float model) seeds the weights and BatchNorm statistics, which
     makes QAT converge in a few epochs; ``progress`` is called with a dict after every epoch.
     """
+    with single_thread():
+        return _train(window, d_model, heads, bits, plan, po2, epochs, seed, quant, progress,
+                      init_from, data or make_dataset(window), lr)
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Matrices this small gain nothing from intra-op threads, and on a shared 2-core machine extra
+    threads make training up to 15x slower; one thread also makes results independent of the core
+    count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(window, d_model, heads, bits, plan, po2, epochs, seed, quant, progress, init_from, data,
+           lr):
     seed_everything(seed)
-    data = data or make_dataset(window)
     features = data.train.x.shape[-1]
     model = build_model(window, features, d_model, heads, bits, plan=plan, quant=quant, po2=po2)
     if init_from is not None:
@@ -100,18 +130,37 @@ def train(window: int = 24, d_model: int = 16, heads: int = 1, bits: int = 8,
         if settled and val < best:
             best, best_state, best_epoch = val, copy.deepcopy(model.state_dict()), epoch
         if progress:
-            progress(dict(quant=quant, bits=bits, epoch=epoch, train_mse=total / len(x_train),
-                          val_rmse=val, best_val_rmse=best))
+            progress(
+                dict(
+                    quant=quant,
+                    bits=bits,
+                    epoch=epoch,
+                    train_mse=total / len(x_train),
+                    val_rmse=val,
+                    best_val_rmse=best,
+                )
+            )
         if settled and epoch - best_epoch >= PATIENCE:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    metrics = dict(window=window, d_model=d_model, heads=heads, bits=bits, plan=plan, po2=po2,
-                   quant=quant, seed=seed, epochs_run=epoch, best_epoch=best_epoch,
-                   train_seconds=round(time.perf_counter() - start, 1),
-                   val_rmse=rmse(data, model, "val"), test_rmse=rmse(data, model, "test"),
-                   persistence_test_rmse=data.persistence_rmse("test"))
+    metrics = dict(
+        window=window,
+        d_model=d_model,
+        heads=heads,
+        bits=bits,
+        plan=plan,
+        po2=po2,
+        quant=quant,
+        seed=seed,
+        epochs_run=epoch,
+        best_epoch=best_epoch,
+        train_seconds=round(time.perf_counter() - start, 1),
+        val_rmse=rmse(data, model, "val"),
+        test_rmse=rmse(data, model, "test"),
+        persistence_test_rmse=data.persistence_rmse("test"),
+    )
     return model, metrics
 
 
@@ -138,32 +187,43 @@ def main(argv: list[str] | None = None) -> None:
 
     plan = json.loads(args.plan.read_text()) if args.plan else None
     data = make_dataset(args.window)
-    common = dict(window=args.window, d_model=args.d_model, heads=args.heads, bits=args.bits,
-                  epochs=args.epochs, seed=args.seed, data=data)
+    common = dict(
+        window=args.window,
+        d_model=args.d_model,
+        heads=args.heads,
+        bits=args.bits,
+        epochs=args.epochs,
+        seed=args.seed,
+        data=data,
+    )
 
     def log(p: dict) -> None:
         tag = f"qat{p['bits']}" if p["quant"] else "float"
-        print(f"  {tag} epoch {p['epoch']:3d}  train_mse {p['train_mse']:.4f}  "
-              f"val_rmse {p['val_rmse']:.4f}", flush=True)
+        print(
+            f"  {tag} epoch {p['epoch']:3d}  train_mse {p['train_mse']:.4f}  val_rmse {p['val_rmse']:.4f}", flush=True
+        )
 
     float_model, float_metrics = train(quant=False, progress=log, **common)
-    qat_model, qat_metrics = train(quant=True, plan=plan, po2=args.po2, progress=log,
-                                   init_from=float_model, **common)
+    qat_model, qat_metrics = train(quant=True, plan=plan, po2=args.po2, progress=log, init_from=float_model, **common)
 
     args.out.mkdir(parents=True, exist_ok=True)
     export(qat_model, args.out / "model.onnx", args.window, len(FEATURES))
     np.save(args.out / "test_x.npy", data.test.x)
     np.save(args.out / "test_y.npy", data.test.y)
     np.save(args.out / "test_pred.npy", predict(qat_model, data.test.x))
-    metrics = dict(persistence_test_rmse=data.persistence_rmse("test"), float=float_metrics,
-                   qat=qat_metrics, features=list(FEATURES), target_mean=float(data.mean[0]),
-                   target_std=float(data.std[0]), units="GW")
+    metrics = dict(
+        persistence_test_rmse=data.persistence_rmse("test"),
+        float=float_metrics,
+        qat=qat_metrics,
+        features=list(FEATURES),
+        target_mean=float(data.mean[0]),
+        target_std=float(data.std[0]),
+        units="GW",
+    )
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"persistence test RMSE {metrics['persistence_test_rmse']:.4f} GW")
-    print(f"float       test RMSE {float_metrics['test_rmse']:.4f} GW "
-          f"({float_metrics['train_seconds']} s)")
-    print(f"QAT {args.bits}-bit   test RMSE {qat_metrics['test_rmse']:.4f} GW "
-          f"({qat_metrics['train_seconds']} s)")
+    print(f"float       test RMSE {float_metrics['test_rmse']:.4f} GW ({float_metrics['train_seconds']} s)")
+    print(f"QAT {args.bits}-bit   test RMSE {qat_metrics['test_rmse']:.4f} GW ({qat_metrics['train_seconds']} s)")
     print(f"wrote {args.out}")
 
 

@@ -1,14 +1,18 @@
 """IntLinear: y = requantize((x @ W) * 2**f + b) over the rows of x — a QuantLinear and its activation
 quantiser.  The f fractional bits let a float bias be held precisely (see transforms/lower.py).
 
-Runs on the MAC engine (ops/mac.py) with B read from a weight ROM holding W^T row by row (address
-n*K + k); x is read row-major, y written row-major.
+Runs on the MAC engine (ops/mac.py) with B read from a weight ROM; x is read row-major, y written
+row-major.  The attribute `lanes` asks for P output features in parallel (clamped to
+min(P, K, N)): ROM word g*K + k then holds W[k, g*P + p] in bits p*w .. p*w + w-1 for p = 0..P-1 (0 past
+N), depth K*ceil(N/P), width P*w.  With one lane that is W^T row by row (n*K + k), so the B strides
+(0, 0, K, 1) address both the reference's B and the ROM's words over groups.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import bits_signed
 from qonnx_spartan.memory import STYLES, Memory
 from qonnx_spartan.ops.mac import B_FROM_ROM, MacOp
@@ -23,6 +27,8 @@ class IntLinear(MacOp):
             "weights": ("t", True, np.zeros((1, 1))),  # integer W, shaped (K, N)
             "bias": ("t", True, np.zeros((1,))),  # integer b at 2**-f accumulator LSBs, shaped (N,)
             "w_mem_style": ("s", False, "distributed", set(STYLES)),
+            # output features computed in parallel, as requested (a plan or search sets it per layer)
+            "lanes": ("i", False, 1),
         }
 
     def weights(self) -> np.ndarray:
@@ -30,6 +36,15 @@ class IntLinear(MacOp):
 
     def bias(self) -> np.ndarray:
         return np.asarray(self.get_nodeattr("bias"), dtype=np.int64)
+
+    def lanes(self) -> int:
+        """The requested lanes clamped to min(P, K, N): a group's results drain through the shared rescale
+        one per cycle while the next group accumulates for K cycles, and lanes past N would be idle."""
+        requested = self.get_nodeattr("lanes")
+        if requested < 1:
+            raise SpartanError(f"node {self.onnx_node.name}: lanes must be at least 1, not {requested}")
+        k, n = self.weights().shape
+        return min(requested, k, n)
 
     def loops(self):
         k, n = self.weights().shape
@@ -62,10 +77,22 @@ class IntLinear(MacOp):
         return matmul_range(self.in_type(), self.weights() * 2**self.acc_shift, self.bias())
 
     def weight_memories(self) -> dict[str, Memory]:
-        k, n = self.weights().shape
-        return {"w": Memory(k * n, self.b_bits(), self.get_nodeattr("w_mem_style"), read_only=True)}
+        k, _ = self.weights().shape
+        width = self.lanes() * self.b_bits()
+        return {"w": Memory(k * self.groups(), width, self.get_nodeattr("w_mem_style"), read_only=True)}
 
     def rom_words(self, role: str) -> list[int]:
+        """Word g*K + k: the weights of group g's lanes for input k, lane p in bits p*w and up (Python
+        integers: P*w may exceed 64 bits)."""
         if role != "w":
             raise KeyError(role)
-        return [int(v) for v in self.weights().T.reshape(-1)]
+        k, n = self.weights().shape
+        lanes, bits = self.lanes(), self.b_bits()
+        padded = np.zeros((k, self.groups() * lanes), dtype=np.int64)
+        padded[:, :n] = self.weights()
+        mask = (1 << bits) - 1
+        return [
+            sum((int(padded[i, g * lanes + p]) & mask) << (bits * p) for p in range(lanes))
+            for g in range(self.groups())
+            for i in range(k)
+        ]

@@ -5,8 +5,16 @@
 over four nested loops (h, m, n outer, k innermost).  Each operand is read from memory at
 base + h*s_h + m*s_m + n*s_n + k*s_k and the result written at h*t_h + m*t_m + n*t_n: strides are how
 reshapes and transposes (attention heads, K^T) cost no hardware.  B is a weight ROM, a second buffer, or
-the constant 1 (a plain sum).  One multiply-accumulate per cycle; the pipeline (read, product,
-accumulate, rescale, saturate, write) runs back-to-back dot products without bubbles.
+the constant 1 (a plain sum).  The pipeline (read, product, accumulate, rescale, saturate, write) runs
+back-to-back dot products without bubbles.
+
+Lanes: with B from a ROM, P output features (a group n = g*P .. g*P + P-1) are computed in parallel from
+one read of A, the ROM word holding their P weights; the issue loop steps over groups instead of n.  Each
+lane has its own product and accumulator; a completed group's sums then leave through one shared
+rescale/saturate/write pipeline, one per cycle (the output buffer has one write port, and the
+requantisation multiplier is not replicated).  They must drain before the next group completes K cycles
+later, so an op clamps its lanes to min(P, K, N) (more than N would idle, more than K would need a stall),
+which keeps the cycle count data-independent.  Lanes change only the schedule, never the numbers.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ import numpy as np
 from qonnx_spartan.intarith import IntType, Rescale, bits_signed, requantize
 from qonnx_spartan.ops.base import SpartanOp
 
-#: Cycles from the last issue to the done pulse: read, product, accumulate, rescale, saturate/write.
+#: Cycles from the last issue to the done pulse with one lane: read, product, accumulate, rescale,
+#: saturate/write.
 PIPELINE_TAIL = 5
 B_FROM_ROM, B_FROM_PORT, B_IS_ONE = "rom", "port", "one"
 
@@ -62,6 +71,14 @@ class MacOp(SpartanOp):
 
     def bias(self) -> np.ndarray | None:
         return None
+
+    def lanes(self) -> int:
+        """Effective lanes P (output features in parallel): one unless B is a ROM that holds P per word."""
+        return 1
+
+    def groups(self) -> int:
+        """Groups of P output features per dot-product row: the issue loop steps over them, not over n."""
+        return -(-self.loops()[2] // self.lanes())
 
     def b_operand(self, context) -> np.ndarray:
         """B's values, flattened per batch item: (batch, elements), or (elements,) when constant."""
@@ -125,34 +142,52 @@ class MacOp(SpartanOp):
 
     # -- hardware ------------------------------------------------------------------------------------
     def cycles(self) -> int:
-        return int(np.prod(self.loops())) + PIPELINE_TAIL
+        """One (group, k) step issued per cycle, then the pipeline; the last group's lanes after its first
+        leave the shared rescale one per cycle (earlier groups drain while the next one accumulates)."""
+        h, m, n, k = self.loops()
+        lanes, groups = self.lanes(), self.groups()
+        last_group_lanes = n - (groups - 1) * lanes
+        return h * m * groups * k + PIPELINE_TAIL + last_group_lanes - 1
 
     def logic_resources(self) -> dict[str, int]:
         x = self.in_type()
         x_bits = x.bits + (0 if x.signed else 1)
         acc_bits = self.acc_bits()
+        lanes = self.lanes()
         product_in_dsp = self.b_source != B_IS_ONE and min(x_bits, self.b_bits()) > 4
         rescale = self.rescale()
         rescale_dsp = self.get_nodeattr("requant") and rescale.multiplier > 1 and rescale.multiplier_bits > 4
         out_bits = self.out_type().bits
         counters = 4 * 8 + 3 * 12
-        ff = counters + x_bits + self.b_bits() + 2 * acc_bits + out_bits + 16
-        lut = counters + acc_bits + (0 if product_in_dsp or self.b_source == B_IS_ONE else x_bits * self.b_bits())
+        # per lane a product register and an accumulator; lanes past the first also a hold register
+        # feeding the shared rescale through a multiplexer
+        hold_bits = (lanes - 1) * acc_bits
+        ff = counters + lanes * (x_bits + self.b_bits() + acc_bits) + hold_bits + acc_bits + out_bits + 16
+        lut = counters + lanes * acc_bits + hold_bits
+        if not product_in_dsp and self.b_source != B_IS_ONE:
+            lut += lanes * x_bits * self.b_bits()
         bias = self.bias()
         lut += out_bits * 2 + (len(bias) if bias is not None else 0)
-        return {"LUT": lut, "FF": ff, "DSP": int(product_in_dsp) + int(rescale_dsp) * (1 + (acc_bits > 25))}
+        dsp = lanes * int(product_in_dsp) + int(rescale_dsp) * (1 + (acc_bits > 25))
+        return {"LUT": lut, "FF": ff, "DSP": dsp}
 
     def template_context(self) -> dict:
         x, out, rescale = self.in_type(), self.out_type(), self.rescale()
         h, m, n, k = self.loops()
+        lanes, groups = self.lanes(), self.groups()
+        a_strides, b_strides = self.a_strides(), self.b_strides()
+        # the lanes of a group share one read of A; B's n-stride is the stride of its words over groups
+        assert lanes == 1 or a_strides[2] == 0, "lanes need A independent of n"
+        issue = (h, m, groups, k)
         bias = self.bias()
-        loops = (h, m, n, k)
         context = {
-            "loops": dict(zip("hmnk", loops)),
+            "loops": dict(zip("hmnk", (h, m, n, k))),
+            "lanes": lanes,
+            "groups": groups,
             # a loop of one step never moves its address: its stride is irrelevant, and may not fit
-            "a_strides": {d: s if size > 1 else 0 for d, s, size in zip("hmnk", self.a_strides(), loops)},
-            "b_strides": {d: s if size > 1 else 0 for d, s, size in zip("hmnk", self.b_strides(), loops)},
-            "y_strides": {d: s if size > 1 else 0 for d, s, size in zip("hmn", self.y_strides(), loops)},
+            "a_strides": {d: s if size > 1 else 0 for d, s, size in zip("hmgk", a_strides, issue)},
+            "b_strides": {d: s if size > 1 else 0 for d, s, size in zip("hmgk", b_strides, issue)},
+            "y_strides": {d: s if size > 1 else 0 for d, s, size in zip("hmn", self.y_strides(), (h, m, n))},
             "b_source": self.b_source,
             "x_bits": x.bits,
             "x_signed": x.signed,
@@ -160,7 +195,7 @@ class MacOp(SpartanOp):
             "b_signed": self.b_signed(),
             "acc_bits": self.acc_bits(),
             "acc_shift": self.acc_shift,
-            "bias": [int(v) for v in bias] if bias is not None else None,
+            "bias": None if bias is None else self.bias_by_group(bias).tolist(),
             "requant": bool(self.get_nodeattr("requant")),
             "multiplier": rescale.multiplier,
             "multiplier_bits": rescale.multiplier_bits,
@@ -174,6 +209,13 @@ class MacOp(SpartanOp):
         if "w" in memories:
             context["b_abits"] = memories["w"].address_bits
         return context
+
+    def bias_by_group(self, bias: np.ndarray) -> np.ndarray:
+        """(groups, lanes): the bias of output feature g*P + p; lanes past N are never written, 0."""
+        n, lanes, groups = self.loops()[2], self.lanes(), self.groups()
+        padded = np.zeros(groups * lanes, dtype=np.int64)
+        padded[:n] = bias
+        return padded.reshape(groups, lanes)
 
     def b_signed(self) -> bool:
         """Whether B's memory word is signed (weights are stored signed; a buffer as its type says)."""

