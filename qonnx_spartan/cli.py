@@ -20,7 +20,9 @@ EXIT_INTERNAL = 3
 def cmd_build(args) -> int:
     from qonnx_spartan.flow import BuildConfig, build
 
-    cfg = BuildConfig(model=args.model, output_dir=args.output, budget=args.budget, memory_style=args.memory_style)
+    cfg = BuildConfig(
+        model=args.model, output_dir=args.output, budget=args.budget, memory_style=args.memory_style, lanes=args.lanes
+    )
     build(cfg, progress=lambda step: print(f"build: {step}", file=sys.stderr))
     report = json.loads((args.output / "report" / "estimate.json").read_text())
     t = report["total"]
@@ -87,6 +89,14 @@ def cmd_devices(args) -> int:
     return 0
 
 
+def lanes_arg(text: str):
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"lanes must be a positive number or auto, not '{text}'")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     from qonnx_spartan.transforms.memory_style import MEMORY_CHOICES
 
@@ -99,6 +109,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     b.add_argument("--budget", type=Path, help="budget file (YAML or JSON)")
     b.add_argument("--memory-style", choices=MEMORY_CHOICES, default="auto")
+    b.add_argument(
+        "--lanes",
+        type=lanes_arg,
+        default="auto",
+        help="MAC lanes per linear layer: a number, or auto (as many as the budget allows)",
+    )
     b.set_defaults(run=cmd_build)
 
     e = sub.add_parser("estimate", help="resources and cycles of a model without building it")

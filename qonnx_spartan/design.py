@@ -12,9 +12,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from qonnx_spartan.hostio import HostIO
-from qonnx_spartan.memory import Memory
+from qonnx_spartan.memory import Memory, input_buffer_style
 from qonnx_spartan.ops.base import SpartanOp
-from qonnx_spartan.transforms.memory_style import input_buffer_style
 
 #: Input ports of an op, in the order of its node inputs.
 INPUT_PORTS = ("x", "z")

@@ -18,6 +18,7 @@ from typing import Callable, Union
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
 
 from qonnx_spartan.backend import generate
 from qonnx_spartan.budget import Budget, budget_to_json, load_budget
@@ -25,7 +26,7 @@ from qonnx_spartan.design import Design
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.estimate import estimate
 from qonnx_spartan.model_file import load_model
-from qonnx_spartan.transforms import AnnotateMemoryStyle, LowerToIntegerOps, Tidy
+from qonnx_spartan.transforms import AnnotateLanes, AnnotateMemoryStyle, LowerToIntegerOps, Tidy
 from qonnx_spartan.transforms.memory_style import MEMORY_CHOICES
 
 Step = Union[str, Callable]
@@ -46,6 +47,15 @@ def step_tidy(model: ModelWrapper, cfg: "BuildConfig", ctx: BuildContext) -> Mod
 
 def step_lower(model, cfg, ctx):
     return model.transform(LowerToIntegerOps())
+
+
+def step_lanes(model, cfg, ctx):
+    if cfg.lanes == "auto":
+        return model.transform(AnnotateLanes(ctx.budget, cfg.memory_style))
+    for node in model.graph.node:
+        if node.op_type == "IntLinear":
+            getCustomOp(node).set_nodeattr("lanes", cfg.lanes)
+    return model
 
 
 def step_memory_style(model, cfg, ctx):
@@ -76,6 +86,7 @@ def step_generate_hdl(model, cfg, ctx):
 STEPS: dict[str, Callable] = {
     "tidy": step_tidy,
     "lower": step_lower,
+    "lanes": step_lanes,
     "memory_style": step_memory_style,
     "estimate": step_estimate,
     "check_budget": step_check_budget,
@@ -91,10 +102,18 @@ class BuildConfig(BaseModel):
     output_dir: Path
     budget: Union[Budget, Path, None] = None
     memory_style: str = "auto"
+    lanes: Union[int, str] = "auto"  # MAC lanes per linear layer: a number, or "auto" (fill the budget)
     steps: list[Step] = DEFAULT_STEPS
     start_step: str | None = None  # the model file is that step's input
     stop_step: str | None = None  # the last step run
     save_intermediate_models: bool = True
+
+    @field_validator("lanes")
+    @classmethod
+    def _lanes(cls, v):
+        if v != "auto" and (not isinstance(v, int) or v < 1):
+            raise ValueError(f"lanes must be a positive number or 'auto', not {v!r}")
+        return v
 
     @field_validator("memory_style")
     @classmethod

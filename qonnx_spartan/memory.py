@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 
 STYLES = ("block", "distributed")
+#: The graph input's buffer has no producing op to carry its style: it is kept in the model's metadata.
+INPUT_STYLE_KEY = "qonnx_spartan.input_mem_style"
 
 # (depth, width) of one RAMB18E1 in simple dual port mode (UG473, table 1-6 and 1-7).
 RAMB18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
@@ -71,3 +73,7 @@ class Memory:
             "BRAM18": self.bram18,
             "DSP": 0,
         }
+
+
+def input_buffer_style(model) -> str:
+    return model.get_metadata_prop(INPUT_STYLE_KEY) or "distributed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,17 +12,30 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def clean_copy(dest: Path) -> Path:
+    """The tracked files only: building in the working tree would leave build/ there, and a stale
+    build/lib could carry files into the wheel that the sources no longer have."""
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for name in files.split():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
 def test_wheel_carries_templates_and_a_working_command(tmp_path: Path, brevitas):
     dist = tmp_path / "dist"
+    source = clean_copy(tmp_path / "qonnx-spartan")  # not "src": setuptools mis-builds a folder of that name
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(source)],
         check=True,
         capture_output=True,
         cwd=tmp_path,
     )
     wheel = next(dist.glob("qonnx_spartan-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for f in ("qs_arith.vhd", "qs_ram.vhd", "rom.vhd.j2", "mac.vhd.j2", "top.vhd.j2", "tb.vhd.j2"):
+    templates = sorted(p.name for p in (REPO / "templates").iterdir() if p.suffix in (".vhd", ".j2"))
+    assert len(templates) >= 8
+    for f in templates:
         assert f"qonnx_spartan/templates/{f}" in names
     assert "qonnx_spartan/transforms/lower.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

@@ -14,9 +14,8 @@ from qonnx.transformation.base import Transformation
 
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.hostio import HostIO
-from qonnx_spartan.memory import STYLES
+from qonnx_spartan.memory import INPUT_STYLE_KEY, STYLES
 
-INPUT_STYLE_KEY = "qonnx_spartan.input_mem_style"
 AUTO_BLOCK_BITS = 18 * 1024 // 4
 MEMORY_CHOICES = (*STYLES, "auto")
 
@@ -25,10 +24,6 @@ def pick_style(choice: str, depth: int, width: int) -> str:
     if choice == "auto":
         return "block" if depth * width >= AUTO_BLOCK_BITS else "distributed"
     return choice
-
-
-def input_buffer_style(model: ModelWrapper) -> str:
-    return model.get_metadata_prop(INPUT_STYLE_KEY) or "distributed"
 
 
 class AnnotateMemoryStyle(Transformation):

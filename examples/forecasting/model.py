@@ -38,9 +38,7 @@ class _Factory:
         self.names.add(name)
         return int(self.plan.get(name, {}).get(key, default))
 
-    def linear(
-        self, name: str, n_in: int, n_out: int, act_bits: int | None = None, quant_output: bool = True
-    ) -> nn.Module:
+    def linear(self, name: str, n_in: int, n_out: int, quant_output: bool = True) -> nn.Module:
         """Linear layer; its output is quantised by its own ``output_quant`` unless the next module
         (a QuantReLU) quantises it, so the accumulator is not rounded twice."""
         if not self.quant:
@@ -49,9 +47,7 @@ class _Factory:
 
         out = {}
         if quant_output:
-            out = dict(
-                output_quant=self.signed_act, output_bit_width=self._bits(name, "act_bits", act_bits or self.bits)
-            )
+            out = dict(output_quant=self.signed_act, output_bit_width=self._bits(name, "act_bits", self.bits))
         return qnn.QuantLinear(
             n_in,
             n_out,

@@ -77,8 +77,21 @@ def train(
     makes QAT converge in a few epochs; ``progress`` is called with a dict after every epoch.
     """
     with single_thread():
-        return _train(window, d_model, heads, bits, plan, po2, epochs, seed, quant, progress,
-                      init_from, data or make_dataset(window), lr)
+        return _train(
+            window,
+            d_model,
+            heads,
+            bits,
+            plan,
+            po2,
+            epochs,
+            seed,
+            quant,
+            progress,
+            init_from,
+            data or make_dataset(window),
+            lr,
+        )
 
 
 @contextlib.contextmanager
@@ -94,8 +107,7 @@ def single_thread():
         torch.set_num_threads(previous)
 
 
-def _train(window, d_model, heads, bits, plan, po2, epochs, seed, quant, progress, init_from, data,
-           lr):
+def _train(window, d_model, heads, bits, plan, po2, epochs, seed, quant, progress, init_from, data, lr):
     seed_everything(seed)
     features = data.train.x.shape[-1]
     model = build_model(window, features, d_model, heads, bits, plan=plan, quant=quant, po2=po2)
@@ -104,7 +116,7 @@ def _train(window, d_model, heads, bits, plan, po2, epochs, seed, quant, progres
         _, unexpected = model.load_state_dict(init_from.state_dict(), strict=False)
         if unexpected:
             raise ValueError(f"init_from has parameters this model lacks: {unexpected}")
-    lr = lr or (5e-4 if init_from is not None else 2e-3)
+    lr = lr or (1e-3 if init_from is not None else 2e-3)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=LR_PATIENCE)
     loss_fn = nn.MSELoss()

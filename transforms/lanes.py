@@ -1,0 +1,59 @@
+"""Give the linear layers parallel MAC lanes where the budget has room: fewer cycles for free resources.
+
+Greedy and resource-aware: each round tries one more lane on every IntLinear, keeps the move that saves
+the most cycles per unit of budget it uses (its largest fractional increase over the resources), and
+stops when no move fits.  Lanes never change the numbers (ops/int_linear.py), only the schedule.
+"""
+
+from __future__ import annotations
+
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.base import Transformation
+
+from qonnx_spartan.budget import Budget
+from qonnx_spartan.estimate import estimate
+from qonnx_spartan.transforms.memory_style import AnnotateMemoryStyle
+
+MAX_LANES = 16
+
+
+class AnnotateLanes(Transformation):
+    def __init__(self, budget: Budget | None = None, memory_style: str = "auto", max_lanes: int = MAX_LANES):
+        super().__init__()
+        self.budget = budget or Budget()
+        self.memory_style = memory_style
+        self.max_lanes = max_lanes
+
+    def cost(self, model: ModelWrapper) -> tuple[dict, int]:
+        """(totals, cycles) with the memories placed as the flow will place them."""
+        report = estimate(model.transform(AnnotateMemoryStyle(self.memory_style)), self.budget)
+        return report["total"], report["cycles"]
+
+    def apply(self, model: ModelWrapper):
+        limits = self.budget.limits()
+        totals, cycles = self.cost(model)
+        if self.budget.overflows(totals):
+            return model, False  # nothing to spend: the budget check will say what overflows
+        linear = [n for n in model.graph.node if n.op_type == "IntLinear"]
+        while True:
+            best = None
+            for node in linear:
+                op = getCustomOp(node)
+                current = op.lanes()
+                if current >= self.max_lanes or op.get_nodeattr("lanes") > current:
+                    continue  # already at the clamp (K, N) or the cap
+                op.set_nodeattr("lanes", current + 1)
+                new_totals, new_cycles = self.cost(model)
+                op.set_nodeattr("lanes", current)
+                if self.budget.overflows(new_totals) or new_cycles >= cycles:
+                    continue
+                used = max((new_totals[r] - totals[r]) / max(limits[r], 1) for r in limits)
+                gain = (cycles - new_cycles) / max(used, 1e-6)
+                if best is None or gain > best[0]:
+                    best = (gain, node, new_totals, new_cycles)
+            if best is None:
+                return model, False
+            _, node, totals, cycles = best
+            op = getCustomOp(node)
+            op.set_nodeattr("lanes", op.lanes() + 1)
