@@ -18,8 +18,12 @@ EXIT_INTERNAL = 3
 
 
 def cmd_build(args) -> int:
+    from qonnx_spartan import embedded
     from qonnx_spartan.flow import BuildConfig, build
 
+    if args.model is None:
+        args.model = embedded.model_path()
+        print(f"build: no model given, using the embedded example ({embedded.info()['description']})", file=sys.stderr)
     cfg = BuildConfig(
         model=args.model, output_dir=args.output, budget=args.budget, memory_style=args.memory_style, lanes=args.lanes
     )
@@ -53,10 +57,19 @@ def cmd_estimate(args) -> int:
 
 
 def cmd_simulate(args) -> int:
+    from qonnx_spartan import embedded
     from qonnx_spartan.simulation import load_inputs, simulate_build, write_outputs
 
+    if args.inputs is None:
+        args.inputs = embedded.inputs_path()
+        print("simulate: no inputs given, using the embedded example's test windows", file=sys.stderr)
     inputs = load_inputs(args.inputs)
-    report = simulate_build(args.build_dir, inputs, source=str(args.inputs))
+    report = simulate_build(
+        args.build_dir,
+        inputs,
+        source=str(args.inputs),
+        progress=lambda done, total: print(f"simulate: {done} of {total} vectors", file=sys.stderr),
+    )
     write_outputs(report, args.build_dir, args.output)
     verdict = "bit-exact" if report.bit_exact else f"{report.mismatches} MISMATCHED"
     print(
@@ -105,7 +118,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="lower, estimate and generate VHDL for a QONNX model")
-    b.add_argument("model", type=Path)
+    b.add_argument("model", type=Path, nargs="?", help="QONNX model (default: the embedded example)")
     b.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     b.add_argument("--budget", type=Path, help="budget file (YAML or JSON)")
     b.add_argument("--memory-style", choices=MEMORY_CHOICES, default="auto")
@@ -126,7 +139,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="run a built design in GHDL, bit-exact against the integer reference")
     s.add_argument("build_dir", type=Path)
-    s.add_argument("--inputs", type=Path, required=True, help="float inputs (.npy), batch first")
+    s.add_argument("--inputs", type=Path, help="float inputs (.npy), batch first (default: the embedded example's)")
     s.add_argument("--output", type=Path, help="where to write the dequantised outputs (.npy)")
     s.set_defaults(run=cmd_simulate)
 

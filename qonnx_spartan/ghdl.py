@@ -6,8 +6,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -17,6 +19,7 @@ from qonnx_spartan.errors import SpartanError
 GHDL_FLAGS = ["--std=08", "-frelaxed"]
 #: Below this many vectors a second simulator process costs more than it saves.
 MIN_VECTORS_PER_JOB = 8
+PROGRESS_SECONDS = 10
 
 
 def ghdl_path() -> str | None:
@@ -30,6 +33,14 @@ def require_ghdl() -> str:
     if path is None:
         raise SpartanError("GHDL is not installed (Debian: apt-get install ghdl ghdl-llvm)")
     return path
+
+
+def lines_in(path: Path) -> int:
+    """Result lines a running simulation has written so far (the test bench writes one per vector)."""
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
 
 
 @dataclass
@@ -63,11 +74,18 @@ def analyse(sources: list[Path], workdir: Path, extra_flags: list[str] = ()) -> 
         )
 
 
-def simulate(build_dir: Path, vectors: np.ndarray, out_count: int, jobs: int | None = None) -> SimResult:
+def simulate(
+    build_dir: Path,
+    vectors: np.ndarray,
+    out_count: int,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimResult:
     """Stream every row of `vectors` through the design; return its outputs and cycle counts.
 
     The test bench is elaborated once; the vectors are split over `jobs` simulator processes (one per
-    core by default), each streaming its share through its own copy of the design."""
+    core by default), each streaming its share through its own copy of the design.  `progress(done, total)`
+    is called every few seconds while they run."""
     ghdl = require_ghdl()
     vectors = np.asarray(vectors, dtype=np.int64).reshape(len(vectors), -1)
     sources = design_sources(build_dir) + [build_dir / "sim" / TB_FILE]
@@ -92,6 +110,9 @@ def simulate(build_dir: Path, vectors: np.ndarray, out_count: int, jobs: int | N
                     out_file,
                 )
             )
+        while progress and any(proc.poll() is None for proc, _ in running):
+            time.sleep(PROGRESS_SECONDS)
+            progress(sum(lines_in(out_file) for _, out_file in running), len(vectors))
         rows = []
         for proc, out_file in running:
             output, _ = proc.communicate()

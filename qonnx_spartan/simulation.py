@@ -46,7 +46,7 @@ def load_inputs(path: Path) -> np.ndarray:
         raise SpartanError(f"{path}: not a NumPy .npy array ({e.__class__.__name__})") from None
 
 
-def simulate_build(build_dir: Path, inputs: np.ndarray, source: str = "inputs") -> SimReport:
+def simulate_build(build_dir: Path, inputs: np.ndarray, source: str = "inputs", progress=None) -> SimReport:
     model_path = build_dir / "model_int.onnx"
     if not model_path.is_file():
         raise SpartanError(f"{build_dir}: not a built design (no model_int.onnx); run `qonnx-spartan build` first")
@@ -54,7 +54,7 @@ def simulate_build(build_dir: Path, inputs: np.ndarray, source: str = "inputs") 
     io = HostIO.load(model)
     vectors = io.batch(inputs, source)
     reference = run_reference(model, vectors)
-    result = ghdl.simulate(build_dir, vectors, io.output.count)
+    result = ghdl.simulate(build_dir, vectors, io.output.count, progress=progress)
     mismatches = int(np.any(result.outputs != reference, axis=1).sum())
     cycles = sorted(set(result.cycles.tolist()))
     if len(cycles) != 1:

@@ -21,10 +21,13 @@ want="$(cat "$REPO/pyproject.toml" "$REPO/scripts/setup.sh" | sha256sum | cut -d
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: preparing the Python environment in $VENV" >&2
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build (docs/architecture.md)
-  "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-  "$VENV/bin/python" -m pip install -q -e "$REPO[brevitas,synth,test,examples]"
+  log="$VENV/setup.log"
+  {
+    "$VENV/bin/python" -m pip install -q --upgrade pip &&
+    # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build (docs/architecture.md)
+    "$VENV/bin/python" -m pip install -q "torch==2.13.0" &&
+    "$VENV/bin/python" -m pip install -q -e "$REPO[brevitas,synth,test,examples]"
+  } > "$log" 2>&1 || { tail -n 30 "$log" >&2; echo "setup: pip failed; the whole log is $log" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

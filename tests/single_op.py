@@ -22,33 +22,9 @@ def tensor_io(name: str, shape, dtype: IntType, scale: float = 1.0) -> TensorIO:
     return TensorIO(name, list(shape), scale, dtype, dtype.lo, dtype.hi)
 
 
-def copy_layer(name: str, src: str, dst: str, shape, dtype: IntType):
-    """An IntLinear that copies its input (identity weights), giving a second buffer with the same data,
-    so that a two-input op can read two different tensors."""
-    k = shape[-1]
-    return helper.make_node(
-        "IntLinear",
-        [src],
-        [dst],
-        name=name,
-        domain=DOMAIN,
-        out_dtype=dtype.name,
-        out_shape=list(shape),
-        in_dtype=dtype.name,
-        weights=int_tensor("weights", np.eye(k)),
-        bias=int_tensor("bias", np.zeros(k)),
-        requant=1,
-        multiplier=1,
-        shift=0,
-        out_lo=dtype.lo,
-        out_hi=dtype.hi,
-    )
-
-
-def reversed_layer(name: str, src: str, dst: str, shape, in_type: IntType, out_type: IntType):
-    """Like copy_layer, but the channels come out reversed and saturated to another type, so a second
-    operand differs from the first in value and type (a miswired port cannot go unnoticed)."""
-    k = shape[-1]
+def linear_layer(name: str, src: str, dst: str, shape, weights, in_type: IntType, out_type: IntType):
+    """An IntLinear with the given integer weights, no bias and no rescaling (saturated to out_type)."""
+    weights = np.asarray(weights)
     return helper.make_node(
         "IntLinear",
         [src],
@@ -58,14 +34,26 @@ def reversed_layer(name: str, src: str, dst: str, shape, in_type: IntType, out_t
         out_dtype=out_type.name,
         out_shape=list(shape),
         in_dtype=in_type.name,
-        weights=int_tensor("weights", np.eye(k)[::-1]),
-        bias=int_tensor("bias", np.zeros(k)),
+        weights=int_tensor("weights", weights),
+        bias=int_tensor("bias", np.zeros(weights.shape[1])),
         requant=1,
         multiplier=1,
         shift=0,
         out_lo=out_type.lo,
         out_hi=out_type.hi,
     )
+
+
+def copy_layer(name: str, src: str, dst: str, shape, dtype: IntType):
+    """A copy of the input (identity weights) in a second buffer, so that a two-input op can read two
+    different tensors."""
+    return linear_layer(name, src, dst, shape, np.eye(shape[-1]), dtype, dtype)
+
+
+def reversed_layer(name: str, src: str, dst: str, shape, in_type: IntType, out_type: IntType):
+    """Like copy_layer, but the channels come out reversed and saturated to another type, so a second
+    operand differs from the first in value and type (a miswired port cannot go unnoticed)."""
+    return linear_layer(name, src, dst, shape, np.eye(shape[-1])[::-1], in_type, out_type)
 
 
 def lowered_model(nodes, inp: TensorIO, out: TensorIO, dtypes: dict[str, IntType]) -> ModelWrapper:

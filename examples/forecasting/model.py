@@ -32,7 +32,7 @@ class _Factory:
             from brevitas.quant import Int8WeightPerTensorFloat as Weight
             from brevitas.quant import Uint8ActPerTensorFloat as UnsignedAct
         self.signed_act, self.weight, self.unsigned_act = SignedAct, Weight, UnsignedAct
-        self.names: set[str] = set()
+        self.names: set[str] = set()  # quantised modules built so far, for check_plan
 
     def _bits(self, name: str, key: str, default: int) -> int:
         self.names.add(name)
@@ -74,11 +74,12 @@ class _Factory:
 
         return qnn.QuantReLU(act_quant=self.unsigned_act, bit_width=self._bits(name, "act_bits", self.bits))
 
-    def check_plan(self, prefix: str = "") -> None:
-        """A plan naming a module that does not exist is a typo: fail instead of ignoring it."""
-        unknown = {k for k in self.plan if k.startswith(prefix)} - self.names
+    def check_plan(self) -> None:
+        """A plan naming a module that does not exist is a typo: fail instead of ignoring it.
+        (ffn1's ``act_bits`` is accepted and unused: ffn_relu quantises that output.)"""
+        unknown = sorted(set(self.plan) - self.names)
         if unknown:
-            raise ValueError(f"plan names unknown quantised modules: {sorted(unknown)}; known: {sorted(self.names)}")
+            raise ValueError(f"plan names unknown quantised modules: {unknown}; known: {sorted(self.names)}")
 
 
 def sinusoidal_encoding(window: int, d_model: int) -> torch.Tensor:

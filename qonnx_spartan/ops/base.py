@@ -56,6 +56,20 @@ class SpartanOp(CustomOp):
     def out_type(self) -> IntType:
         return IntType.from_name(self.get_nodeattr("out_dtype"))
 
+    def in_type(self) -> IntType:
+        """Type of the (first) input, for ops that declare `in_dtype`."""
+        return IntType.from_name(self.get_nodeattr("in_dtype"))
+
+    def output_context(self) -> dict:
+        """Template values of the output word: its saturation bounds, width and signedness."""
+        out = self.out_type()
+        return {
+            "out_lo": self.get_nodeattr("out_lo"),
+            "out_hi": self.get_nodeattr("out_hi"),
+            "out_bits": out.bits,
+            "out_signed": out.signed,
+        }
+
     def infer_node_datatype(self, model):
         model.set_tensor_datatype(self.onnx_node.output[0], DataType[self.get_nodeattr("out_dtype")])
 

@@ -154,7 +154,6 @@ class Elementwise(SpartanOp):
         }
 
     def template_context(self) -> dict:
-        out = self.out_type()
         terms = self.terms()
         x_type, x_mults = terms[0]
         context = {
@@ -170,10 +169,7 @@ class Elementwise(SpartanOp):
             "second": self.second_operand(),
             "sum_bits": self.sum_bits(),
             "shift": self.get_nodeattr("shift"),
-            "out_lo": self.get_nodeattr("out_lo"),
-            "out_hi": self.get_nodeattr("out_hi"),
-            "out_bits": out.bits,
-            "out_signed": out.signed,
+            **self.output_context(),
         }
         if len(terms) > 1:
             b_type, b_mults = terms[1]

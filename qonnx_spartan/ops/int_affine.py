@@ -73,9 +73,6 @@ class IntAffine(Elementwise):
             out_hi=int(out_hi),
         )
 
-    def in_type(self) -> IntType:
-        return IntType.from_name(self.get_nodeattr("in_dtype"))
-
     def mult(self) -> np.ndarray:
         return np.asarray(self.get_nodeattr("mult"), dtype=np.int64)
 

@@ -103,9 +103,6 @@ class IntSoftmax(SpartanOp):
         )
 
     # -- geometry ------------------------------------------------------------------------------------
-    def in_type(self) -> IntType:
-        return IntType.from_name(self.get_nodeattr("in_dtype"))
-
     def exp_table(self) -> np.ndarray:
         return np.asarray(self.get_nodeattr("exp_table"), dtype=np.int64)
 
@@ -196,7 +193,6 @@ class IntSoftmax(SpartanOp):
 
     def template_context(self) -> dict:
         x = self.in_type()
-        out = self.out_type()
         rescale = self.rescale()
         w = self.widths()
         return {
@@ -211,8 +207,5 @@ class IntSoftmax(SpartanOp):
             "multiplier": rescale.multiplier,
             "multiplier_bits": rescale.multiplier_bits,
             "shift": rescale.shift,
-            "out_lo": self.get_nodeattr("out_lo"),
-            "out_hi": self.get_nodeattr("out_hi"),
-            "out_bits": out.bits,
-            "out_signed": out.signed,
+            **self.output_context(),
         }

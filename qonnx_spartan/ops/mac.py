@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qonnx_spartan.intarith import IntType, Rescale, bits_signed, requantize
+from qonnx_spartan.intarith import Rescale, bits_signed, requantize
 from qonnx_spartan.ops.base import SpartanOp
 
 #: Cycles from the last issue to the done pulse with one lane: read, product, accumulate, rescale,
@@ -92,9 +92,6 @@ class MacOp(SpartanOp):
         return 2
 
     # -- derived -------------------------------------------------------------------------------------
-    def in_type(self) -> IntType:
-        return IntType.from_name(self.get_nodeattr("in_dtype"))
-
     @property
     def acc_shift(self) -> int:
         return self.get_nodeattr("acc_shift")
@@ -172,7 +169,7 @@ class MacOp(SpartanOp):
         return {"LUT": lut, "FF": ff, "DSP": dsp}
 
     def template_context(self) -> dict:
-        x, out, rescale = self.in_type(), self.out_type(), self.rescale()
+        x, rescale = self.in_type(), self.rescale()
         h, m, n, k = self.loops()
         lanes, groups = self.lanes(), self.groups()
         a_strides, b_strides = self.a_strides(), self.b_strides()
@@ -200,10 +197,7 @@ class MacOp(SpartanOp):
             "multiplier": rescale.multiplier,
             "multiplier_bits": rescale.multiplier_bits,
             "shift": rescale.shift,
-            "out_lo": self.get_nodeattr("out_lo"),
-            "out_hi": self.get_nodeattr("out_hi"),
-            "out_bits": out.bits,
-            "out_signed": out.signed,
+            **self.output_context(),
         }
         memories = self.weight_memories()
         if "w" in memories:
