@@ -19,7 +19,7 @@ from qonnx_spartan.transforms import Tidy
 
 FEATURES = 3
 MIXED_PLAN = {
-    "encoder.ffn1": {"weight_bits": 4, "act_bits": 6},
+    "encoder.ffn1": {"weight_bits": 4},
     "encoder.ffn_relu": {"act_bits": 4},
     "encoder.ffn2": {"weight_bits": 4},
     "encoder.q_proj": {"weight_bits": 6},
