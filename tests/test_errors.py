@@ -134,14 +134,26 @@ def test_failed_build_keeps_an_earlier_build(capsys, tmp_path, mlp_onnx):
 def quantised_graph(tmp_path, body, extra_inits=(), shape=(1, 4, 4)):
     """x -> Quant -> body nodes (reading 'q', writing 'y') -> graph output 'y'."""
     scalar = lambda name, v: helper.make_tensor(name, TensorProto.FLOAT, [], [v])  # noqa: E731
-    quant = helper.make_node("Quant", ["x", "s", "z", "b"], ["q"], name="in_quant", domain="qonnx.custom_op.general",
-                             signed=1, narrow=0, rounding_mode="ROUND")
+    quant = helper.make_node(
+        "Quant",
+        ["x", "s", "z", "b"],
+        ["q"],
+        name="in_quant",
+        domain="qonnx.custom_op.general",
+        signed=1,
+        narrow=0,
+        rounding_mode="ROUND",
+    )
     graph = helper.make_graph(
-        [quant, *body], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+        [quant, *body],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(shape))],
-        [scalar("s", 0.125), scalar("z", 0.0), scalar("b", 8.0), *extra_inits])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                    helper.make_opsetid("qonnx.custom_op.general", 1)])
+        [scalar("s", 0.125), scalar("z", 0.0), scalar("b", 8.0), *extra_inits],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("qonnx.custom_op.general", 1)]
+    )
     path = tmp_path / "graph.onnx"
     onnx.save(model, path)
     return path
@@ -156,14 +168,30 @@ def test_layernorm_points_to_batchnorm(capsys, tmp_path):
 
 def test_softmax_over_an_unmappable_axis_names_the_node(capsys, tmp_path):
     softmax = helper.make_node("Softmax", ["q"], ["p"], name="odd_softmax", axis=1)
-    requant = helper.make_node("Quant", ["p", "s", "z", "b"], ["y"], name="out_quant",
-                               domain="qonnx.custom_op.general", signed=0, narrow=0, rounding_mode="ROUND")
+    requant = helper.make_node(
+        "Quant",
+        ["p", "s", "z", "b"],
+        ["y"],
+        name="out_quant",
+        domain="qonnx.custom_op.general",
+        signed=0,
+        narrow=0,
+        rounding_mode="ROUND",
+    )
     msg = assert_build_fails(capsys, tmp_path, quantised_graph(tmp_path, [softmax, requant]), expect="odd_softmax")
     assert "axis 1" in msg
 
 
 def test_product_of_a_tensor_with_itself_names_the_node(capsys, tmp_path):
     mm = helper.make_node("MatMul", ["q", "q"], ["m"], name="self_product")
-    requant = helper.make_node("Quant", ["m", "s", "z", "b"], ["y"], name="out_quant",
-                               domain="qonnx.custom_op.general", signed=1, narrow=0, rounding_mode="ROUND")
+    requant = helper.make_node(
+        "Quant",
+        ["m", "s", "z", "b"],
+        ["y"],
+        name="out_quant",
+        domain="qonnx.custom_op.general",
+        signed=1,
+        narrow=0,
+        rounding_mode="ROUND",
+    )
     assert_build_fails(capsys, tmp_path, quantised_graph(tmp_path, [mm, requant]), expect="self_product")

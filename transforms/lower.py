@@ -173,13 +173,11 @@ class Lowering:
             chain.append(nxt)
             current = nxt
 
-    def emit(self, node, out: IntTensor) -> None:
+    def finish(self, fused: list, out: IntTensor, node) -> None:
+        """Record the integer op `node` replacing the exported nodes `fused`, producing `out`."""
+        self.consumed.update(n.output[0] for n in fused)
         self.nodes.append(node)
         self.tensors[out.name] = out
-
-    def finish(self, fused: list, out: IntTensor, node) -> None:
-        self.consumed.update(n.output[0] for n in fused)
-        self.emit(node, out)
 
     # -- the walk ------------------------------------------------------------------------------------
     def run(self) -> ModelWrapper:

@@ -40,13 +40,6 @@ class QuantSpec:
         """Float to integer exactly as the Quant node does it (round half to even, clamp)."""
         return np.clip(np.round(np.asarray(x, dtype=np.float64) / self.scale), self.lo, self.hi).astype(np.int64)
 
-    def to_json(self) -> dict:
-        return {"scale": self.scale, "bits": self.bits, "signed": self.signed, "narrow": self.narrow}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "QuantSpec":
-        return cls(float(d["scale"]), int(d["bits"]), bool(d["signed"]), bool(d["narrow"]))
-
 
 def node_label(node) -> str:
     return f"node '{node.name}' ({node.op_type})"
