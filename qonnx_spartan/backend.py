@@ -30,6 +30,14 @@ def to_bits(value: int, width: int) -> str:
     return format(value & ((1 << width) - 1), f"0{width}b")
 
 
+def write_vivado_project(out_dir: Path, sources: list[str], part: str, clock_mhz: float) -> None:
+    """OUT/vivado/build.tcl: a Vivado batch script for the part, with the clock constraint."""
+    vivado = out_dir / "vivado"
+    vivado.mkdir(parents=True, exist_ok=True)
+    tcl = template_environment().get_template("vivado.tcl.j2")
+    (vivado / "build.tcl").write_text(tcl.render(top=TOP, part=part, sources=sources, period_ns=1000.0 / clock_mhz))
+
+
 def generate(design: Design, out_dir: Path) -> dict:
     """Write hdl/ and sim/ under out_dir; return the VHDL names used: per layer its entity, output buffer
     instance and ROM entities, the input buffer, and each memory's style (the synth runner needs them)."""

@@ -25,7 +25,12 @@ def cmd_build(args) -> int:
         args.model = embedded.model_path()
         print(f"build: no model given, using the embedded example ({embedded.info()['description']})", file=sys.stderr)
     cfg = BuildConfig(
-        model=args.model, output_dir=args.output, budget=args.budget, memory_style=args.memory_style, lanes=args.lanes
+        model=args.model,
+        output_dir=args.output,
+        budget=args.budget,
+        memory_style=args.memory_style,
+        lanes=args.lanes,
+        part=args.part,
     )
     build(cfg, progress=lambda step: print(f"build: {step}", file=sys.stderr))
     report = json.loads((args.output / "report" / "estimate.json").read_text())
@@ -128,6 +133,7 @@ def parser() -> argparse.ArgumentParser:
         default="auto",
         help="MAC lanes per linear layer: a number, or auto (as many as the budget allows)",
     )
+    b.add_argument("--part", help="Vivado part for OUT/vivado/build.tcl (default: the budget device's)")
     b.set_defaults(run=cmd_build)
 
     e = sub.add_parser("estimate", help="resources and cycles of a model without building it")

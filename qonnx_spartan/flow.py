@@ -20,13 +20,13 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from qonnx_spartan.backend import generate
+from qonnx_spartan.backend import FILE_LIST, generate, write_vivado_project
 from qonnx_spartan.budget import Budget, budget_to_json, load_budget
 from qonnx_spartan.design import Design
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.estimate import estimate
 from qonnx_spartan.model_file import load_model
-from qonnx_spartan.transforms import AnnotateLanes, AnnotateMemoryStyle, LowerToIntegerOps, Tidy
+from qonnx_spartan.transforms import AnnotateLanes, AnnotateMemoryStyle, EstimateResources, LowerToIntegerOps, Tidy
 from qonnx_spartan.transforms.memory_style import MEMORY_CHOICES
 
 Step = Union[str, Callable]
@@ -63,8 +63,10 @@ def step_memory_style(model, cfg, ctx):
 
 
 def step_estimate(model, cfg, ctx):
-    ctx.reports["estimate"] = estimate(model, ctx.budget)
-    write_json(ctx.work_dir / "report" / "estimate.json", ctx.reports["estimate"])
+    annotate = EstimateResources(ctx.budget)
+    model = model.transform(annotate)
+    ctx.reports["estimate"] = annotate.report
+    write_json(ctx.work_dir / "report" / "estimate.json", annotate.report)
     return model
 
 
@@ -80,6 +82,8 @@ def step_check_budget(model, cfg, ctx):
 
 def step_generate_hdl(model, cfg, ctx):
     ctx.reports["names"] = generate(Design(model), ctx.work_dir)
+    sources = (ctx.work_dir / "hdl" / FILE_LIST).read_text().split()
+    write_vivado_project(ctx.work_dir, sources, cfg.part or ctx.budget.profile.part, ctx.budget.clock_mhz)
     return model
 
 
@@ -104,6 +108,7 @@ class BuildConfig(BaseModel):
     memory_style: str = "auto"
     lanes: Union[int, str] = "auto"  # MAC lanes per linear layer: a number, or "auto" (fill the budget)
     steps: list[Step] = DEFAULT_STEPS
+    part: str | None = None  # Vivado part for OUT/vivado/build.tcl; default: the budget device's
     start_step: str | None = None  # the model file is that step's input
     stop_step: str | None = None  # the last step run
     save_intermediate_models: bool = True

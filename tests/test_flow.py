@@ -69,3 +69,28 @@ def test_unknown_step_is_a_clear_error(tmp_path, mlp):
     with pytest.raises(SpartanError, match="step 'nope' is not among"):
         build(BuildConfig(model=mlp, output_dir=tmp_path / "o", stop_step="nope"))
     assert not (tmp_path / "o").exists()
+
+
+def test_build_writes_a_vivado_project_and_annotates_estimates(tmp_path, mlp):
+    out = tmp_path / "out"
+    build(BuildConfig(model=mlp, output_dir=out, budget=Budget(device="xc7s25", clock_mhz=125)))
+    tcl = (out / "vivado" / "build.tcl").read_text()
+    assert "set part xc7s25csga324-1" in tcl and "-period 8.000" in tcl
+    for source in (out / "hdl" / "files.txt").read_text().split():
+        assert f"add_files -norecurse ../hdl/{source}" in tcl
+    assert "report_utilization -hierarchical" in tcl and "report_timing_summary" in tcl
+
+    from qonnx.custom_op.registry import getCustomOp
+
+    model = ModelWrapper(str(out / "model_int.onnx"))
+    report = json.loads((out / "report" / "estimate.json").read_text())
+    assert json.loads(model.get_metadata_prop("res_total_estimate")) == report["total"]
+    assert int(model.get_metadata_prop("cycles_estimate")) == report["cycles"]
+    for node in model.graph.node:
+        op = getCustomOp(node)
+        layer = report["layers"][node.name]
+        assert json.loads(op.get_nodeattr("res_estimate"))["LUT"] == layer["LUT"]
+        assert op.get_nodeattr("cycles_estimate") == layer["cycles"]
+
+    build(BuildConfig(model=mlp, output_dir=out, part="xc7s15csga225-1"))
+    assert "set part xc7s15csga225-1" in (out / "vivado" / "build.tcl").read_text()

@@ -47,6 +47,9 @@ class SpartanOp(CustomOp):
             "out_shape": ("ints", True, []),
             # name of the exported node this op was lowered from (survives renaming)
             "source": ("s", False, ""),
+            # set by EstimateResources: resources (JSON) with the output buffer, and cycles
+            "res_estimate": ("s", False, ""),
+            "cycles_estimate": ("i", False, 0),
         }
 
     def make_shape_compatible_op(self, model):
