@@ -64,11 +64,12 @@ def run_checked(cmd: list[str], cwd: Path, what: str) -> None:
         raise RuntimeError(f"GHDL {what} failed: " + " | ".join(detail[:8]))
 
 
-def analyse(sources: list[Path], workdir: Path, extra_flags: list[str] = ()) -> None:
+def analyse(sources: list[Path], workdir: Path) -> None:
+    """Analyse with warnings as errors: generated VHDL must be warning-free, whatever the model."""
     ghdl = require_ghdl()
     for src in sources:
         run_checked(
-            [ghdl, "-a", *GHDL_FLAGS, *extra_flags, f"--workdir={workdir}", str(src.resolve())],
+            [ghdl, "-a", *GHDL_FLAGS, "--warn-error", f"--workdir={workdir}", str(src.resolve())],
             workdir,
             f"analysis of {src.name}",
         )
