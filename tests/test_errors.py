@@ -195,3 +195,25 @@ def test_product_of_a_tensor_with_itself_names_the_node(capsys, tmp_path):
         rounding_mode="ROUND",
     )
     assert_build_fails(capsys, tmp_path, quantised_graph(tmp_path, [mm, requant]), expect="self_product")
+
+
+def test_simulate_reports_a_corrupted_design(capsys, tmp_path, mlp_onnx, ghdl):
+    """The comparison can fail: one flipped weight bit in the generated ROM gives exit 1 and bit_exact false."""
+    import json
+    import re
+
+    out = tmp_path / "built"
+    assert main(["build", str(mlp_onnx), "-o", str(out), "--memory-style", "distributed"]) == 0
+    rom = sorted((out / "hdl").glob("*_w_rom.vhd"))[0]
+    text = rom.read_text()
+    word = re.search(r'0 => "([01]+)"', text)
+    bits = word.group(1)
+    flipped = bits[:-1] + ("1" if bits[-1] == "0" else "0")
+    rom.write_text(text.replace(word.group(0), f'0 => "{flipped}"', 1))
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32) * 2)
+    capsys.readouterr()
+    assert main(["simulate", str(out), "--inputs", str(x)]) == 1
+    assert "MISMATCHED" in capsys.readouterr().out
+    report = json.loads((out / "report" / "sim.json").read_text())
+    assert report["bit_exact"] is False and report["mismatched_vectors"] > 0
