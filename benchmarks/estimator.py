@@ -21,7 +21,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "examples" / "forecasting")]
 
-from brevitas_models import export, make_mlp  # noqa: E402
+from brevitas_models import calibrated, export, make_mlp  # noqa: E402
 
 from qonnx_spartan.budget import Budget  # noqa: E402
 from qonnx_spartan.estimate import estimate  # noqa: E402
@@ -67,12 +67,9 @@ def export_config(kind: str, params: dict, path: Path) -> tuple[Path, tuple]:
 
     torch.manual_seed(0)
     w = params["window"]
-    model = build_model(w, 3, params["d_model"], params["heads"], params["bits"], po2=params.get("po2", True))
-    model.train()
-    with torch.no_grad():
-        for _ in range(8):
-            model(torch.randn(16, w, 3))
-    model.eval()
+    model = calibrated(
+        build_model(w, 3, params["d_model"], params["heads"], params["bits"], po2=params.get("po2", True)), (w, 3)
+    )
     export_qonnx(model, torch.randn(1, w, 3), export_path=str(path), dynamo=False)
     return path, (w, 3)
 

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "examples" / "forecasting"))
 
 from data import FEATURES, make_dataset  # noqa: E402
-from train import export, train  # noqa: E402
+from train import export, train_float_then_qat  # noqa: E402
 
 from qonnx_spartan import embedded  # noqa: E402
 from qonnx_spartan.budget import Budget  # noqa: E402
@@ -65,20 +65,10 @@ def trained_model(args, data, out: Path) -> dict:
         if p["epoch"] % 5 == 0:
             say(f"  {'QAT' if p['quant'] else 'float'} epoch {p['epoch']:3d}: validation RMSE {p['val_rmse']:.4f}")
 
-    common = dict(
-        window=args.window,
-        d_model=args.d_model,
-        heads=args.heads,
-        bits=args.bits,
-        epochs=args.epochs,
-        seed=args.seed,
-        data=data,
-        progress=log,
+    say("training the float model, then QAT from its weights")
+    _, float_metrics, qat_model, qat_metrics = train_float_then_qat(
+        data, args.window, args.d_model, args.heads, args.bits, config["plan"], args.po2, args.epochs, args.seed, log
     )
-    say("training the float model")
-    float_model, float_metrics = train(quant=False, **common)
-    say("quantisation-aware training from the float weights")
-    qat_model, qat_metrics = train(quant=True, plan=config["plan"], po2=args.po2, init_from=float_model, **common)
     export(qat_model, out / "model.onnx", args.window, len(FEATURES))
     record = {"config": config, "float": float_metrics["test_rmse"], "qat": qat_metrics["test_rmse"]}
     cached.write_text(json.dumps(record, indent=2) + "\n")

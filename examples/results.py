@@ -18,8 +18,12 @@ sys.path.insert(0, str(REPO / "examples"))
 
 import main_job  # noqa: E402
 
-CONFIGS = {"8 bits": ["--bits", "8"], "6 bits": ["--bits", "6"], "4 bits": ["--bits", "4"],
-           "mixed (plans/mixed.json)": ["--bits", "8", "--plan", str(REPO / "examples" / "plans" / "mixed.json")]}
+CONFIGS = {
+    "8 bits": ["--bits", "8"],
+    "6 bits": ["--bits", "6"],
+    "4 bits": ["--bits", "4"],
+    "mixed (plans/mixed.json)": ["--bits", "8", "--plan", str(REPO / "examples" / "plans" / "mixed.json")],
+}
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,18 @@ from pathlib import Path
 import numpy as np
 
 
+def calibrated(model, in_shape, steps=8, batch=16):
+    """Let Brevitas settle the activation scales on random inputs (train mode), then freeze (eval)."""
+    import torch
+
+    model.train()
+    with torch.no_grad():
+        for _ in range(steps):
+            model(torch.randn(batch, *in_shape) * 1.5)
+    model.eval()
+    return model
+
+
 def make_mlp(sizes, bits, po2=False, bias=True, out_quant=False, seed=0):
     """QuantIdentity -> (QuantLinear -> QuantReLU)* -> QuantLinear [-> output quantiser], calibrated."""
     import brevitas.nn as qnn
@@ -43,13 +55,7 @@ def make_mlp(sizes, bits, po2=False, bias=True, out_quant=False, seed=0):
         )
         if not last:
             layers.append(qnn.QuantReLU(act_quant=uact, bit_width=bits, return_quant_tensor=True))
-    model = torch.nn.Sequential(*layers)
-    model.train()
-    with torch.no_grad():  # calibrate the activation scales
-        for _ in range(8):
-            model(torch.randn(64, sizes[0]) * 1.5)
-    model.eval()
-    return model
+    return calibrated(torch.nn.Sequential(*layers), (sizes[0],), batch=64)
 
 
 def export(model, path: Path, in_shape) -> Path:
@@ -106,10 +112,4 @@ def make_attention_core(window, d_model, heads, bits, po2=False, seed=0):
             c = self.context(torch.matmul(s, v)).permute(0, 2, 1, 3).reshape(-1, window, d_model)
             return self.out(c)
 
-    model = Core()
-    model.train()
-    with torch.no_grad():
-        for _ in range(8):
-            model(torch.randn(16, window, d_model))
-    model.eval()
-    return model
+    return calibrated(Core(), (window, d_model))

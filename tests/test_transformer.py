@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from brevitas_models import calibrated
 from fidelity import requantised_tensor_lsb_errors
 
 from qonnx_spartan.budget import Budget
@@ -34,13 +35,9 @@ def calibrated_forecaster(window, d_model, heads, bits, plan=None, po2=False, se
     from model import build_model
 
     torch.manual_seed(seed)
-    model = build_model(window, FEATURES, d_model, heads, bits, plan=plan, po2=po2)
-    model.train()
-    with torch.no_grad():
-        for _ in range(12):
-            model(torch.randn(32, window, FEATURES))
-    model.eval()
-    return model
+    return calibrated(
+        build_model(window, FEATURES, d_model, heads, bits, plan=plan, po2=po2), (window, FEATURES), steps=12, batch=32
+    )
 
 
 def export_forecaster(model, path, window):

@@ -184,6 +184,28 @@ def export(model: nn.Module, path: str | Path, window: int, features: int) -> No
     export_qonnx(model, torch.randn(1, window, features), export_path=str(path), dynamo=False)
 
 
+def train_float_then_qat(
+    data: Dataset,
+    window: int,
+    d_model: int,
+    heads: int,
+    bits: int,
+    plan: dict | None,
+    po2: bool,
+    epochs: int,
+    seed: int,
+    progress: Callable[[dict], None] | None = None,
+):
+    """The float baseline, then QAT started from its weights: (float model, its metrics, QAT model, its
+    metrics)."""
+    common = dict(
+        window=window, d_model=d_model, heads=heads, bits=bits, epochs=epochs, seed=seed, data=data, progress=progress
+    )
+    float_model, float_metrics = train(quant=False, **common)
+    qat_model, qat_metrics = train(quant=True, plan=plan, po2=po2, init_from=float_model, **common)
+    return float_model, float_metrics, qat_model, qat_metrics
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--window", type=int, default=24)
@@ -199,15 +221,6 @@ def main(argv: list[str] | None = None) -> None:
 
     plan = json.loads(args.plan.read_text()) if args.plan else None
     data = make_dataset(args.window)
-    common = dict(
-        window=args.window,
-        d_model=args.d_model,
-        heads=args.heads,
-        bits=args.bits,
-        epochs=args.epochs,
-        seed=args.seed,
-        data=data,
-    )
 
     def log(p: dict) -> None:
         tag = f"qat{p['bits']}" if p["quant"] else "float"
@@ -215,8 +228,9 @@ def main(argv: list[str] | None = None) -> None:
             f"  {tag} epoch {p['epoch']:3d}  train_mse {p['train_mse']:.4f}  val_rmse {p['val_rmse']:.4f}", flush=True
         )
 
-    float_model, float_metrics = train(quant=False, progress=log, **common)
-    qat_model, qat_metrics = train(quant=True, plan=plan, po2=args.po2, progress=log, init_from=float_model, **common)
+    _, float_metrics, qat_model, qat_metrics = train_float_then_qat(
+        data, args.window, args.d_model, args.heads, args.bits, plan, args.po2, args.epochs, args.seed, log
+    )
 
     args.out.mkdir(parents=True, exist_ok=True)
     export(qat_model, args.out / "model.onnx", args.window, len(FEATURES))
