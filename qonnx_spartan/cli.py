@@ -43,14 +43,13 @@ def cmd_build(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from qonnx_spartan.budget import Budget, load_budget
-    from qonnx_spartan.estimate import estimate
-    from qonnx_spartan.model_file import load_model
-    from qonnx_spartan.transforms import AnnotateMemoryStyle, LowerToIntegerOps, Tidy
+    from qonnx_spartan.flow import BuildConfig, estimate_only
 
-    budget = load_budget(args.budget) if args.budget else Budget()
-    model = load_model(args.model).transform(Tidy()).transform(LowerToIntegerOps())
-    report = estimate(model.transform(AnnotateMemoryStyle(args.memory_style)), budget)
+    cfg = BuildConfig(
+        model=args.model, output_dir=Path("."), budget=args.budget, memory_style=args.memory_style, lanes=args.lanes
+    )
+    report = estimate_only(cfg)
+    budget = cfg.resolved_budget()
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -140,6 +139,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("model", type=Path)
     e.add_argument("--budget", type=Path)
     e.add_argument("--memory-style", choices=MEMORY_CHOICES, default="auto")
+    e.add_argument("--lanes", type=lanes_arg, default="auto", help="as for build")
     e.add_argument("--json", action="store_true", help="print the estimate.json document")
     e.set_defaults(run=cmd_estimate)
 

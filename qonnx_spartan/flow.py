@@ -186,6 +186,18 @@ def build(cfg: BuildConfig, progress: Callable[[str], None] | None = None) -> Mo
     return model
 
 
+def estimate_only(cfg: BuildConfig) -> dict:
+    """The estimate.json document of the configured steps up to "estimate", without writing a build."""
+    cfg = cfg.model_copy(update={"stop_step": "estimate", "save_intermediate_models": False})
+    budget = cfg.resolved_budget()
+    model = load_model(cfg.model)
+    with tempfile.TemporaryDirectory(prefix="qs_estimate_") as tmp:
+        ctx = BuildContext(work_dir=Path(tmp), budget=budget)
+        for _, step in cfg.selected_steps():
+            model = step(model, cfg, ctx)
+    return ctx.reports["estimate"]
+
+
 def publish(work: Path, out: Path) -> None:
     """Move the finished folder into place, replacing an earlier build."""
     old = None

@@ -94,3 +94,15 @@ def test_build_writes_a_vivado_project_and_annotates_estimates(tmp_path, mlp):
 
     build(BuildConfig(model=mlp, output_dir=out, part="xc7s15csga225-1"))
     assert "set part xc7s15csga225-1" in (out / "vivado" / "build.tcl").read_text()
+
+
+def test_estimate_command_agrees_with_build(tmp_path, mlp, capsys):
+    from qonnx_spartan.cli import main
+
+    out = tmp_path / "out"
+    build(BuildConfig(model=mlp, output_dir=out))
+    capsys.readouterr()
+    assert main(["estimate", str(mlp), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((out / "report" / "estimate.json").read_text())
+    assert not any(tmp_path.glob("qs_estimate_*"))
