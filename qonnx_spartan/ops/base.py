@@ -7,6 +7,7 @@ its VHDL template needs, so that adding an op means adding one module and one te
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 
 import numpy as np
@@ -25,6 +26,24 @@ RESOURCES = ("LUT", "LUTRAM", "FF", "BRAM18", "DSP")
 def int_tensor(name: str, values) -> TensorProto:
     """An integer tensor attribute (weights, tables) of an op node."""
     return numpy_helper.from_array(np.asarray(values, dtype=np.int64), name)
+
+
+def multiplier_dsps(a_bits: int, b_bits: int) -> int:
+    """DSP48E1s of a signed a x b product as yosys `synth_xilinx -family xc7` maps it: none when an operand
+    is under 2 bits or the product under 9 bits wide (DSP_Y_MINWIDTH=9: UG901 calls 4x4 and smaller
+    multiplies small), one for up to 25 x 18 bits, else 18-bit partial products (techlibs/xilinx mul2dsp).
+    Unsigned operands count one bit more: the DSP48E1 multiplies signed numbers only."""
+    wide, narrow = max(a_bits, b_bits), min(a_bits, b_bits)
+    if narrow < 2 or wide + narrow < 9:
+        return 0
+    if wide <= 25 and narrow <= 18:
+        return 1
+    return math.ceil(wide / 18) * math.ceil(narrow / 18)
+
+
+def multiplier_luts(a_bits: int, b_bits: int) -> int:
+    """LUTs of a product yosys keeps in logic (no DSP): about one per partial-product bit."""
+    return 0 if multiplier_dsps(a_bits, b_bits) else a_bits * b_bits
 
 
 def add_resources(*parts: dict[str, int]) -> dict[str, int]:

@@ -12,7 +12,7 @@ from abc import abstractmethod
 import numpy as np
 
 from qonnx_spartan.intarith import IntType, bits_signed, shift_round_half_even
-from qonnx_spartan.ops.base import SpartanOp
+from qonnx_spartan.ops.base import SpartanOp, multiplier_dsps, multiplier_luts
 
 #: Cycles from the last element's issue to the done pulse: read, multiply, add, round/saturate
 #: (see the pipeline in elementwise.vhd.j2).
@@ -54,15 +54,12 @@ def word_bits(values) -> int:
 
 
 def multiplier_resources(operand_bits: int, multipliers: np.ndarray) -> dict[str, int]:
-    """A constant power of two (or zero) is wiring; otherwise a DSP48 unless an operand is narrow enough
-    for a LUT multiplier (the threshold IntLinear uses)."""
+    """A constant power of two (or zero) is wiring; otherwise DSPs or LUTs as yosys maps the product."""
     values = np.unique(np.abs(np.asarray(multipliers, dtype=np.int64)))
     if len(values) == 1 and int(values[0]) & (int(values[0]) - 1) == 0:
         return {}
     mult_bits = word_bits(multipliers)
-    if min(operand_bits, mult_bits) > 4:
-        return {"DSP": 1}
-    return {"LUT": operand_bits * mult_bits}
+    return {"DSP": multiplier_dsps(operand_bits, mult_bits), "LUT": multiplier_luts(operand_bits, mult_bits)}
 
 
 class Elementwise(SpartanOp):

@@ -13,15 +13,13 @@ passes follow each other without bubbles and the cycle count is fixed.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from onnx import TensorProto, helper
 
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType, Rescale, requantize
 from qonnx_spartan.memory import STYLES, Memory, address_bits
-from qonnx_spartan.ops.base import DOMAIN, SpartanOp
+from qonnx_spartan.ops.base import DOMAIN, SpartanOp, multiplier_dsps, multiplier_luts
 
 #: exp(0) in the table is 2**EXP_BITS: a relative precision of 2**-15 per term.
 EXP_BITS = 15
@@ -33,12 +31,6 @@ INT64_LIMIT = 1 << 62
 #: Cycles from the last issue to the done pulse, which comes with the last write: x read, table address,
 #: table read, product, rescale and saturate (see softmax.vhd.j2).
 PIPELINE_TAIL = 5
-
-
-def dsp_tiles(a_bits: int, b_bits: int) -> int:
-    """DSP48E1s of an unsigned a x b product: 24 x 17 unsigned bits per DSP (25 x 18 signed, UG479)."""
-    wide, narrow = max(a_bits, b_bits), min(a_bits, b_bits)
-    return math.ceil(wide / 24) * math.ceil(narrow / 17)
 
 
 class IntSoftmax(SpartanOp):
@@ -172,7 +164,9 @@ class IntSoftmax(SpartanOp):
         rescale = self.rescale()
         addr = address_bits(self.rows * self.length)
         counters = 3 * addr + address_bits(max(self.length, self.divide_cycles())) + address_bits(self.rows) + 2
-        recip_in_dsp = rescale.multiplier_bits > 4
+        # unsigned products: each operand counts one bit more on the signed DSP48E1
+        exp_product = (w["exp_bits"] + 1, w["scaled_recip_bits"] + 1)
+        recip_scaling = (w["recip_width"] + 1, rescale.multiplier_bits + 1) if rescale.multiplier > 1 else (1, 1)
         ff = (
             counters
             + 2 * x_bits
@@ -185,10 +179,8 @@ class IntSoftmax(SpartanOp):
         )
         lut = counters + 3 * x_bits + w["sum_bits"] + 2 * (w["sum_bits"] + 1)  # max, distance, sum, divider
         lut += w["product_bits"] + 2 * out_bits  # rounding and saturation
-        if rescale.multiplier > 1 and not recip_in_dsp:
-            lut += w["recip_width"] * rescale.multiplier_bits
-        dsp = dsp_tiles(w["exp_bits"], w["scaled_recip_bits"])
-        dsp += dsp_tiles(w["recip_width"], rescale.multiplier_bits) if recip_in_dsp else 0
+        lut += multiplier_luts(*exp_product) + multiplier_luts(*recip_scaling)
+        dsp = multiplier_dsps(*exp_product) + multiplier_dsps(*recip_scaling)
         return {"LUT": lut, "FF": ff, "DSP": dsp}
 
     def template_context(self) -> dict:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from qonnx_spartan.intarith import Rescale, bits_signed, requantize
-from qonnx_spartan.ops.base import SpartanOp
+from qonnx_spartan.ops.base import SpartanOp, multiplier_dsps, multiplier_luts
 
 #: Cycles from the last issue to the done pulse with one lane: read, product, accumulate, rescale,
 #: saturate/write.
@@ -149,11 +149,14 @@ class MacOp(SpartanOp):
     def logic_resources(self) -> dict[str, int]:
         x = self.in_type()
         x_bits = x.bits + (0 if x.signed else 1)
+        b_bits = self.b_bits() + (0 if self.b_signed() else 1)  # the signed widths the template multiplies
         acc_bits = self.acc_bits()
         lanes = self.lanes()
-        product_in_dsp = self.b_source != B_IS_ONE and min(x_bits, self.b_bits()) > 4
+        multiplies = self.b_source != B_IS_ONE
         rescale = self.rescale()
-        rescale_dsp = self.get_nodeattr("requant") and rescale.multiplier > 1 and rescale.multiplier_bits > 4
+        rescales = bool(self.get_nodeattr("requant")) and rescale.multiplier > 1
+        product = (x_bits, b_bits) if multiplies else (1, 1)
+        scale = (acc_bits, rescale.multiplier_bits + 1) if rescales else (1, 1)
         out_bits = self.out_type().bits
         counters = 4 * 8 + 3 * 12
         # per lane a product register and an accumulator; lanes past the first also a hold register
@@ -161,11 +164,10 @@ class MacOp(SpartanOp):
         hold_bits = (lanes - 1) * acc_bits
         ff = counters + lanes * (x_bits + self.b_bits() + acc_bits) + hold_bits + acc_bits + out_bits + 16
         lut = counters + lanes * acc_bits + hold_bits
-        if not product_in_dsp and self.b_source != B_IS_ONE:
-            lut += lanes * x_bits * self.b_bits()
+        lut += lanes * multiplier_luts(*product) + multiplier_luts(*scale)
         bias = self.bias()
         lut += out_bits * 2 + (len(bias) if bias is not None else 0)
-        dsp = lanes * int(product_in_dsp) + int(rescale_dsp) * (1 + (acc_bits > 25))
+        dsp = lanes * multiplier_dsps(*product) + multiplier_dsps(*scale)
         return {"LUT": lut, "FF": ff, "DSP": dsp}
 
     def template_context(self) -> dict:
