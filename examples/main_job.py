@@ -28,8 +28,6 @@ from train import export, train_float_then_qat  # noqa: E402
 from qonnx_spartan import embedded  # noqa: E402
 from qonnx_spartan.budget import Budget  # noqa: E402
 from qonnx_spartan.flow import BuildConfig, build  # noqa: E402
-from qonnx_spartan.hostio import HostIO  # noqa: E402
-from qonnx_spartan.model_file import load_model  # noqa: E402
 from qonnx_spartan.simulation import simulate_build, write_outputs  # noqa: E402
 from qonnx_spartan.synth import synthesise  # noqa: E402
 
@@ -115,7 +113,7 @@ def main(argv=None) -> int:
     say("synthesising (GHDL synth + yosys synth_xilinx)")
     synth = synthesise(out / "build")
 
-    io = HostIO.load(load_model(out / "build" / "model_int.onnx"))
+    io = sim.io
     y = data.test.y
     rows = {
         "persistence": data.persistence_rmse("test"),

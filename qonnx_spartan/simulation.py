@@ -23,6 +23,7 @@ class SimReport:
     cycles_per_inference: int
     hardware: np.ndarray  # integer outputs of the hardware (vectors, elements)
     reference: np.ndarray  # integer outputs of the reference
+    io: HostIO  # the host side the inputs were quantised with, to dequantise the outputs
 
     @property
     def bit_exact(self) -> bool:
@@ -59,12 +60,11 @@ def simulate_build(build_dir: Path, inputs: np.ndarray, source: str = "inputs", 
     cycles = sorted(set(result.cycles.tolist()))
     if len(cycles) != 1:
         raise RuntimeError(f"cycles per inference vary between vectors: {cycles}")
-    return SimReport(len(vectors), mismatches, cycles[0], result.outputs, reference)
+    return SimReport(len(vectors), mismatches, cycles[0], result.outputs, reference, io)
 
 
 def write_outputs(report: SimReport, build_dir: Path, output: Path | None) -> None:
-    model = load_model(build_dir / "model_int.onnx")
-    io = HostIO.load(model)
+    io = report.io
     if output is not None:
         y = io.output.dequantize(report.hardware).reshape(report.vectors, *io.output.shape[1:])
         tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp.npy")
