@@ -28,6 +28,7 @@ from train import export, train_float_then_qat  # noqa: E402
 from qonnx_spartan import embedded  # noqa: E402
 from qonnx_spartan.budget import Budget  # noqa: E402
 from qonnx_spartan.flow import BuildConfig, build  # noqa: E402
+from qonnx_spartan.plan import load_plan  # noqa: E402
 from qonnx_spartan.simulation import simulate_build, write_outputs  # noqa: E402
 from qonnx_spartan.synth import synthesise  # noqa: E402
 
@@ -47,7 +48,7 @@ def trained_model(args, data, out: Path) -> dict:
     configuration is its own, else a model trained earlier into out/ with it, else a new one (float, then
     QAT from the float weights, with progress per epoch)."""
     config = {k: getattr(args, k) for k in ("window", "d_model", "heads", "bits", "po2", "seed")}
-    config["plan"] = json.loads(args.plan.read_text()) if args.plan else None
+    config["plan"] = load_plan(args.plan).to_json() if args.plan else None
     out.mkdir(parents=True, exist_ok=True)
     cached = out / "training.json"
     if not args.retrain and embedded.info()["config"] == config:
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
     ap.add_argument("--d-model", type=int, default=16)
     ap.add_argument("--heads", type=int, default=1)
     ap.add_argument("--bits", type=int, default=8)
-    ap.add_argument("--plan", type=Path, help="per-module bit widths, JSON {module: {weight_bits, act_bits}}")
+    ap.add_argument("--plan", type=Path, help="per-module bit widths, YAML or JSON {module: {weight_bits, act_bits}}")
     ap.add_argument(
         "--float-scales", dest="po2", action="store_false", help="float quantiser scales instead of power-of-two ones"
     )

@@ -82,6 +82,7 @@ def generate(design: Design, out_dir: Path) -> dict:
         (hdl / f"{entity}.vhd").write_text(env.get_template(layer.op.template).render(**context))
         order.append(f"{entity}.vhd")
         stages.append({"inst": namer(f"u_{entity}"), "entity": entity, "output": None, "inputs": []})
+        layers[layer.name]["instance"] = stages[-1]["inst"]
 
     buffers = []
     reader_signal = {}

@@ -6,6 +6,7 @@ Written by users as YAML or JSON, e.g.
     utilization: 0.9          # at most 90 % of every resource
     caps: {BRAM18: 12, DSP: 10}
     clock_mhz: 100
+    estimator: vivado_coefficients.json   # optional: from `qonnx-spartan calibrate`
 
 The tighter of a cap and the utilisation wins.
 """
@@ -15,31 +16,39 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Annotated
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from qonnx_spartan.coefficients import Coefficients
+from qonnx_spartan.config_file import read_config
 from qonnx_spartan.devices import DEFAULT_DEVICE, DEVICES, Device
 from qonnx_spartan.errors import SpartanError
+
+#: Resource counts and rates are strict: `true` or `12.5` is a mistake, not 1 or 12 (pydantic would convert).
+Count = Annotated[int, Field(ge=0, strict=True)]
 
 
 class Caps(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    LUT: NonNegativeInt | None = None
-    LUTRAM: NonNegativeInt | None = None
-    FF: NonNegativeInt | None = None
-    BRAM18: NonNegativeInt | None = None
-    DSP: NonNegativeInt | None = None
+    LUT: Count | None = None
+    LUTRAM: Count | None = None
+    FF: Count | None = None
+    BRAM18: Count | None = None
+    DSP: Count | None = None
 
 
 class Budget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device: str = DEFAULT_DEVICE
-    utilization: float | None = Field(default=None, gt=0, le=1)
+    utilization: float | None = Field(default=None, gt=0, le=1, strict=True, allow_inf_nan=False)
     caps: Caps = Caps()
-    clock_mhz: float = Field(default=100.0, gt=0, le=1000)
+    clock_mhz: float = Field(default=100.0, gt=0, le=1000, strict=True, allow_inf_nan=False)
+    #: LUT/FF coefficients fitted by `qonnx-spartan calibrate` to the user's tool (default: the packaged
+    #: fit to yosys); the budget is where the estimate is checked, so it names the estimator too.
+    estimator: Path | None = None
 
     @field_validator("device")
     @classmethod
@@ -48,6 +57,9 @@ class Budget(BaseModel):
         if key not in DEVICES:
             raise ValueError(f"unknown device '{name}' (known: {', '.join(DEVICES)})")
         return key
+
+    def coefficients(self) -> Coefficients:
+        return Coefficients.load(self.estimator) if self.estimator is not None else Coefficients.default()
 
     @property
     def profile(self) -> Device:
@@ -75,26 +87,22 @@ class Budget(BaseModel):
 def load_budget(path: str | Path) -> Budget:
     """Read a budget file, turning every problem into one SpartanError line naming the file and field."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SpartanError(f"{path}: budget file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpartanError(f"{path}: cannot read budget file ({e.__class__.__name__})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise SpartanError(f"{path}: not valid YAML or JSON{line}") from None
-    if data is None:
-        data = {}
+    data = read_config(path, "budget")
+    if data is None:  # an empty file is more likely a mistake than a wish for the defaults ({} says that)
+        raise SpartanError(f"{path}: the budget file is empty (write {{}} for the default budget)")
     if not isinstance(data, dict):
         raise SpartanError(f"{path}: a budget is a mapping of fields (device, utilization, caps, clock_mhz)")
     try:
-        return Budget.model_validate(data)
+        budget = Budget.model_validate(data)
     except ValidationError as e:
         raise SpartanError(f"{path}: {describe_validation_error(e)}") from None
+    if budget.estimator is not None:
+        budget = budget.model_copy(update={"estimator": path.parent / budget.estimator})  # beside the budget
+        try:
+            budget.coefficients()
+        except SpartanError as e:
+            raise SpartanError(f"{path}: field 'estimator': {e}") from None
+    return budget
 
 
 def describe_validation_error(e: ValidationError) -> str:

@@ -15,6 +15,8 @@ from qonnx_spartan.errors import SpartanError
 EXIT_USER_ERROR = 2
 EXIT_MISMATCH = 1
 EXIT_INTERNAL = 3
+PLAN_HELP = "bit widths and memory styles per module or node (YAML or JSON; see docs/architecture.md)"
+ESTIMATOR_HELP = "LUT/FF coefficients from `qonnx-spartan calibrate` (default: the budget's, else the yosys fit)"
 
 
 def cmd_build(args) -> int:
@@ -28,6 +30,8 @@ def cmd_build(args) -> int:
         model=args.model,
         output_dir=args.output,
         budget=args.budget,
+        plan=args.plan,
+        estimator=args.estimator,
         memory_style=args.memory_style,
         lanes=args.lanes,
         part=args.part,
@@ -46,7 +50,13 @@ def cmd_estimate(args) -> int:
     from qonnx_spartan.flow import BuildConfig, estimate_only
 
     cfg = BuildConfig(
-        model=args.model, output_dir=Path("."), budget=args.budget, memory_style=args.memory_style, lanes=args.lanes
+        model=args.model,
+        output_dir=Path("."),
+        budget=args.budget,
+        plan=args.plan,
+        estimator=args.estimator,
+        memory_style=args.memory_style,
+        lanes=args.lanes,
     )
     report = estimate_only(cfg)
     budget = cfg.resolved_budget()
@@ -96,6 +106,34 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from qonnx_spartan.calibration import calibrate, design_totals
+    from qonnx_spartan.coefficients import Coefficients
+
+    if not args.builds and not args.rows:
+        raise SpartanError("calibrate: give synthesised build folders or --rows files")
+    coefficients, rows = calibrate(args.builds, args.vivado, args.rows)
+    before, after = (design_totals(rows, c) for c in (Coefficients.default(), coefficients))
+    print(f"{'design':40s} {'measured':>17s} {'packaged':>17s} {'fitted':>17s}   (LUT / FF)")
+    for design, fit in after.items():
+        m, b, a = fit["measured"], before[design]["estimate"], fit["estimate"]
+        print(f"{design[-40:]:40s} {m['LUT']:8d} {m['FF']:8d} {b['LUT']:8d} {b['FF']:8d} {a['LUT']:8d} {a['FF']:8d}")
+    write_atomically(args.output, coefficients.save)
+    layers = coefficients.fit["rows"]
+    print(f"calibrate: {layers} layers of {len(after)} designs ({coefficients.tool}) -> {args.output}")
+    return 0
+
+
+def write_atomically(path: Path, write) -> None:
+    """write(tmp) then rename: an interrupted run leaves no half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def cmd_devices(args) -> int:
     from qonnx_spartan.devices import DEFAULT_DEVICE, DEVICES
 
@@ -125,6 +163,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("model", type=Path, nargs="?", help="QONNX model (default: the embedded example)")
     b.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     b.add_argument("--budget", type=Path, help="budget file (YAML or JSON)")
+    b.add_argument("--plan", type=Path, help=PLAN_HELP)
+    b.add_argument("--estimator", type=Path, help=ESTIMATOR_HELP)
     b.add_argument("--memory-style", choices=MEMORY_CHOICES, default="auto")
     b.add_argument(
         "--lanes",
@@ -138,6 +178,8 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("estimate", help="resources and cycles of a model without building it")
     e.add_argument("model", type=Path)
     e.add_argument("--budget", type=Path)
+    e.add_argument("--plan", type=Path, help=PLAN_HELP)
+    e.add_argument("--estimator", type=Path, help=ESTIMATOR_HELP)
     e.add_argument("--memory-style", choices=MEMORY_CHOICES, default="auto")
     e.add_argument("--lanes", type=lanes_arg, default="auto", help="as for build")
     e.add_argument("--json", action="store_true", help="print the estimate.json document")
@@ -152,6 +194,13 @@ def parser() -> argparse.ArgumentParser:
     y = sub.add_parser("synth", help="GHDL synthesis + yosys synth_xilinx of a built design, per layer")
     y.add_argument("build_dir", type=Path)
     y.set_defaults(run=cmd_synth)
+
+    c = sub.add_parser("calibrate", help="fit the estimator's LUT/FF coefficients to synthesised builds")
+    c.add_argument("builds", type=Path, nargs="*", help="builds synthesised with `synth` (or with Vivado)")
+    c.add_argument("--vivado", action="store_true", help="read BUILD/vivado/utilization_hierarchical.rpt")
+    c.add_argument("--rows", type=Path, action="append", default=[], help="stored rows (calibration/*.json)")
+    c.add_argument("-o", "--output", type=Path, required=True, help="coefficients file to write (JSON)")
+    c.set_defaults(run=cmd_calibrate)
 
     d = sub.add_parser("devices", help="list the device profiles")
     d.set_defaults(run=cmd_devices)

@@ -25,8 +25,17 @@ from qonnx_spartan.budget import Budget, budget_to_json, load_budget
 from qonnx_spartan.design import Design
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.estimate import estimate
+from qonnx_spartan.hostio import METADATA_KEY
 from qonnx_spartan.model_file import load_model
-from qonnx_spartan.transforms import AnnotateLanes, AnnotateMemoryStyle, EstimateResources, LowerToIntegerOps, Tidy
+from qonnx_spartan.plan import Plan, load_plan
+from qonnx_spartan.transforms import (
+    AnnotateBitwidths,
+    AnnotateLanes,
+    AnnotateMemoryStyle,
+    EstimateResources,
+    LowerToIntegerOps,
+    Tidy,
+)
 from qonnx_spartan.transforms.memory_style import MEMORY_CHOICES
 
 Step = Union[str, Callable]
@@ -34,11 +43,16 @@ Step = Union[str, Callable]
 
 @dataclass
 class BuildContext:
-    """What steps share besides the model: the folder being written, the budget, the reports so far."""
+    """What steps share besides the model: the folder being written, the budget, the plan, the reports so far."""
 
     work_dir: Path
     budget: Budget
+    plan: Plan | None = None
     reports: dict = field(default_factory=dict)
+
+
+def step_bitwidths(model: ModelWrapper, cfg: "BuildConfig", ctx: BuildContext) -> ModelWrapper:
+    return model.transform(AnnotateBitwidths(ctx.plan)) if ctx.plan is not None else model
 
 
 def step_tidy(model: ModelWrapper, cfg: "BuildConfig", ctx: BuildContext) -> ModelWrapper:
@@ -51,7 +65,7 @@ def step_lower(model, cfg, ctx):
 
 def step_lanes(model, cfg, ctx):
     if cfg.lanes == "auto":
-        return model.transform(AnnotateLanes(ctx.budget, cfg.memory_style))
+        return model.transform(AnnotateLanes(ctx.budget, cfg.memory_style, plan=ctx.plan))
     for node in model.graph.node:
         if node.op_type == "IntLinear":
             getCustomOp(node).set_nodeattr("lanes", cfg.lanes)
@@ -59,7 +73,7 @@ def step_lanes(model, cfg, ctx):
 
 
 def step_memory_style(model, cfg, ctx):
-    return model.transform(AnnotateMemoryStyle(cfg.memory_style))
+    return model.transform(AnnotateMemoryStyle(cfg.memory_style, ctx.budget, ctx.plan))
 
 
 def step_estimate(model, cfg, ctx):
@@ -88,6 +102,7 @@ def step_generate_hdl(model, cfg, ctx):
 
 
 STEPS: dict[str, Callable] = {
+    "bitwidths": step_bitwidths,
     "tidy": step_tidy,
     "lower": step_lower,
     "lanes": step_lanes,
@@ -105,6 +120,8 @@ class BuildConfig(BaseModel):
     model: Path
     output_dir: Path
     budget: Union[Budget, Path, None] = None
+    plan: Union[Plan, Path, None] = None  # bit widths and memory styles per layer (qonnx_spartan/plan.py)
+    estimator: Path | None = None  # coefficients from `qonnx-spartan calibrate`, instead of the budget's
     memory_style: str = "auto"
     lanes: Union[int, str] = "auto"  # MAC lanes per linear layer: a number, or "auto" (fill the budget)
     steps: list[Step] = DEFAULT_STEPS
@@ -129,8 +146,16 @@ class BuildConfig(BaseModel):
 
     def resolved_budget(self) -> Budget:
         if isinstance(self.budget, Budget):
-            return self.budget
-        return load_budget(self.budget) if self.budget is not None else Budget()
+            budget = self.budget
+        else:
+            budget = load_budget(self.budget) if self.budget is not None else Budget()
+        if self.estimator is not None:
+            budget = budget.model_copy(update={"estimator": self.estimator})
+            budget.coefficients()  # a missing or malformed file fails here, named
+        return budget
+
+    def resolved_plan(self) -> Plan | None:
+        return load_plan(self.plan) if isinstance(self.plan, Path) else self.plan
 
     def step_name(self, step: Step) -> str:
         return step if isinstance(step, str) else getattr(step, "__name__", "custom_step")
@@ -159,14 +184,14 @@ def write_json(path: Path, data: dict) -> None:
 
 def build(cfg: BuildConfig, progress: Callable[[str], None] | None = None) -> ModelWrapper:
     """Run the configured steps and publish OUT (hdl/, sim/, model_int.onnx, report/) atomically."""
-    budget = cfg.resolved_budget()
+    budget, plan = cfg.resolved_budget(), cfg.resolved_plan()
     steps = cfg.selected_steps()
     model = load_model(cfg.model)
     out = cfg.output_dir
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        ctx = BuildContext(work_dir=work, budget=budget)
+        ctx = BuildContext(work_dir=work, budget=budget, plan=plan)
         for k, (name, step) in enumerate(steps):
             if progress:
                 progress(name)
@@ -177,7 +202,12 @@ def build(cfg: BuildConfig, progress: Callable[[str], None] | None = None) -> Mo
         model.save(str(work / "model_int.onnx"))
         write_json(
             work / "report" / "build.json",
-            {"steps": [n for n, _ in steps], "budget": budget_to_json(budget), "names": ctx.reports.get("names")},
+            {
+                "steps": [n for n, _ in steps],
+                "budget": budget_to_json(budget),
+                "plan": plan.to_json() if plan is not None else None,
+                "names": ctx.reports.get("names"),
+            },
         )
         publish(work, out)
     except BaseException:
@@ -187,12 +217,15 @@ def build(cfg: BuildConfig, progress: Callable[[str], None] | None = None) -> Mo
 
 
 def estimate_only(cfg: BuildConfig) -> dict:
-    """The estimate.json document of the configured steps up to "estimate", without writing a build."""
-    cfg = cfg.model_copy(update={"stop_step": "estimate", "save_intermediate_models": False})
-    budget = cfg.resolved_budget()
+    """The estimate.json document of the configured steps up to "estimate", without writing a build.  A
+    model that is already lowered (a build's model_int.onnx) is estimated as it is: its lanes and memory
+    styles were decided when it was built."""
     model = load_model(cfg.model)
+    start = "estimate" if model.get_metadata_prop(METADATA_KEY) and cfg.start_step is None else cfg.start_step
+    cfg = cfg.model_copy(update={"stop_step": "estimate", "start_step": start, "save_intermediate_models": False})
+    budget, plan = cfg.resolved_budget(), cfg.resolved_plan()
     with tempfile.TemporaryDirectory(prefix="qs_estimate_") as tmp:
-        ctx = BuildContext(work_dir=Path(tmp), budget=budget)
+        ctx = BuildContext(work_dir=Path(tmp), budget=budget, plan=plan)
         for _, step in cfg.selected_steps():
             model = step(model, cfg, ctx)
     return ctx.reports["estimate"]

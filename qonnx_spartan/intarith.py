@@ -72,7 +72,7 @@ class Rescale:
     def from_ratio(cls, ratio: float) -> "Rescale":
         """Closest M, s with M < 2**MULTIPLIER_BITS; powers of two come out as M = 1 (no multiplier)."""
         if not ratio > 0 or not np.isfinite(ratio):
-            raise ValueError(f"rescale ratio must be positive and finite, got {ratio}")
+            raise ValueError(f"rescale ratio must be positive and finite, not {ratio:g}")
         frac = Fraction(ratio)
         shift = 0
         limit = (1 << MULTIPLIER_BITS) - 1
@@ -83,7 +83,9 @@ class Rescale:
             multiplier //= 2
             shift -= 1
         if multiplier == 0:
-            raise ValueError(f"rescale ratio {ratio} is too small to represent")
+            raise ValueError(f"rescale ratio {ratio:g} is too small to represent")
+        if multiplier > limit:
+            raise ValueError(f"rescale ratio {ratio:g} is too large to represent (at most {limit})")
         return cls(int(multiplier), shift)
 
     @property
@@ -118,7 +120,10 @@ def requantize(acc: np.ndarray, rescale: Rescale, lo: int, hi: int) -> np.ndarra
 
 def matmul_range(x: IntType, weights: np.ndarray, bias: np.ndarray | None = None) -> tuple[int, int]:
     """Exact extremes of x @ weights + bias over every x in range, for weights shaped (K, N)."""
-    w = np.asarray(weights, dtype=object)
+    w = np.asarray(weights)
+    bias_bound = int(np.abs(np.asarray(bias)).max(initial=0)) if bias is not None else 0
+    bound = int(np.abs(w).max(initial=0)) * max(abs(x.lo), abs(x.hi)) * max(w.shape[0], 1) + bias_bound
+    w = w.astype(np.int64 if bound < 2**62 else object)  # exact either way; int64 is fast
     lo_terms = np.minimum(w * x.lo, w * x.hi)
     hi_terms = np.maximum(w * x.lo, w * x.hi)
     lo = lo_terms.sum(axis=0)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 STYLES = ("block", "distributed")
 #: The graph input's buffer has no producing op to carry its style: it is kept in the model's metadata.
 INPUT_STYLE_KEY = "qonnx_spartan.input_mem_style"
@@ -30,49 +32,98 @@ class Memory:
     width: int
     style: str
     read_only: bool = False  # a ROM: "distributed" means LUT logic, not LUTRAM (no write port)
+    #: A ROM's bit columns that are not constant over its words: synthesis keeps only those.
+    varying_width: int | None = None
+    #: Of those, the distinct ones (a copy or complement of another column is the same logic).
+    distinct_width: int | None = None
 
     @property
     def address_bits(self) -> int:
         return address_bits(self.depth)
 
     @property
+    def stored_width(self) -> int:
+        """Bits per word that synthesis stores (a ROM's constant columns become wiring)."""
+        return self.varying_width if self.read_only and self.varying_width is not None else self.width
+
+    @property
     def bram18(self) -> int:
-        if self.style != "block":
+        """RAMB18s: depth and width tiled over one aspect ratio (UG473).  A ROM reads through one port, so
+        yosys (memory_libmap) also puts parts of its words behind the second port of the same RAMB18 at
+        other addresses: it then takes as many RAMB18s as its bits need, 16 Kb each (18 Kb with the parity
+        bits when the width is not a multiple of 8), for words of up to 36 bits - calibration/rom_packing.py
+        measures the rule."""
+        if self.style != "block" or self.stored_width == 0:
             return 0
-        return min(math.ceil(self.depth / d) * math.ceil(self.width / w) for d, w in RAMB18_SHAPES)
+        tiled = min(math.ceil(self.depth / d) * math.ceil(self.stored_width / w) for d, w in RAMB18_SHAPES)
+        if not self.read_only or self.stored_width > 36:
+            return tiled
+        capacity = 16384 if self.stored_width % 8 == 0 else 18432
+        return min(tiled, math.ceil(self.depth * self.stored_width / capacity))
 
     @property
     def lutram(self) -> int:
-        """LUTs used as memory for a distributed memory with one write and one read port."""
+        """LUTs used as memory by a distributed RAM with one write and one read port.  yosys
+        (memory_libmap, techlibs/xilinx/lutrams_xc5v.txt) builds it from RAM32M (32 x 6) or RAM64M (64 x 3),
+        four LUTs each, whichever costs less: 8 per primitive plus about half a unit per bit of the read
+        multiplexer between rows of primitives (fitted to its choices: 96 x 5 and 144 x 5 take RAM32M,
+        400 x 5 takes RAM64M)."""
         if self.style != "distributed" or self.read_only:
             return 0
-        if self.depth <= 32:
-            return 4 * math.ceil(self.width / 6)
-        return 4 * math.ceil(self.depth / 64) * math.ceil(self.width / 3)
+        options = []
+        for depth, bits in ((32, 6), (64, 3)):
+            rows = math.ceil(self.depth / depth)
+            primitives = rows * math.ceil(self.width / bits)
+            options.append((8 * primitives + 0.5 * (rows - 1) * self.width, 4 * primitives))
+        return min(options)[1]
 
     @property
-    def read_mux_luts(self) -> int:
-        """Logic LUTs that select among the 64-deep slices of a deep distributed memory."""
-        if self.style != "distributed" or self.read_only or self.depth <= 64:
-            return 0
-        return self.width * math.ceil((math.ceil(self.depth / 64) - 1) / 3)
+    def slices(self) -> int:
+        """64-word slices of a distributed memory (LUT6 depth)."""
+        return math.ceil(self.depth / 64)
 
-    @property
-    def rom_luts(self) -> int:
-        """LUT6s of a distributed ROM: each holds 64 words of one bit, plus the muxes between them."""
-        if self.style != "distributed" or not self.read_only:
-            return 0
-        return self.width * (math.ceil(self.depth / 64) + math.ceil((math.ceil(self.depth / 64) - 1) / 3))
-
-    def resources(self) -> dict[str, int]:
-        lutram = self.lutram
+    def features(self) -> dict[str, float]:
+        """Structural quantities the LUTs and FFs around the memory grow with (the estimator's coefficients
+        weigh them, see qonnx_spartan/coefficients.py).  A ROM in logic costs per varying bit column."""
+        if self.style == "block":
+            return {"block_ram": self.bram18, "block_bits": self.stored_width}
+        if self.read_only:
+            columns = self.distinct_width if self.distinct_width is not None else self.stored_width
+            return {
+                "rom_lut6": columns * self.slices,
+                "rom_wide_mux": columns * max(0, math.ceil(self.depth / 256) - 1),
+                "rom_bits": self.stored_width,
+            }
         return {
-            "LUT": lutram + self.read_mux_luts + self.rom_luts,
-            "LUTRAM": lutram,
-            "FF": self.width,  # the registered read port
-            "BRAM18": self.bram18,
-            "DSP": 0,
+            "lutram": self.lutram,
+            "ram_read_mux": self.width * math.ceil((self.slices - 1) / 3) if self.slices > 1 else 0,
+            "ram_write_decode": self.slices if self.slices > 1 else 0,
+            "ram_bits": self.width,
         }
+
+    def exact_resources(self) -> dict[str, int]:
+        """What is counted, not fitted: block RAMs and the LUTs used as RAM."""
+        return {"LUTRAM": self.lutram, "BRAM18": self.bram18}
+
+
+def rom(depth: int, fields: np.ndarray, bits: int, style: str) -> Memory:
+    """A ROM whose word w holds fields[w, 0], fields[w, 1], ... of `bits` bits each (two's complement),
+    measured for synthesis: its varying and its distinct bit columns."""
+    fields = np.asarray(fields, dtype=np.int64).reshape(depth, -1)
+    columns = ((fields[:, :, None] >> np.arange(bits)) & 1).reshape(depth, -1).T.astype(bool)
+    columns = columns[columns.any(axis=1) & ~columns.all(axis=1)]
+    distinct = len(np.unique(columns ^ columns[:, :1], axis=0)) if len(columns) else 0
+    width = fields.shape[1] * bits
+    return Memory(depth, width, style, read_only=True, varying_width=len(columns), distinct_width=distinct)
+
+
+def varying_columns(values, width: int) -> int:
+    """Bit columns (two's complement, `width` bits) in which the values are not all the same."""
+    values = np.asarray(values, dtype=np.int64).ravel()
+    if values.size == 0:
+        return 0
+    differ = np.bitwise_or.reduce(values ^ values[0]) & ((1 << width) - 1)
+    return int(differ).bit_count()
 
 
 def input_buffer_style(model) -> str:

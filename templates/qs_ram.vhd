@@ -21,9 +21,11 @@ entity qs_ram is
 end entity;
 
 architecture rtl of qs_ram is
-  -- at least two words: a one-bit address must not index past the memory (GHDL's synthesis asserts on it)
+  -- at least two words: a one-bit address must not index past the memory (GHDL's synthesis asserts on it).
+  -- Arrays are declared "downto": GHDL's synthesis subtracts the address from the top index of a "to"
+  -- array, an adder on every port.
   constant WORDS : positive := maximum(DEPTH, 2);
-  type mem_t is array (0 to WORDS - 1) of std_logic_vector(WIDTH - 1 downto 0);
+  type mem_t is array (WORDS - 1 downto 0) of std_logic_vector(WIDTH - 1 downto 0);
   signal mem : mem_t := (others => (others => '0'));
   attribute ram_style : string;
   attribute ram_style of mem : signal is STYLE;

@@ -113,3 +113,25 @@ def make_attention_core(window, d_model, heads, bits, po2=False, seed=0):
             return self.out(c)
 
     return calibrated(Core(), (window, d_model))
+
+
+def export_config(kind: str, params: dict, path: Path) -> tuple[Path, tuple]:
+    """Export one benchmark/calibration configuration to QONNX: an MLP (sizes, bits, po2) or the forecasting
+    Transformer (window, d_model, heads, bits, po2, plan); returns the file and the input shape."""
+    import torch
+    from brevitas.export import export_qonnx
+    from model import build_model  # examples/forecasting, on sys.path in tests and benchmarks
+
+    if kind == "mlp":
+        sizes = params["sizes"]
+        model = make_mlp(
+            sizes, params["bits"], po2=params.get("po2", False), out_quant=True, seed=params.get("seed", 0)
+        )
+        return export(model, path, (1, sizes[0])), (sizes[0],)
+    torch.manual_seed(params.get("seed", 0))
+    w = params["window"]
+    model = build_model(
+        w, 3, params["d_model"], params["heads"], params["bits"], plan=params.get("plan"), po2=params.get("po2", True)
+    )
+    export_qonnx(calibrated(model, (w, 3)), torch.randn(1, w, 3), export_path=str(path), dynamo=False)
+    return path, (w, 3)

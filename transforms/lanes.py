@@ -13,21 +13,30 @@ from qonnx.transformation.base import Transformation
 
 from qonnx_spartan.budget import Budget
 from qonnx_spartan.estimate import estimate
+from qonnx_spartan.plan import Plan
 from qonnx_spartan.transforms.memory_style import AnnotateMemoryStyle
 
 MAX_LANES = 16
 
 
 class AnnotateLanes(Transformation):
-    def __init__(self, budget: Budget | None = None, memory_style: str = "auto", max_lanes: int = MAX_LANES):
+    def __init__(
+        self,
+        budget: Budget | None = None,
+        memory_style: str = "auto",
+        max_lanes: int = MAX_LANES,
+        plan: Plan | None = None,
+    ):
         super().__init__()
         self.budget = budget or Budget()
         self.memory_style = memory_style
         self.max_lanes = max_lanes
+        self.plan = plan
 
     def cost(self, model: ModelWrapper) -> tuple[dict, int]:
         """(totals, cycles) with the memories placed as the flow will place them."""
-        report = estimate(model.transform(AnnotateMemoryStyle(self.memory_style)), self.budget)
+        placed = model.transform(AnnotateMemoryStyle(self.memory_style, self.budget, self.plan))
+        report = estimate(placed, self.budget)
         return report["total"], report["cycles"]
 
     def apply(self, model: ModelWrapper):

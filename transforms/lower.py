@@ -11,10 +11,14 @@ model's metadata, see qonnx_spartan.hostio).  Each pattern ends at the activatio
     BatchNormalization [Reshape] Quant            -> IntAffine
     ReduceMean Quant                              -> IntMean
     Reshape, Transpose                            -> views: address tables, no op (transforms/views.py)
+
+The metadata key `qonnx_spartan.sources` keeps, for each buffer, the exported nodes (and their outputs) the
+op writing it replaced, so a plan can name a layer by any of them (transforms/memory_style.py).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +53,12 @@ SUPPORTED_OPS = (
 #: Bias rounding may move the value before requantisation by at most this fraction of an output LSB.
 BIAS_ERROR_LSB = 1 / 256
 MAX_BIAS_FRACTION_BITS = 16
+#: Metadata: {buffer tensor: names of the exported nodes and tensors its writer (or the host) replaced}.
+SOURCES_KEY = "qonnx_spartan.sources"
+
+
+def lowered_sources(model: ModelWrapper) -> dict[str, list[str]]:
+    return json.loads(model.get_metadata_prop(SOURCES_KEY) or "{}")
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,8 @@ def fixed_point_bias(node, bias_in_acc_lsb: np.ndarray, ratio: float | None) -> 
 
 
 def checked_bias(node, bias: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(bias)):
+        raise SpartanError(f"{node_label(node)}: the bias has NaN or infinite values")
     if np.abs(bias).max(initial=0) >= 2**31:
         raise SpartanError(f"{node_label(node)}: bias too large for the accumulator")
     return bias.astype(np.int64)
@@ -100,10 +112,14 @@ class Lowering:
         self.views: dict[str, tuple[str, np.ndarray]] = {}  # view tensor -> (buffer tensor, address table)
         self.nodes = []
         self.consumed: set[str] = set()  # output tensors of exported nodes already lowered
+        self.sources: dict[str, list[str]] = {}  # buffer tensor -> exported names its writer replaced
 
     # -- graph helpers -------------------------------------------------------------------------------
     def shape(self, tensor: str) -> tuple[int, ...]:
-        return tuple(int(d) for d in self.model.get_tensor_shape(tensor))
+        shape = self.model.get_tensor_shape(tensor)
+        if shape is None:  # shape inference could not follow the graph to it
+            raise SpartanError(f"tensor '{tensor}': its shape is unknown")
+        return tuple(int(d) for d in shape)
 
     def only_consumer(self, tensor: str, user):
         consumers = self.model.find_consumers(tensor) or []
@@ -148,8 +164,11 @@ class Lowering:
             and self.model.get_initializer(producer.input[0]) is not None
         ):
             spec = quant_spec(self.model, producer)
+            floats = self.model.get_initializer(producer.input[0])
+            if not np.all(np.isfinite(floats)):
+                raise SpartanError(f"{node_label(producer)}: constant '{producer.input[0]}' has NaN or infinite values")
             self.consumed.add(producer.output[0])
-            return spec.quantize(self.model.get_initializer(producer.input[0])), spec
+            return spec.quantize(floats), spec
         return None, None
 
     def quant_after(self, node, allowed=()) -> tuple[list, QuantSpec | None]:
@@ -178,6 +197,19 @@ class Lowering:
         self.consumed.update(n.output[0] for n in fused)
         self.nodes.append(node)
         self.tensors[out.name] = out
+        self.sources[out.name] = self.replaced_names(fused)
+
+    def replaced_names(self, fused: list) -> list[str]:
+        """Names of the exported nodes an op replaces and of their outputs: the fused chain and the constant
+        paths feeding it (weight Quants and their Transposes, quantised constants)."""
+        nodes, pending = {n.name: n for n in fused}, list(fused)
+        while pending:
+            for tensor in pending.pop().input:
+                producer = self.model.find_producer(tensor)
+                if producer is not None and producer.name not in nodes and not self.is_activation(tensor):
+                    nodes[producer.name] = producer
+                    pending.append(producer)
+        return [name for n in nodes.values() for name in (n.name, *n.output)]
 
     # -- the walk ------------------------------------------------------------------------------------
     def run(self) -> ModelWrapper:
@@ -198,6 +230,9 @@ class Lowering:
                     f"{node_label(node)}: op type {node.op_type} is not supported "
                     f"(supported: {', '.join(SUPPORTED_OPS)}, Gemm)"
                 )
+        for node in graph.node:
+            if node.op_type == "Quant":
+                quant_spec(self.model, node)  # every quantiser's parameters, before any pattern uses them
         host_in = self.lower_input()
         handlers = {
             "MatMul": self.lower_matmul,
@@ -212,7 +247,10 @@ class Lowering:
             if node.output[0] in self.consumed:
                 continue
             if node.op_type in handlers:
-                handlers[node.op_type](node)
+                try:
+                    handlers[node.op_type](node)
+                except ValueError as e:  # the integer ops refuse constants they cannot represent (NaN, too large)
+                    raise SpartanError(f"{node_label(node)}: {e}") from None
             elif node.op_type == "Quant" and self.model.get_initializer(node.input[0]) is None:
                 source = self.model.find_producer(node.input[0])
                 what = node_label(source) if source is not None else f"input '{node.input[0]}'"
@@ -238,6 +276,7 @@ class Lowering:
         quant = consumers[0]
         spec = quant_spec(self.model, quant)
         self.consumed.add(quant.output[0])
+        self.sources[quant.output[0]] = self.replaced_names([quant])
         shape = self.shape(graph_in.name)
         self.tensors[quant.output[0]] = IntTensor(quant.output[0], spec.scale, spec.dtype, spec.lo, spec.hi, shape)
         return TensorIO(quant.output[0], list(shape), spec.scale, spec.dtype, spec.lo, spec.hi)
@@ -292,6 +331,11 @@ class Lowering:
             lo = max(out_quant.lo, 0) if relu else out_quant.lo
             out = IntTensor(tail, out_quant.scale, out_quant.dtype, lo, out_quant.hi, shape)
         elif relu:
+            if acc_hi >= 2**31:  # the clamp's bounds are VHDL integers
+                raise SpartanError(
+                    f"{node_label(matmul)}: its ReLU output needs {acc_hi.bit_length()} bits (at most 31 without a "
+                    "quantiser); quantise it (QuantReLU)"
+                )
             rescale = Rescale(1, 0)
             out = IntTensor(tail, acc_scale, IntType.for_range(0, acc_hi), 0, acc_hi, shape)
         else:
@@ -466,7 +510,10 @@ class Lowering:
             raise SpartanError(f"{node_label(bn)}: BatchNorm parameters must be constants (export in eval mode)")
         gamma, beta, mean, var = (np.asarray(p, dtype=np.float64) for p in params)
         eps = get_by_name(bn.attribute, "epsilon")
-        gain = gamma / np.sqrt(var + (eps.f if eps is not None else 1e-5))
+        var = var + (eps.f if eps is not None else 1e-5)
+        if not all(np.all(np.isfinite(p)) for p in (gamma, beta, mean, var)) or np.any(var <= 0):
+            raise SpartanError(f"{node_label(bn)}: BatchNorm parameters must be finite, with a positive variance")
+        gain = gamma / np.sqrt(var)
         chain, out_quant = self.quant_after(bn, allowed=("Reshape",))
         if out_quant is None:
             raise SpartanError(f"{node_label(bn)}: the BatchNorm output must be quantised")
@@ -553,6 +600,7 @@ class Lowering:
             if t.name != out.name:
                 lowered.set_tensor_shape(t.name, list(t.shape))
         HostIO(host_in, TensorIO(out.name, list(out.shape), out.scale, out.dtype, out.lo, out.hi)).save(lowered)
+        lowered.set_metadata_prop(SOURCES_KEY, json.dumps(self.sources))
         return lowered
 
 

@@ -47,6 +47,8 @@ def node_label(node) -> str:
 
 def quant_spec(model: ModelWrapper, node) -> QuantSpec:
     """Parameters of a Quant node whose scale, zero point and bit width are constants."""
+    if len(node.input) != 4:
+        raise SpartanError(f"{node_label(node)}: {len(node.input)} inputs; a Quant has x, scale, zero point, bit width")
     scale, zero_point, bits = (model.get_initializer(t) for t in node.input[1:4])
     if scale is None or zero_point is None or bits is None:
         raise SpartanError(f"{node_label(node)}: scale, zero point and bit width must be constants")
@@ -55,16 +57,17 @@ def quant_spec(model: ModelWrapper, node) -> QuantSpec:
             f"{node_label(node)}: per-channel scales ({np.asarray(scale).size} of them) are not supported; "
             "use a per-tensor quantiser"
         )
-    if np.any(np.asarray(zero_point) != 0):
-        raise SpartanError(
-            f"{node_label(node)}: zero point {np.asarray(zero_point).ravel()[0]} is not supported (only 0)"
-        )
+    if np.asarray(bits).size != 1:
+        raise SpartanError(f"{node_label(node)}: the bit width must be one number, not {np.asarray(bits).size}")
+    nonzero = np.asarray(zero_point)[np.asarray(zero_point) != 0]
+    if nonzero.size:
+        raise SpartanError(f"{node_label(node)}: zero point {nonzero.ravel()[0]} is not supported (only 0)")
     rounding = get_by_name(node.attribute, "rounding_mode")
-    mode = rounding.s.decode().upper() if rounding is not None else "ROUND"
+    mode = rounding.s.decode(errors="replace").upper() if rounding is not None else "ROUND"
     if mode not in SUPPORTED_ROUNDING:
         raise SpartanError(f"{node_label(node)}: rounding mode {mode} is not supported (only ROUND)")
     bits_v = float(np.asarray(bits).ravel()[0])
-    if bits_v != int(bits_v) or not 2 <= bits_v <= 16:
+    if not np.isfinite(bits_v) or bits_v != int(bits_v) or not 2 <= bits_v <= 16:
         raise SpartanError(f"{node_label(node)}: bit width {bits_v:g} is not supported (2 to 16)")
     scale_v = float(np.asarray(scale).ravel()[0])
     if not scale_v > 0 or not np.isfinite(scale_v):
@@ -105,5 +108,7 @@ def constant_weights(model: ModelWrapper, tensor: str, user) -> IntWeights:
         if floats is None:
             raise SpartanError(f"{node_label(user)}: weights behind {node_label(producer)} are not constant")
         spec = quant_spec(model, producer)
+        if not np.all(np.isfinite(floats)):
+            raise SpartanError(f"{node_label(user)}: weights '{producer.input[0]}' have NaN or infinite values")
         return IntWeights(spec.quantize(floats), spec, producer.input[0])
     raise SpartanError(f"{node_label(user)}: weights come from {node_label(producer)}, expected a Quant node")

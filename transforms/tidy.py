@@ -9,7 +9,9 @@ Brevitas module names that plans and reports refer to.
 from __future__ import annotations
 
 from onnx import helper
+from onnx.shape_inference import InferenceError
 from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import is_custom_op
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.fold_constants import FoldConstants
 from qonnx.transformation.general import GiveUniqueNodeNames, RemoveStaticGraphInputs, RemoveUnusedTensors
@@ -27,9 +29,12 @@ class Tidy(Transformation):
             raise SpartanError(
                 f"the model has {len(graph.input)} inputs and {len(graph.output)} outputs; one of each is supported"
             )
-        shape = model.get_tensor_shape(graph.input[0].name)
+        dims = graph.input[0].type.tensor_type.shape.dim  # a symbolic dimension by its name, e.g. 'batch'
+        shape = [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in dims]
         if not shape or any(not isinstance(d, int) or d <= 0 for d in shape):
-            raise SpartanError(f"input '{graph.input[0].name}': shape {shape} is not static")
+            raise SpartanError(
+                f"input '{graph.input[0].name}': shape {shape} is not static; export with a fixed input shape"
+            )
         if shape[0] != 1:
             raise SpartanError(
                 f"input '{graph.input[0].name}': batch size {shape[0]}; export the model with a batch of 1"
@@ -37,6 +42,8 @@ class Tidy(Transformation):
         for node in graph.node:
             if node.op_type in ("Quant", "Trunc", "BipolarQuant"):
                 node.domain = "qonnx.custom_op.general"
+            elif is_custom_op(node.domain) and not is_custom_op(node.domain, node.op_type):
+                raise SpartanError(f"{node_label(node)}: no custom op {node.op_type} in the domain {node.domain}")
         names = [n.name for n in graph.node]
         if "" in names or len(set(names)) != len(names):
             model = model.transform(GiveUniqueNodeNames())
@@ -47,7 +54,12 @@ class Tidy(Transformation):
             InferShapes(),
             RemoveUnusedTensors(),
         ):
-            model = model.transform(step)
+            try:
+                model = model.transform(step)
+            except InferenceError as e:
+                raise SpartanError(
+                    f"the model's tensor shapes contradict each other ({' '.join(str(e).split())})"
+                ) from None
         return model, False
 
 

@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from data import FEATURES, Dataset, make_dataset  # noqa: E402
 from model import build_model  # noqa: E402
 
+from qonnx_spartan.plan import load_plan  # noqa: E402
+
 BATCH = 256
 PATIENCE = 10  # epochs without a better validation RMSE before stopping
 LR_PATIENCE = 3  # ... before halving the learning rate
@@ -212,14 +214,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--d-model", type=int, default=16)
     ap.add_argument("--heads", type=int, default=1)
     ap.add_argument("--bits", type=int, default=8)
-    ap.add_argument("--plan", type=Path, help="JSON {module_name: {weight_bits, act_bits}}")
+    ap.add_argument("--plan", type=Path, help="plan file, YAML or JSON {module_name: {weight_bits, act_bits}}")
     ap.add_argument("--po2", action="store_true", help="power-of-two (fixed-point) scales")
     ap.add_argument("--epochs", type=int, default=40, help="cap per phase (float, then QAT)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
 
-    plan = json.loads(args.plan.read_text()) if args.plan else None
+    plan = load_plan(args.plan).to_json() if args.plan else None
     data = make_dataset(args.window)
 
     def log(p: dict) -> None:

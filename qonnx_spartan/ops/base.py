@@ -7,7 +7,6 @@ its VHDL template needs, so that adding an op means adding one module and one te
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
 
 import numpy as np
@@ -15,6 +14,7 @@ from onnx import TensorProto, numpy_helper
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
+from qonnx_spartan.coefficients import fitted
 from qonnx_spartan.intarith import IntType
 from qonnx_spartan.memory import STYLES, Memory
 
@@ -28,22 +28,40 @@ def int_tensor(name: str, values) -> TensorProto:
     return numpy_helper.from_array(np.asarray(values, dtype=np.int64), name)
 
 
+#: yosys synth_xilinx's DSP48E1 mapping (techlibs/common/mul2dsp.v with the xc7 limits): a 25 x 18 signed
+#: multiplier; wider operands are cut into 17-bit unsigned slices (18 with a zero sign bit); products
+#: under 9 bits or with an operand under 2 bits stay in logic (UG901 calls 4 x 4 and smaller small).
+DSP_A_MAX, DSP_B_MAX, DSP_PARTIAL, DSP_MIN, DSP_Y_MIN = 25, 18, 18, 2, 9
+
+
 def multiplier_dsps(a_bits: int, b_bits: int) -> int:
-    """DSP48E1s of a signed a x b product as yosys `synth_xilinx -family xc7` maps it: none when an operand
-    is under 2 bits or the product under 9 bits wide (DSP_Y_MINWIDTH=9: UG901 calls 4x4 and smaller
-    multiplies small), one for up to 25 x 18 bits, else 18-bit partial products (techlibs/xilinx mul2dsp).
-    Unsigned operands count one bit more: the DSP48E1 multiplies signed numbers only."""
-    wide, narrow = max(a_bits, b_bits), min(a_bits, b_bits)
-    if narrow < 2 or wide + narrow < 9:
+    """DSP48E1s of a signed a x b product as yosys maps it (unsigned operands count one bit more: the
+    DSP48E1 multiplies signed numbers only)."""
+    return _mul2dsp(max(a_bits, b_bits), min(a_bits, b_bits))
+
+
+def _mul2dsp(a: int, b: int) -> int:
+    """mul2dsp's recursion: A (the wider, after its swap) is sliced first, then B."""
+    if a < DSP_MIN or b < DSP_MIN or a + b < DSP_Y_MIN:
         return 0
-    if wide <= 25 and narrow <= 18:
-        return 1
-    return math.ceil(wide / 18) * math.ceil(narrow / 18)
+    step = DSP_PARTIAL - 1
+    if a > DSP_A_MAX:
+        n = (a - DSP_A_MAX + step - 1) // step
+        return n * _mul2dsp(DSP_PARTIAL, b) + _mul2dsp(a - n * step, b)
+    if b > DSP_B_MAX:
+        n = (b - DSP_B_MAX + step - 1) // step
+        return n * _mul2dsp(a, DSP_PARTIAL) + _mul2dsp(a, b - n * step)
+    return 1
 
 
 def multiplier_luts(a_bits: int, b_bits: int) -> int:
-    """LUTs of a product yosys keeps in logic (no DSP): about one per partial-product bit."""
+    """Partial-product bits of a product yosys keeps in logic (no DSP): what its LUTs grow with."""
     return 0 if multiplier_dsps(a_bits, b_bits) else a_bits * b_bits
+
+
+def counter_bits(size: int) -> int:
+    """Register bits of a counter over 0 .. size-1 (none when it never moves)."""
+    return (size - 1).bit_length()
 
 
 def add_resources(*parts: dict[str, int]) -> dict[str, int]:
@@ -70,6 +88,18 @@ class SpartanOp(CustomOp):
             "res_estimate": ("s", False, ""),
             "cycles_estimate": ("i", False, 0),
         }
+
+    def get_nodeattr(self, name):
+        """Attributes are read many times per estimate (weights are decoded from the protobuf on every
+        read): each op object keeps what it decoded until it sets the attribute itself."""
+        cache = self.__dict__.setdefault("_attributes", {})
+        if name not in cache:
+            cache[name] = super().get_nodeattr(name)
+        return cache[name]
+
+    def set_nodeattr(self, name, value):
+        super().set_nodeattr(name, value)
+        self.__dict__.get("_attributes", {}).pop(name, None)
 
     def make_shape_compatible_op(self, model):
         return self.make_const_shape_op(self.get_nodeattr("out_shape"))
@@ -129,13 +159,26 @@ class SpartanOp(CustomOp):
         """Contents of the weight memory `role`, one integer per word."""
         raise KeyError(role)
 
-    @abstractmethod
-    def logic_resources(self) -> dict[str, int]:
-        """LUT, FF and DSP of the op's datapath and control, memories excluded."""
+    #: The coefficient group of the op's engine (qonnx_spartan/coefficients.py): ops sharing a template
+    #: share their weights.
+    resource_group: str = ""
 
-    def resources(self) -> dict[str, int]:
-        """The op's own cost: logic plus weight memories (its output buffer is counted by the design)."""
-        return add_resources(self.logic_resources(), *(m.resources() for m in self.weight_memories().values()))
+    @abstractmethod
+    def resource_features(self) -> dict[str, float]:
+        """Structural quantities the engine's LUT and FF grow with (memories excluded): register, adder and
+        counter bits of the generated VHDL, as its template builds it."""
+
+    @abstractmethod
+    def dsps(self) -> int:
+        """DSP48E1s of the engine, exactly as yosys maps its multipliers (multiplier_dsps)."""
+
+    def exact_resources(self) -> dict[str, int]:
+        """What the engine uses that is counted, not fitted: its DSPs (and any LUTs used as shift registers)."""
+        return {"DSP": self.dsps()}
+
+    def logic_resources(self, coefficients=None) -> dict[str, int]:
+        """LUT and FF of the engine from its features, and its exact DSP count."""
+        return {**fitted(self.resource_group, self.resource_features(), coefficients), **self.exact_resources()}
 
     @abstractmethod
     def cycles(self) -> int:

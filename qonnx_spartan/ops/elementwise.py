@@ -12,7 +12,8 @@ from abc import abstractmethod
 import numpy as np
 
 from qonnx_spartan.intarith import IntType, bits_signed, shift_round_half_even
-from qonnx_spartan.ops.base import SpartanOp, multiplier_dsps, multiplier_luts
+from qonnx_spartan.memory import varying_columns
+from qonnx_spartan.ops.base import SpartanOp, counter_bits, multiplier_dsps, multiplier_luts
 
 #: Cycles from the last element's issue to the done pulse: read, multiply, add, round/saturate
 #: (see the pipeline in elementwise.vhd.j2).
@@ -37,7 +38,8 @@ def fixed_point(*groups: tuple[np.ndarray, int]) -> tuple[list[np.ndarray], int]
         return all(np.all(np.abs(s) < bound) for s, (_, bound) in zip(scaled(shift), groups))
 
     if not fits(0):
-        raise ValueError(f"values {[v.tolist() for v in values]} exceed their integer bounds")
+        worst = max(float(np.abs(v).max(initial=0)) for v in values)
+        raise ValueError(f"a scale ratio, gain or offset (up to {worst:g}) is too large for the integer datapath")
     shift = 0
     while shift < MAX_SHIFT and fits(shift + 1):
         shift += 1
@@ -48,18 +50,34 @@ def fixed_point(*groups: tuple[np.ndarray, int]) -> tuple[list[np.ndarray], int]
     return ints, shift
 
 
+def signed_bits(dtype: IntType) -> int:
+    """Width of an operand as the template multiplies it: signed, an unsigned one a bit wider."""
+    return dtype.bits + (0 if dtype.signed else 1)
+
+
 def word_bits(values) -> int:
     """Bits of the two's complement word holding every value."""
     return max(bits_signed(int(v)) for v in np.asarray(values).ravel())
 
 
-def multiplier_resources(operand_bits: int, multipliers: np.ndarray) -> dict[str, int]:
-    """A constant power of two (or zero) is wiring; otherwise DSPs or LUTs as yosys maps the product."""
+def is_wiring(multipliers: np.ndarray) -> bool:
+    """A single multiplier that is zero or a power of two is a shift: no multiplier is built."""
     values = np.unique(np.abs(np.asarray(multipliers, dtype=np.int64)))
-    if len(values) == 1 and int(values[0]) & (int(values[0]) - 1) == 0:
-        return {}
-    mult_bits = word_bits(multipliers)
-    return {"DSP": multiplier_dsps(operand_bits, mult_bits), "LUT": multiplier_luts(operand_bits, mult_bits)}
+    return len(values) == 1 and int(values[0]) & (int(values[0]) - 1) == 0
+
+
+def term_dsps(operand_bits: int, multipliers: np.ndarray) -> int:
+    """DSPs of one term.  A table of multipliers (IntAffine) multiplies two registers.  GHDL writes a
+    product by a constant with both operands sign-extended to the product's width; yosys narrows them
+    again when the constant is odd, but takes an even one's factor of two out as a shift and keeps an
+    unsigned product of the full-width operand and the odd part, which can take a second DSP."""
+    if is_wiring(multipliers):
+        return 0
+    constant = abs(int(multipliers[0]))
+    if len(multipliers) > 1 or constant % 2:
+        return multiplier_dsps(operand_bits, word_bits(multipliers))
+    odd = constant >> ((constant & -constant).bit_length() - 1)
+    return multiplier_dsps(operand_bits + word_bits(multipliers) + 1, odd.bit_length() + 1)
 
 
 class Elementwise(SpartanOp):
@@ -127,28 +145,46 @@ class Elementwise(SpartanOp):
     def cycles(self) -> int:
         return self.count + PIPELINE_DEPTH
 
-    def logic_resources(self) -> dict[str, int]:
-        abits = self.output_buffer().address_bits
-        channel_bits = (self.channels - 1).bit_length() if self.per_channel else 0
-        counters = 2 * abits + channel_bits  # issue index, write index (and channel)
-        sum_bits, out_bits = self.sum_bits(), self.out_type().bits
-        addends = len(self.terms()) + int(self.per_channel)
-        lut = counters + sum_bits * addends + 2 * out_bits  # adders and rounding, saturation
-        ff = counters + abits + 5 + sum_bits + out_bits  # + write address, valid bits and done
-        multipliers = []
-        for dtype, mults in self.terms():
-            operand_bits = dtype.bits + (0 if dtype.signed else 1)
-            ff += operand_bits + word_bits(mults)  # the product register
-            multipliers.append(multiplier_resources(operand_bits, mults))
-        if self.per_channel:
-            table_bits = word_bits(self.terms()[0][1]) + sum_bits
-            lut += -(-self.channels // 64) * table_bits  # LUT6 ROMs of 64 words
-            ff += table_bits + sum_bits  # table outputs, offset delayed by one stage
-        return {
-            "LUT": lut + sum(m.get("LUT", 0) for m in multipliers),
-            "FF": ff,
-            "DSP": sum(m.get("DSP", 0) for m in multipliers),
+    resource_group = "elementwise"
+
+    def dsps(self) -> int:
+        return sum(term_dsps(signed_bits(dtype), mults) for dtype, mults in self.terms())
+
+    def resource_features(self) -> dict[str, float]:
+        sum_bits, out_bits, shift = self.sum_bits(), self.out_type().bits, self.get_nodeattr("shift")
+        features = {
+            "one": 1,
+            "index_bits": counter_bits(self.count),
+            "channel_bits": counter_bits(self.channels) if self.per_channel else 0,
+            "product_logic_bits": 0,
+            "product_dsp_bits": 0,
+            "multiplier_luts": 0,
+            "sum_bits": sum_bits,
+            "adder_bits": sum_bits * (len(self.terms()) - 1 + int(self.per_channel)),
+            "table_bits": 0,
+            "table_register_bits": 0,
+            "round_bits": sum_bits - shift,
+            "shift_bits": shift,
+            "out_bits": out_bits,
         }
+        for dtype, mults in self.terms():
+            operand_bits, mult_bits = signed_bits(dtype), word_bits(mults)
+            if is_wiring(mults):
+                features["product_logic_bits"] += operand_bits  # a shifted copy of the operand
+            elif multiplier_dsps(operand_bits, mult_bits):
+                features["product_dsp_bits"] += operand_bits + mult_bits
+            else:
+                features["product_logic_bits"] += operand_bits + mult_bits
+                features["multiplier_luts"] += multiplier_luts(operand_bits, mult_bits)
+        if self.per_channel:
+            mults, mult_bits = self.terms()[0][1], word_bits(self.terms()[0][1])
+            slices = -(-self.channels // 64)
+            features["table_bits"] = slices * (
+                varying_columns([int(v) for v in mults], mult_bits)
+                + varying_columns([int(v) for v in self.offsets()], sum_bits)
+            )
+            features["table_register_bits"] = mult_bits + 2 * sum_bits  # mult1, offset1, offset2
+        return features
 
     def template_context(self) -> dict:
         terms = self.terms()

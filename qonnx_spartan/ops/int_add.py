@@ -9,7 +9,7 @@ import numpy as np
 from onnx import helper
 
 from qonnx_spartan.intarith import MULTIPLIER_BITS, IntType
-from qonnx_spartan.memory import STYLES, Memory
+from qonnx_spartan.memory import STYLES, Memory, rom
 from qonnx_spartan.ops.base import DOMAIN, int_tensor
 from qonnx_spartan.ops.elementwise import Elementwise, fixed_point
 
@@ -115,7 +115,7 @@ class IntAdd(Elementwise):
     def weight_memories(self) -> dict[str, Memory]:
         if not self.has_const():
             return {}
-        return {"c": Memory(self.count, self.b_type().bits, self.get_nodeattr("c_mem_style"), read_only=True)}
+        return {"c": rom(self.count, self.const().reshape(-1), self.b_type().bits, self.get_nodeattr("c_mem_style"))}
 
     def rom_words(self, role: str) -> list[int]:
         if role != "c" or not self.has_const():

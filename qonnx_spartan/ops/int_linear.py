@@ -14,7 +14,7 @@ import numpy as np
 
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import bits_signed
-from qonnx_spartan.memory import STYLES, Memory
+from qonnx_spartan.memory import STYLES, Memory, rom
 from qonnx_spartan.ops.mac import B_FROM_ROM, MacOp
 
 
@@ -77,9 +77,12 @@ class IntLinear(MacOp):
         return matmul_range(self.in_type(), self.weights() * 2**self.acc_shift, self.bias())
 
     def weight_memories(self) -> dict[str, Memory]:
-        k, _ = self.weights().shape
-        width = self.lanes() * self.b_bits()
-        return {"w": Memory(k * self.groups(), width, self.get_nodeattr("w_mem_style"), read_only=True)}
+        k, n = self.weights().shape
+        lanes, groups = self.lanes(), self.groups()
+        padded = np.zeros((k, groups * lanes), dtype=np.int64)
+        padded[:, :n] = self.weights()
+        words = padded.reshape(k, groups, lanes).transpose(1, 0, 2).reshape(groups * k, lanes)  # word g*K + k
+        return {"w": rom(k * groups, words, self.b_bits(), self.get_nodeattr("w_mem_style"))}
 
     def rom_words(self, role: str) -> list[int]:
         """Word g*K + k: the weights of group g's lanes for input k, lane p in bits p*w and up (Python

@@ -18,8 +18,8 @@ from onnx import TensorProto, helper
 
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType, Rescale, requantize
-from qonnx_spartan.memory import STYLES, Memory, address_bits
-from qonnx_spartan.ops.base import DOMAIN, SpartanOp, multiplier_dsps, multiplier_luts
+from qonnx_spartan.memory import STYLES, Memory, address_bits, rom
+from qonnx_spartan.ops.base import DOMAIN, SpartanOp, counter_bits, multiplier_dsps, multiplier_luts
 
 #: exp(0) in the table is 2**EXP_BITS: a relative precision of 2**-15 per term.
 EXP_BITS = 15
@@ -142,9 +142,7 @@ class IntSoftmax(SpartanOp):
     # -- hardware ------------------------------------------------------------------------------------
     def weight_memories(self) -> dict[str, Memory]:
         table = self.exp_table()
-        return {
-            "exp": Memory(len(table), self.widths()["exp_bits"], self.get_nodeattr("exp_mem_style"), read_only=True)
-        }
+        return {"exp": rom(len(table), table, self.widths()["exp_bits"], self.get_nodeattr("exp_mem_style"))}
 
     def rom_words(self, role: str) -> list[int]:
         if role != "exp":
@@ -158,30 +156,46 @@ class IntSoftmax(SpartanOp):
     def cycles(self) -> int:
         return self.rows * (3 * self.length + self.divide_cycles()) + PIPELINE_TAIL
 
-    def logic_resources(self) -> dict[str, int]:
+    resource_group = "softmax"
+
+    def products(self) -> tuple[tuple[int, int], tuple[int, int] | None]:
+        """Signed operand widths of e * (r * M) and, when M is not 1, of r * M (unsigned operands count one
+        bit more on the signed DSP48E1)."""
+        w, rescale = self.widths(), self.rescale()
+        recip_scaling = (w["recip_width"] + 1, rescale.multiplier_bits + 1) if rescale.multiplier > 1 else None
+        return (w["exp_bits"] + 1, w["scaled_recip_bits"] + 1), recip_scaling
+
+    def dsps(self) -> int:
+        return sum(multiplier_dsps(*p) for p in self.products() if p is not None)
+
+    def exact_resources(self) -> dict[str, int]:
+        """The tag bits that only the third pipeline stage reads shift through as one SRL (a LUTRAM)."""
+        return {"DSP": self.dsps(), "LUTRAM": 1}
+
+    def resource_features(self) -> dict[str, float]:
         w = self.widths()
-        x_bits, out_bits = self.in_type().bits, self.out_type().bits
-        rescale = self.rescale()
+        x_bits, out_bits, shift = self.in_type().bits, self.out_type().bits, self.rescale().shift
         addr = address_bits(self.rows * self.length)
-        counters = 3 * addr + address_bits(max(self.length, self.divide_cycles())) + address_bits(self.rows) + 2
-        # unsigned products: each operand counts one bit more on the signed DSP48E1
-        exp_product = (w["exp_bits"] + 1, w["scaled_recip_bits"] + 1)
-        recip_scaling = (w["recip_width"] + 1, rescale.multiplier_bits + 1) if rescale.multiplier > 1 else (1, 1)
-        ff = (
-            counters
-            + 2 * x_bits
-            + 2 * w["sum_bits"]
-            + w["recip_width"]
-            + w["scaled_recip_bits"]
-            + w["product_bits"]
-            + out_bits
-            + 12
-        )
-        lut = counters + 3 * x_bits + w["sum_bits"] + 2 * (w["sum_bits"] + 1)  # max, distance, sum, divider
-        lut += w["product_bits"] + 2 * out_bits  # rounding and saturation
-        lut += multiplier_luts(*exp_product) + multiplier_luts(*recip_scaling)
-        dsp = multiplier_dsps(*exp_product) + multiplier_dsps(*recip_scaling)
-        return {"LUT": lut, "FF": ff, "DSP": dsp}
+        exp_product, recip_scaling = self.products()
+        logic = [p for p in (exp_product, recip_scaling) if p is not None and not multiplier_dsps(*p)]
+        on_dsp = [p for p in (exp_product, recip_scaling) if p is not None and multiplier_dsps(*p)]
+        return {
+            "one": 1,
+            "counter_bits": counter_bits(max(self.length, self.divide_cycles()))
+            + counter_bits(self.rows)
+            + counter_bits(self.rows * self.length + 1),
+            "address_bits": 3 * addr,  # read address, row base, write address
+            "x_bits": x_bits,
+            "sum_bits": w["sum_bits"],
+            "recip_bits": w["recip_width"],
+            "scaled_recip_bits": w["scaled_recip_bits"],
+            "product_logic_bits": sum(a + b for a, b in logic),
+            "multiplier_luts": sum(multiplier_luts(*p) for p in logic),
+            "product_dsp_bits": sum(a + b for a, b in on_dsp),
+            "round_bits": w["product_bits"] - shift,
+            "shift_bits": shift,
+            "out_bits": out_bits,
+        }
 
     def template_context(self) -> dict:
         x = self.in_type()

@@ -21,13 +21,46 @@ from __future__ import annotations
 
 import numpy as np
 
+from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import Rescale, bits_signed, requantize
-from qonnx_spartan.ops.base import SpartanOp, multiplier_dsps, multiplier_luts
+from qonnx_spartan.memory import address_bits, varying_columns
+from qonnx_spartan.ops.base import SpartanOp, counter_bits, multiplier_dsps, multiplier_luts
 
 #: Cycles from the last issue to the done pulse with one lane: read, product, accumulate, rescale,
 #: saturate/write.
 PIPELINE_TAIL = 5
 B_FROM_ROM, B_FROM_PORT, B_IS_ONE = "rom", "port", "one"
+
+
+def address_generator(strides, sizes, width: int) -> tuple[int, int]:
+    """(register bits, adder bits) of a strided address generator: a base register per loop level, which
+    synthesis removes only while no loop at or above its level ever steps (yosys keeps a register that
+    can only reload itself or zero), and an adder per level that moves (size > 1 and a stride)."""
+    steps = [size > 1 for size in sizes]
+    kept = [any(steps[: i + 1]) for i in range(len(steps))]
+    moves = [size > 1 and stride != 0 for size, stride in zip(sizes, strides)]
+    return width * sum(kept), width * sum(moves)
+
+
+def requantiser_features(scale_bits: int, shift: int | None, on_dsp: bool, out_bits: int) -> dict[str, float]:
+    """Rounding (shift_round_half_even over the shifted-out bits) and saturation (compares over the kept
+    bits) of the output stage; yosys folds part of it into a DSP that computes the rescale, so the two
+    cases are weighed apart.  `shift` None: the accumulator is the output."""
+    kind = "dsp" if on_dsp else "logic"
+    kept, dropped = (scale_bits - shift, shift) if shift is not None else (0, 0)
+    return {f"round_{kind}_bits": kept, f"shift_{kind}_bits": dropped, "out_bits": out_bits}
+
+
+def bias_table_bits(table: np.ndarray, acc_bits: int) -> int:
+    """LUT6 bits of the bias constants selected by group: per lane, its varying bit columns times the
+    64-entry slices they span (one lane's constant bias is wiring)."""
+    slices = -(-table.shape[0] // 64)
+    return sum(varying_columns([int(v) for v in lane], acc_bits) * slices for lane in table.T)
+
+
+def last_address(loops, strides) -> int:
+    """The largest address strided loops reach (strides are not negative)."""
+    return sum((size - 1) * stride for size, stride in zip(loops, strides))
 
 
 def stride_addresses(loops, strides) -> np.ndarray:
@@ -127,15 +160,21 @@ class MacOp(SpartanOp):
             b = b[:, stride_addresses(loops, self.b_strides())]
         elif b.size > 1:
             b = b[stride_addresses(loops, self.b_strides())][None]
+        # exact while acc * M fits int64, and an accumulator output the 53 bits of a float64 container
+        lo, hi = self.acc_range()
+        requant = self.get_nodeattr("requant")
+        if max(-lo, hi) * (self.rescale().multiplier if requant else 1) >= (2**63 if requant else 2**53):
+            raise SpartanError(f"node '{node.name}': a {self.acc_bits()}-bit accumulator is too wide for the reference")
         acc = (a * b).sum(axis=-1) * 2**self.acc_shift
         if self.bias() is not None:
             acc = acc + self.bias()
-        if self.get_nodeattr("requant"):
+        if requant:
             acc = requantize(acc, self.rescale(), self.get_nodeattr("out_lo"), self.get_nodeattr("out_hi"))
         out_shape = self.get_nodeattr("out_shape")
         y = np.zeros((batch, int(np.prod(out_shape[1:], dtype=np.int64))), dtype=np.int64)
         y[:, stride_addresses(loops[:3], self.y_strides()).ravel()] = acc.reshape(batch, -1)
-        context[node.output[0]] = y.reshape(batch, *out_shape[1:]).astype(np.float32)
+        # float64 containers: an accumulator output may exceed 2**24, where float32 stops being exact
+        context[node.output[0]] = y.reshape(batch, *out_shape[1:]).astype(np.float64)
 
     # -- hardware ------------------------------------------------------------------------------------
     def cycles(self) -> int:
@@ -146,29 +185,95 @@ class MacOp(SpartanOp):
         last_group_lanes = n - (groups - 1) * lanes
         return h * m * groups * k + PIPELINE_TAIL + last_group_lanes - 1
 
-    def logic_resources(self) -> dict[str, int]:
+    resource_group = "mac"
+
+    def signed_widths(self) -> tuple[int, int]:
+        """Widths of A and B as the template multiplies them: signed, unsigned ones a bit wider."""
         x = self.in_type()
-        x_bits = x.bits + (0 if x.signed else 1)
-        b_bits = self.b_bits() + (0 if self.b_signed() else 1)  # the signed widths the template multiplies
-        acc_bits = self.acc_bits()
-        lanes = self.lanes()
+        b_bits = self.b_bits() + (0 if self.b_signed() else 1) if self.b_source != B_IS_ONE else 1
+        return x.bits + (0 if x.signed else 1), b_bits
+
+    def rescales(self) -> bool:
+        """Whether the output stage multiplies (a multiplier of 1 is a shift)."""
+        return bool(self.get_nodeattr("requant")) and self.rescale().multiplier > 1
+
+    def dsps(self) -> int:
+        x_bits, b_bits = self.signed_widths()
+        product = multiplier_dsps(x_bits, b_bits) if self.b_source != B_IS_ONE else 0
+        scale = multiplier_dsps(self.acc_bits(), self.rescale().multiplier_bits + 1) if self.rescales() else 0
+        return self.lanes() * product + scale
+
+    def resource_features(self) -> dict[str, float]:
+        h, m, n, k = self.loops()
+        lanes, groups = self.lanes(), self.groups()
+        issue = (h, m, groups, k)
+        x_bits, b_bits = self.signed_widths()
+        acc_bits, out_bits = self.acc_bits(), self.out_type().bits
         multiplies = self.b_source != B_IS_ONE
-        rescale = self.rescale()
-        rescales = bool(self.get_nodeattr("requant")) and rescale.multiplier > 1
-        product = (x_bits, b_bits) if multiplies else (1, 1)
-        scale = (acc_bits, rescale.multiplier_bits + 1) if rescales else (1, 1)
-        out_bits = self.out_type().bits
-        counters = 4 * 8 + 3 * 12
-        # per lane a product register and an accumulator; lanes past the first also a hold register
-        # feeding the shared rescale through a multiplexer
-        hold_bits = (lanes - 1) * acc_bits
-        ff = counters + lanes * (x_bits + self.b_bits() + acc_bits) + hold_bits + acc_bits + out_bits + 16
-        lut = counters + lanes * acc_bits + hold_bits
-        lut += lanes * multiplier_luts(*product) + multiplier_luts(*scale)
+        product_bits = x_bits + b_bits if multiplies else x_bits
+        on_dsp = multiplies and multiplier_dsps(x_bits, b_bits) > 0
+        scale_bits = acc_bits + self.rescale().multiplier_bits + 1 if self.rescales() else acc_bits
+        scale_on_dsp = self.rescales() and multiplier_dsps(acc_bits, self.rescale().multiplier_bits + 1) > 0
+        y_abits = self.output_buffer().address_bits
+        generators = [address_generator(self.a_strides(), issue, self.x_abits())]
+        if multiplies:
+            generators.append(address_generator(self.b_strides(), issue, self.b_abits()))
+        generators.append(address_generator(self.y_strides(), (h, m, n), y_abits))
+        # yosys folds a lone lane's accumulator into the DSP of its product (post-adder and P register)
+        acc_in_dsp = on_dsp and lanes == 1
         bias = self.bias()
-        lut += out_bits * 2 + (len(bias) if bias is not None else 0)
-        dsp = lanes * multiplier_dsps(*product) + multiplier_dsps(*scale)
-        return {"LUT": lut, "FF": ff, "DSP": dsp}
+        group_bits = counter_bits(groups) if bias is not None or lanes > 1 else 0  # g1, g2 index the bias
+        registers = (
+            sum(counter_bits(size) for size in issue)  # issue counters
+            + counter_bits(n)
+            + counter_bits(m)
+            + counter_bits(h * m * n + 1)  # output counters
+            + sum(g[0] for g in generators)
+            + y_abits  # the registered write address
+            + 2 * group_bits
+            + (0 if on_dsp else lanes * product_bits)  # a DSP's M register holds the product
+            + (0 if acc_in_dsp else lanes * acc_bits)
+            + (lanes - 1) * acc_bits
+            + (2 * counter_bits(lanes + 1) if lanes > 1 else 0)  # hold_left, acc_lanes
+            + (0 if scale_on_dsp else scale_bits)  # a DSP's P register holds the rescaled value
+            + out_bits
+            + 10  # valid, first and last flags of the pipeline, start/done
+        )
+        return {
+            "one": 1,
+            "register_bits": registers,
+            "counter_bits": sum(counter_bits(size) for size in issue)
+            + counter_bits(n)
+            + counter_bits(m)
+            + counter_bits(h * m * n + 1),
+            "address_register_bits": sum(g[0] for g in generators),
+            "address_adder_bits": sum(g[1] for g in generators),
+            "product_logic_bits": 0 if on_dsp else lanes * product_bits,
+            "multiplier_luts": lanes * multiplier_luts(x_bits, b_bits) if multiplies else 0,
+            "product_dsp_bits": lanes * product_bits if on_dsp else 0,
+            "acc_logic_bits": 0 if acc_in_dsp else lanes * acc_bits,
+            "acc_dsp_bits": acc_bits if acc_in_dsp else 0,
+            "hold_bits": (lanes - 1) * acc_bits,
+            "bias_table_bits": 0 if bias is None else bias_table_bits(self.bias_by_group(bias), acc_bits),
+            "scale_logic_bits": 0 if scale_on_dsp else scale_bits,
+            "scale_dsp_bits": scale_bits if scale_on_dsp else 0,
+            "scale_multiplier_luts": multiplier_luts(acc_bits, self.rescale().multiplier_bits + 1)
+            if self.rescales()
+            else 0,
+            **requantiser_features(
+                scale_bits, self.rescale().shift if self.get_nodeattr("requant") else None, scale_on_dsp, out_bits
+            ),
+        }
+
+    def x_abits(self) -> int:
+        """Address bits of A's buffer: wide enough for every address the loops read."""
+        return address_bits(last_address(self.loops(), self.a_strides()) + 1)
+
+    def b_abits(self) -> int:
+        memories = self.weight_memories()
+        if "w" in memories:
+            return memories["w"].address_bits
+        return address_bits(last_address(self.loops(), self.b_strides()) + 1)
 
     def template_context(self) -> dict:
         x, rescale = self.in_type(), self.rescale()

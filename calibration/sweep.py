@@ -1,0 +1,90 @@
+"""Synthesise the calibration designs and record, per layer, its resource features and yosys's counts.
+
+    python calibration/sweep.py [--builds DIR] [--only N] [-o calibration/yosys_rows.json]
+
+The designs (MLPs and forecasting Transformers over sizes, bit widths, mixed plans, lanes and memory
+styles) are drawn from a fixed seed and none of them is a benchmarks/estimator.py configuration.  The
+hierarchy is kept in synthesis, so each layer's count is its template's count in isolation.  The rows
+are what `qonnx-spartan calibrate` fits the estimator's coefficients to (see docs/estimator.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "examples" / "forecasting")]
+
+from brevitas_models import export_config  # noqa: E402
+
+from qonnx_spartan.budget import Budget  # noqa: E402
+from qonnx_spartan.calibration import build_rows  # noqa: E402
+from qonnx_spartan.flow import BuildConfig, build  # noqa: E402
+from qonnx_spartan.synth import synthesise  # noqa: E402
+
+PLAN_MODULES = ("encoder.q_proj", "encoder.k_proj", "encoder.v_proj", "encoder.ffn1", "encoder.ffn2", "embed.proj")
+
+
+def configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
+    """(name, kind, parameters, memory style, lanes) of every calibration design."""
+    rng = random.Random(seed)
+    styles = ("block", "distributed", "auto")
+    configs = []
+    for i in range(16):
+        depth = rng.choice((1, 2, 3))
+        sizes = [rng.choice((3, 5, 6, 10, 20, 40))] + [rng.choice((7, 12, 24, 48, 96)) for _ in range(depth)]
+        sizes.append(rng.choice((1, 2, 5)))
+        bits, po2 = rng.randint(2, 8), rng.random() < 0.5
+        params = dict(sizes=sizes, bits=bits, po2=po2, seed=i)
+        lanes = rng.choice((1, 1, 2, 3, 5))
+        name = f"mlp {'-'.join(map(str, sizes))} b{bits}{' po2' if po2 else ''} l{lanes}"
+        configs.append((name, "mlp", params, rng.choice(styles), lanes))
+    for i in range(20):
+        window, d_model = rng.choice((3, 5, 8, 10, 16)), rng.choice((8, 12, 16, 24, 32))
+        heads = rng.choice([h for h in (1, 2, 4) if d_model % h == 0])
+        bits, po2 = rng.randint(3, 8), rng.random() < 0.7
+        plan = None
+        if rng.random() < 0.4:
+            plan = {m: {"weight_bits": rng.randint(3, 8)} for m in rng.sample(PLAN_MODULES, 2)}
+        params = dict(window=window, d_model=d_model, heads=heads, bits=bits, po2=po2, plan=plan, seed=i)
+        lanes = rng.choice((1, 1, 2, 4))
+        name = f"tf w{window} d{d_model} h{heads} b{bits}{' po2' if po2 else ''}{' mixed' if plan else ''} l{lanes}"
+        configs.append((name, "tf", params, rng.choice(styles), lanes))
+    return configs
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-o", "--output", type=Path, default=REPO / "calibration" / "yosys_rows.json")
+    ap.add_argument("--builds", type=Path, default=Path("build/calibration"), help="where the builds are kept")
+    ap.add_argument("--only", type=int, help="the first N designs")
+    ap.add_argument("--synth-only", help="K/N: synthesise every N-th design from the K-th, write no rows")
+    args = ap.parse_args(argv)
+    shard = tuple(map(int, args.synth_only.split("/"))) if args.synth_only else None
+    budget = Budget(device="xc7s50")  # room for every design: the counts are what is recorded
+    rows = []
+    for k, (name, kind, params, style, lanes) in enumerate(configurations()[: args.only]):
+        out = args.builds / f"{k:02d}"
+        if shard and k % shard[1] != shard[0]:
+            continue
+        if not (out / "report" / "synth.json").is_file():  # resumable: a kept synthesis is reused
+            with tempfile.TemporaryDirectory() as tmp:
+                onnx_path, _ = export_config(kind, params, Path(tmp) / "model.onnx")
+                build(BuildConfig(model=onnx_path, output_dir=out, memory_style=style, budget=budget, lanes=lanes))
+            seconds = synthesise(out)["seconds"]
+            print(f"{k + 1:3d} {name:44s} {style:12s} synthesised in {seconds:5.1f} s", flush=True)
+        rows += [] if shard else [{"design": name, **row} for row in build_rows(out)]
+    if shard:
+        return 0
+    args.output.write_text(json.dumps(rows, indent=1) + "\n")
+    print(f"{len(rows)} rows -> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Fitting the estimator's coefficients to synthesis: rows of (features, measured counts) per layer.
+
+A row is one layer of a synthesised build - its parts' features summed per coefficient group, and what
+the tool counted for it (the layer's entity with its ROMs, plus its output buffer; "top" is the control
+and the input buffer).  Counts come from `qonnx-spartan synth` (report/synth.json, yosys) or from Vivado's
+`report_utilization -hierarchical` (vivado/utilization_hierarchical.rpt, written by vivado/build.tcl).
+The fit is a non-negative least-squares problem per resource: every feature can only cost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import nnls
+
+from qonnx_spartan.coefficients import FITTED, Coefficients
+from qonnx_spartan.design import Design
+from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.estimate import layer_parts, part_resources
+from qonnx_spartan.model_file import load_model
+from qonnx_spartan.ops.base import RESOURCES
+
+VIVADO_REPORT = Path("vivado") / "utilization_hierarchical.rpt"
+YOSYS_REPORT = Path("report") / "synth.json"
+
+
+def build_rows(build_dir: Path, vivado_report: Path | None = None) -> list[dict]:
+    """One row per layer (and "top") of a synthesised build."""
+    build_dir = Path(build_dir)
+    names = read_json(build_dir / "report" / "build.json").get("names")
+    if not names:
+        raise SpartanError(f"{build_dir}: not a build with generated HDL (report/build.json has no names)")
+    if vivado_report is not None:
+        measured, tool = vivado_layers(vivado_report, names), "vivado"
+    else:
+        measured, tool = read_json(build_dir / YOSYS_REPORT)["layers"], "yosys synth_xilinx -family xc7"
+    design = Design(load_model(build_dir / "model_int.onnx"))
+    rows = []
+    for layer, parts in layer_parts(design).items():
+        if layer not in measured:
+            raise SpartanError(f"{build_dir}: layer '{layer}' has no count in the synthesis report")
+        features: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for group, part_features, _ in parts:
+            for name, value in part_features.items():
+                features[group][name] += value
+        op = next((lay.op.onnx_node.op_type for lay in design.layers if lay.name == layer), "top")
+        rows.append(
+            {
+                "layer": layer,
+                "op": op,
+                "tool": tool,
+                "features": {g: dict(f) for g, f in features.items()},
+                "exact": part_resources([(g, {}, exact) for g, _, exact in parts]),
+                "measured": {r: int(measured[layer][r]) for r in RESOURCES},
+            }
+        )
+    return rows
+
+
+def read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise SpartanError(f"{path}: not found (synthesise the build first: qonnx-spartan synth)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SpartanError(f"{path}: not JSON ({e.msg}, line {e.lineno})") from None
+
+
+def fit(rows: list[dict], tool: str) -> Coefficients:
+    """Non-negative weights per (group, feature) minimising the squared error of each row's LUT and FF."""
+    if not rows:
+        raise SpartanError("calibrate: no synthesised layers to fit")
+    columns = sorted({(g, f) for row in rows for g, feats in row["features"].items() for f in feats})
+    a = np.array([[row["features"].get(g, {}).get(f, 0.0) for g, f in columns] for row in rows], dtype=np.float64)
+    groups: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    summary = {"rows": len(rows), "designs": len({row.get("design", "") for row in rows})}
+    for resource in FITTED:
+        y = np.array([row["measured"][resource] for row in rows], dtype=np.float64)
+        weights, _ = nnls(a, y, maxiter=50 * len(columns))
+        for (g, f), w in zip(columns, weights):
+            if w > 1e-9:
+                groups[g][resource][f] = round(float(w), 6)
+        residual = a @ weights - y
+        summary[resource] = {"rms_per_layer": round(float(np.sqrt(np.mean(residual**2))), 2)}
+    return Coefficients(tool, {g: dict(r) for g, r in groups.items()}, summary)
+
+
+# -- Vivado's hierarchical utilisation report ------------------------------------------------------------
+VIVADO_COLUMNS = {
+    "LUT": ("Total LUTs",),
+    "LUTRAM": ("LUTRAMs",),
+    "SRL": ("SRLs",),
+    "FF": ("FFs",),
+    "RAMB36": ("RAMB36",),
+    "RAMB18": ("RAMB18",),
+    "DSP": ("DSP48 Blocks", "DSP Blocks", "DSPs"),
+}
+
+
+def vivado_instances(text: str, origin: str) -> dict[str, dict[str, int]]:
+    """{hierarchical instance path ("" for the top): counts} from the table of `report_utilization
+    -hierarchical`; LUTRAM includes SRLs (both are SLICEM LUTs) and BRAM18 counts a RAMB36 as two.  Rows of a
+    module's own logic, "(name)", are skipped: a parent's row already includes them."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if "Instance" in line and "Total LUTs" in line), None)
+    if start is None:
+        raise SpartanError(f"{origin}: no utilisation table (expected Vivado's report_utilization -hierarchical)")
+    header = [c.strip() for c in lines[start].strip().strip("|").split("|")]
+    index = {}
+    for key, names in VIVADO_COLUMNS.items():
+        found = [header.index(n) for n in names if n in header]
+        if not found:
+            raise SpartanError(f"{origin}: the utilisation table has no '{names[0]}' column")
+        index[key] = found[0]
+    instances, path = {}, []
+    for line in lines[start + 1 :]:
+        if not line.startswith("|"):
+            if instances:
+                break  # the table ended
+            continue  # the rule under the header
+        cells = line.strip().strip("|").split("|")
+        raw = cells[0].rstrip()
+        name = raw.strip()
+        if set(name) <= set("-") or name.startswith("("):
+            continue
+        depth = (len(raw) - len(raw.lstrip())) // 2
+        path = path[: max(depth - 1, 0)] + [name] if depth else []
+        try:
+            numbers = {k: int(float(cells[i].strip() or 0)) for k, i in index.items()}
+        except (ValueError, IndexError):
+            raise SpartanError(f"{origin}: unreadable utilisation row '{name}'") from None
+        instances["/".join(path)] = {
+            "LUT": numbers["LUT"],
+            "LUTRAM": numbers["LUTRAM"] + numbers["SRL"],
+            "FF": numbers["FF"],
+            "BRAM18": numbers["RAMB18"] + 2 * numbers["RAMB36"],
+            "DSP": numbers["DSP"],
+        }
+    if "" not in instances:
+        raise SpartanError(f"{origin}: the utilisation table has no top-level row")
+    return instances
+
+
+def vivado_layers(report: Path, names: dict) -> dict[str, dict[str, int]]:
+    """Per layer: its instance (with its ROMs) and its output buffer; "top": the rest."""
+    if not Path(report).is_file():
+        raise SpartanError(f"{report}: Vivado report not found")
+    instances = vivado_instances(Path(report).read_text(errors="replace"), str(report))
+    layers = {}
+    for layer, info in names["layers"].items():
+        parts = [info.get("instance", ""), info["output_buffer"]]
+        missing = [p for p in parts if p not in instances]
+        if missing:
+            raise SpartanError(f"{report}: no instance '{missing[0]}' (layer '{layer}') in the table")
+        layers[layer] = {r: sum(instances[p][r] for p in parts) for r in RESOURCES}
+    layers["top"] = {r: instances[""][r] - sum(v[r] for v in layers.values()) for r in RESOURCES}
+    return layers
+
+
+def design_totals(rows: list[dict], coefficients: Coefficients) -> dict[str, dict]:
+    """Per design: the estimate with `coefficients` against the measured totals."""
+    designs: dict[str, dict] = {}
+    for row in rows:
+        entry = designs.setdefault(row.get("design", ""), {"estimate": dict.fromkeys(RESOURCES, 0)})
+        entry.setdefault("measured", dict.fromkeys(RESOURCES, 0))
+        estimated = {**row["exact"]}
+        for group, features in row["features"].items():
+            for r, v in coefficients.apply(group, features).items():
+                estimated[r] = estimated.get(r, 0) + v
+        for r in RESOURCES:
+            entry["estimate"][r] += estimated.get(r, 0)
+            entry["measured"][r] += row["measured"][r]
+    return designs
+
+
+def calibrate(builds: list[Path], vivado: bool = False, row_files: list[Path] = ()) -> tuple[Coefficients, list]:
+    """Coefficients fitted to synthesised builds (their yosys report, or vivado/ reports) and stored rows."""
+    rows = []
+    for path in row_files:
+        stored = json.loads(Path(path).read_text()) if Path(path).is_file() else None
+        if not isinstance(stored, list):
+            raise SpartanError(f"{path}: not a calibration rows file (a JSON list, as calibration/sweep.py writes)")
+        rows += stored
+    for build_dir in builds:
+        report = Path(build_dir) / VIVADO_REPORT if vivado else None
+        rows += [{"design": str(build_dir), **row} for row in build_rows(build_dir, report)]
+    tools = sorted({row.get("tool", "") for row in rows})
+    return fit(rows, " + ".join(tools)), rows
