@@ -2,8 +2,8 @@
 
     python calibration/sweep.py [--builds DIR] [--only N] [-o calibration/yosys_rows.json]
 
-The designs (MLPs and forecasting Transformers over sizes, bit widths, mixed plans, lanes and memory
-styles) are drawn from a fixed seed and none of them is a benchmarks/estimator.py configuration.  The
+The designs (32 MLPs and 20 forecasting Transformers over sizes, bit widths, mixed plans, lanes and
+memory styles) are drawn from a fixed seed and none of them is a benchmarks/estimator.py configuration.  The
 hierarchy is kept in synthesis, so each layer's count is its template's count in isolation.  The rows
 are what `qonnx-spartan calibrate` fits the estimator's coefficients to (see docs/estimator.md).
 """
@@ -55,6 +55,15 @@ def configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
         lanes = rng.choice((1, 1, 2, 4))
         name = f"tf w{window} d{d_model} h{heads} b{bits}{' po2' if po2 else ''}{' mixed' if plan else ''} l{lanes}"
         configs.append((name, "tf", params, rng.choice(styles), lanes))
+    small = random.Random(seed + 1)  # small MLPs, where a few LUTs are a large share
+    for i in range(16):
+        sizes = [small.choice((2, 4, 6, 9))] + [small.choice((5, 8, 16, 30)) for _ in range(small.choice((1, 2)))]
+        sizes.append(small.choice((1, 3, 4)))
+        bits, po2 = small.randint(2, 8), small.random() < 0.5
+        params = dict(sizes=sizes, bits=bits, po2=po2, seed=100 + i)
+        lanes = small.choice((1, 1, 2))
+        name = f"mlp {'-'.join(map(str, sizes))} b{bits}{' po2' if po2 else ''} l{lanes}"
+        configs.append((name, "mlp", params, small.choice(("block", "block", "distributed", "auto")), lanes))
     return configs
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -36,6 +37,9 @@ class Memory:
     varying_width: int | None = None
     #: Of those, the distinct ones (a copy or complement of another column is the same logic).
     distinct_width: int | None = None
+    #: In LUTs a ROM column is a function of the address: one LUT6 per 64-word slice, and a slice that
+    #: repeats another anywhere in the ROM (or its complement, or a constant) is the same LUT.
+    distinct_slices: int | None = None
 
     @property
     def address_bits(self) -> int:
@@ -53,13 +57,17 @@ class Memory:
         other addresses: it then takes as many RAMB18s as its bits need, 16 Kb each (18 Kb with the parity
         bits when the width is not a multiple of 8), for words of up to 36 bits - calibration/rom_packing.py
         measures the rule."""
+        return min(self.block_tiles())
+
+    def block_tiles(self) -> tuple[int, int]:
+        """(RAMB18s tiled, RAMB18s packed behind both ports); packing applies to ROMs only."""
         if self.style != "block" or self.stored_width == 0:
-            return 0
+            return 0, 0
         tiled = min(math.ceil(self.depth / d) * math.ceil(self.stored_width / w) for d, w in RAMB18_SHAPES)
         if not self.read_only or self.stored_width > 36:
-            return tiled
+            return tiled, tiled
         capacity = 16384 if self.stored_width % 8 == 0 else 18432
-        return min(tiled, math.ceil(self.depth * self.stored_width / capacity))
+        return tiled, math.ceil(self.depth * self.stored_width / capacity)
 
     @property
     def lutram(self) -> int:
@@ -86,11 +94,14 @@ class Memory:
         """Structural quantities the LUTs and FFs around the memory grow with (the estimator's coefficients
         weigh them, see qonnx_spartan/coefficients.py).  A ROM in logic costs per varying bit column."""
         if self.style == "block":
-            return {"block_ram": self.bram18, "block_bits": self.stored_width}
+            tiled, packed = self.block_tiles()
+            # a packed ROM's second port reads at an offset address: an adder
+            offset_bits = self.address_bits if packed < tiled else 0
+            return {"block_ram": self.bram18, "block_bits": self.stored_width, "block_offset_bits": offset_bits}
         if self.read_only:
             columns = self.distinct_width if self.distinct_width is not None else self.stored_width
             return {
-                "rom_lut6": columns * self.slices,
+                "rom_lut6": self.distinct_slices if self.distinct_slices is not None else columns * self.slices,
                 "rom_wide_mux": columns * max(0, math.ceil(self.depth / 256) - 1),
                 "rom_bits": self.stored_width,
             }
@@ -108,13 +119,34 @@ class Memory:
 
 def rom(depth: int, fields: np.ndarray, bits: int, style: str) -> Memory:
     """A ROM whose word w holds fields[w, 0], fields[w, 1], ... of `bits` bits each (two's complement),
-    measured for synthesis: its varying and its distinct bit columns."""
-    fields = np.asarray(fields, dtype=np.int64).reshape(depth, -1)
-    columns = ((fields[:, :, None] >> np.arange(bits)) & 1).reshape(depth, -1).T.astype(bool)
+    measured for synthesis: its varying and distinct bit columns and its distinct 64-word slices."""
+    fields = np.ascontiguousarray(fields, dtype=np.int64).reshape(depth, -1)
+    varying, distinct, slices = column_profile(fields.tobytes(), fields.shape, bits)
+    return Memory(
+        depth,
+        fields.shape[1] * bits,
+        style,
+        read_only=True,
+        varying_width=varying,
+        distinct_width=distinct,
+        distinct_slices=slices,
+    )
+
+
+@lru_cache(maxsize=256)
+def column_profile(data: bytes, shape: tuple[int, int], bits: int) -> tuple[int, int, int]:
+    """(varying columns, distinct columns, distinct 64-word slices) of ROM contents; cached because the
+    lanes and memory-placement searches estimate the same weights many times."""
+    fields = np.frombuffer(data, dtype=np.int64).reshape(shape)
+    columns = ((fields[:, :, None] >> np.arange(bits)) & 1).reshape(shape[0], -1).T.astype(bool)
     columns = columns[columns.any(axis=1) & ~columns.all(axis=1)]
-    distinct = len(np.unique(columns ^ columns[:, :1], axis=0)) if len(columns) else 0
-    width = fields.shape[1] * bits
-    return Memory(depth, width, style, read_only=True, varying_width=len(columns), distinct_width=distinct)
+    distinct = np.unique(columns ^ columns[:, :1], axis=0) if len(columns) else columns
+    padded = np.zeros((len(distinct), -(-shape[0] // 64) * 64), dtype=bool)
+    padded[:, : shape[0]] = distinct
+    slices = padded.reshape(-1, 64)
+    slices = slices[slices.any(axis=1) & ~slices.all(axis=1)]
+    unique_slices = len(np.unique(slices ^ slices[:, :1], axis=0)) if len(slices) else 0
+    return len(columns), len(distinct), unique_slices
 
 
 def varying_columns(values, width: int) -> int:

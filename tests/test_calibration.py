@@ -120,7 +120,7 @@ def test_coefficient_files_are_checked(tmp_path):
 def test_packaged_coefficients_cover_every_part():
     """Every coefficient group the estimator uses has LUT and FF weights (an uncalibrated part would count 0)."""
     groups = Coefficients.default().groups
-    for group in ("mac", "elementwise", "softmax", "memory", "control"):
+    for group in ("linear", "matmul", "mean", "elementwise", "softmax", "memory", "control"):
         assert groups[group]["LUT"] and groups[group]["FF"], group
 
 

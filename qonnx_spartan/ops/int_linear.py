@@ -19,6 +19,7 @@ from qonnx_spartan.ops.mac import B_FROM_ROM, MacOp
 
 
 class IntLinear(MacOp):
+    resource_group = "linear"
     b_source = B_FROM_ROM
 
     def get_nodeattr_types(self):

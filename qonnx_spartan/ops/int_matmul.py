@@ -13,6 +13,7 @@ from qonnx_spartan.ops.mac import B_FROM_PORT, MacOp
 
 
 class IntMatMul(MacOp):
+    resource_group = "matmul"
     b_source = B_FROM_PORT
 
     def get_nodeattr_types(self):

@@ -9,6 +9,7 @@ from qonnx_spartan.ops.mac import B_IS_ONE, MacOp
 
 
 class IntMean(MacOp):
+    resource_group = "mean"
     b_source = B_IS_ONE
 
     def get_nodeattr_types(self):

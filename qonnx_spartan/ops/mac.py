@@ -38,8 +38,9 @@ def address_generator(strides, sizes, width: int) -> tuple[int, int]:
     can only reload itself or zero), and an adder per level that moves (size > 1 and a stride)."""
     steps = [size > 1 for size in sizes]
     kept = [any(steps[: i + 1]) for i in range(len(steps))]
-    moves = [size > 1 and stride != 0 for size, stride in zip(sizes, strides)]
-    return width * sum(kept), width * sum(moves)
+    # adding a constant leaves its trailing zero bits alone: a stride of 8 adds over width - 3 bits
+    adders = [max(0, width - (s & -s).bit_length() + 1) for size, s in zip(sizes, strides) if size > 1 and s != 0]
+    return width * sum(kept), sum(adders)
 
 
 def requantiser_features(scale_bits: int, shift: int | None, on_dsp: bool, out_bits: int) -> dict[str, float]:
@@ -185,7 +186,8 @@ class MacOp(SpartanOp):
         last_group_lanes = n - (groups - 1) * lanes
         return h * m * groups * k + PIPELINE_TAIL + last_group_lanes - 1
 
-    resource_group = "mac"
+    # The three MAC ops share these features but each has its own coefficient group (resource_group): they
+    # instantiate the template with different operands (a ROM, a buffer, the constant 1) and strides.
 
     def signed_widths(self) -> tuple[int, int]:
         """Widths of A and B as the template multiplies them: signed, unsigned ones a bit wider."""
@@ -251,7 +253,8 @@ class MacOp(SpartanOp):
             "product_logic_bits": 0 if on_dsp else lanes * product_bits,
             "multiplier_luts": lanes * multiplier_luts(x_bits, b_bits) if multiplies else 0,
             "product_dsp_bits": lanes * product_bits if on_dsp else 0,
-            "acc_logic_bits": 0 if acc_in_dsp else lanes * acc_bits,
+            # the product enters shifted by acc_shift: the adder spans the bits above it
+            "acc_logic_bits": 0 if acc_in_dsp else lanes * (acc_bits - self.acc_shift),
             "acc_dsp_bits": acc_bits if acc_in_dsp else 0,
             "hold_bits": (lanes - 1) * acc_bits,
             "bias_table_bits": 0 if bias is None else bias_table_bits(self.bias_by_group(bias), acc_bits),

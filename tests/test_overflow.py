@@ -1,0 +1,377 @@
+"""Overflow: extreme inputs (all minimum, all maximum, alternating) through designs whose weights,
+multipliers, biases and offsets are extreme too, for every op.  For each design:
+
+(a) every node's integer reference equals a recomputation in plain Python integers (no int64 to wrap),
+(b) every value the hardware holds (partial sums, products, row sums, reciprocals) fits the width the op
+    declares, and the extreme inputs reach the declared accumulator range (it is exact, not just safe),
+(c) GHDL equals the reference bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import helper
+from qonnx.core.onnx_exec import execute_onnx
+from qonnx.custom_op.registry import getCustomOp
+from single_op import build_and_simulate, copy_layer, linear_layer, lowered_model, tensor_io
+
+from qonnx_spartan.hostio import HostIO
+from qonnx_spartan.intarith import IntType, Rescale, bits_signed, matmul_range
+from qonnx_spartan.ops import DOMAIN, IntAdd, IntAffine, IntSoftmax
+from qonnx_spartan.ops.elementwise import word_bits
+
+INT2, INT8, INT16 = IntType(True, 2), IntType(True, 8), IntType(True, 16)
+UINT4, UINT8 = IntType(False, 4), IntType(False, 8)
+M17 = (1 << 17) - 1  # the widest requantisation multiplier
+
+
+# -- exact arithmetic on Python integers ---------------------------------------------------------------
+def half_even(v: int, s: int) -> int:
+    """v / 2**s rounded half to even."""
+    q, r = divmod(v, 1 << s)
+    return q + (2 * r > (1 << s) or (s > 0 and 2 * r == (1 << s) and q % 2 == 1))
+
+
+def clamp(v: int, lo: int, hi: int) -> int:
+    return min(max(v, lo), hi)
+
+
+def fits_signed(v: int, bits: int) -> bool:
+    return -(1 << (bits - 1)) <= v < (1 << (bits - 1))
+
+
+def extremes(t: IntType, size: int, period: int = 1) -> list[list[int]]:
+    """All minimum, all maximum, and alternating runs of `period` minimums and maximums, both ways."""
+    alternating = [t.hi if (i // period) % 2 else t.lo for i in range(size)]
+    return [[t.lo] * size, [t.hi] * size, alternating, [t.lo + t.hi - v for v in alternating]]
+
+
+def input_extremes(io: HostIO) -> np.ndarray:
+    """The extremes of the input, and rows alternating between all minimum and all maximum."""
+    t, shape = io.input.dtype, io.input.shape
+    rows = extremes(t, io.input.count, period=shape[-1])[2:] if len(shape) > 2 else []
+    return np.array(extremes(t, io.input.count) + rows)
+
+
+def exact_mac(op, inputs: list[list[int]]) -> tuple[list[int], list[int], list[int]]:
+    """(outputs in buffer order, every partial sum the accumulator holds, every acc * M)."""
+    h, m, n, k = op.loops()
+    a_s, b_s, y_s = op.a_strides(), op.b_strides(), op.y_strides()
+    x = inputs[0]
+    if op.b_source == "rom":
+        b = [int(v) for v in op.weights().T.reshape(-1)]
+    elif op.b_source == "port":
+        b = inputs[1]
+    else:
+        b = None
+    bias = op.bias()
+    f = op.acc_shift
+    requant = op.get_nodeattr("requant")
+    mult, shift = op.get_nodeattr("multiplier"), op.get_nodeattr("shift")
+    lo, hi = op.get_nodeattr("out_lo"), op.get_nodeattr("out_hi")
+    y = [0] * int(np.prod(op.get_nodeattr("out_shape")[1:]))
+    partials, scaled = [], []
+    for ih in range(h):
+        for im in range(m):
+            for jn in range(n):
+                acc = int(bias[jn]) if bias is not None else 0
+                for jk in range(k):
+                    a = x[ih * a_s[0] + im * a_s[1] + jn * a_s[2] + jk * a_s[3]]
+                    bv = 1 if b is None else b[ih * b_s[0] + im * b_s[1] + jn * b_s[2] + jk * b_s[3]]
+                    acc += a * bv * 2**f
+                    partials.append(acc)
+                scaled.append(acc * mult)
+                out = clamp(half_even(acc * mult, shift), lo, hi) if requant else acc
+                y[ih * y_s[0] + im * y_s[1] + jn * y_s[2]] = out
+    return y, partials, scaled
+
+
+def check_mac_widths(op, partials: list[int], scaled: list[int]) -> None:
+    acc_lo, acc_hi = op.acc_range()
+    assert all(acc_lo <= p <= acc_hi for p in partials)
+    assert all(fits_signed(p, op.acc_bits()) for p in partials)
+    if op.get_nodeattr("requant"):
+        # the template's rescale register: AW + MW bits, MW = multiplier bits + 1 (signed)
+        width = op.acc_bits() + op.rescale().multiplier_bits + 1
+        assert all(fits_signed(v, width) for v in scaled)
+    else:
+        assert op.out_type().bits == op.acc_bits()  # the output word is the accumulator
+
+
+def exact_elementwise(op, inputs: list[list[int]]) -> tuple[list[int], list[int], list[int]]:
+    """(outputs, every sum, every product) of IntAdd / IntAffine."""
+    channels, shift = op.channels, op.get_nodeattr("shift")
+    lo, hi = op.get_nodeattr("out_lo"), op.get_nodeattr("out_hi")
+    if op.onnx_node.op_type == "IntAdd":
+        b = [int(v) for v in op.const().reshape(-1)] if op.has_const() else inputs[1]
+        ma, mb = op.get_nodeattr("mult_a"), op.get_nodeattr("mult_b")
+        products = [[a * ma, bv * mb] for a, bv in zip(inputs[0], b)]
+        offsets = [0] * channels
+    else:
+        mult = [int(v) for v in op.mult()]
+        products = [[x * mult[i % channels]] for i, x in enumerate(inputs[0])]
+        offsets = [int(v) for v in op.offsets()]
+    sums = [sum(p) + offsets[i % channels] for i, p in enumerate(products)]
+    outputs = [clamp(half_even(s, shift), lo, hi) for s in sums]
+    return outputs, sums, [v for p in products for v in p]
+
+
+def check_elementwise_widths(op, sums: list[int], products: list[int]) -> None:
+    lo, hi = op.sum_range()
+    assert all(lo <= s <= hi for s in sums + products)
+    assert all(fits_signed(v, op.sum_bits()) for v in sums + products)
+    # the product registers: operand (signed) bits + multiplier word bits
+    for dtype, mults in op.terms():
+        width = dtype.bits + (0 if dtype.signed else 1) + word_bits(mults)
+        assert all(fits_signed(v, width) for v in products)
+
+
+def exact_softmax(op, inputs: list[list[int]]) -> tuple[list[int], dict[str, list[int]]]:
+    """(outputs, the values of each register the widths declare)."""
+    table = [int(v) for v in op.exp_table()]
+    mult, shift = op.rescale().multiplier, op.rescale().shift
+    lo, hi = op.get_nodeattr("out_lo"), op.get_nodeattr("out_hi")
+    length = op.length
+    x = inputs[0]
+    outputs, held = [], {"exp_bits": [], "sum_bits": [], "recip_width": [], "scaled_recip_bits": [], "product_bits": []}
+    for start in range(0, len(x), length):
+        row = x[start : start + length]
+        e = [table[max(row) - v] for v in row]
+        total = sum(e)
+        recip = (1 << op.recip_bits) // total
+        products = [v * recip * mult for v in e]
+        outputs += [clamp(half_even(p, shift), lo, hi) for p in products]
+        held["exp_bits"] += e
+        held["sum_bits"].append(total)
+        held["recip_width"].append(recip)
+        held["scaled_recip_bits"].append(recip * mult)
+        held["product_bits"] += products
+    return outputs, held
+
+
+# -- the designs -----------------------------------------------------------------------------------------
+def extreme_columns(t: IntType, k: int) -> np.ndarray:
+    """Weights (k, 4): a column of minimums, one of maximums, two alternating."""
+    return np.array(extremes(t, k)).T
+
+
+def accumulator_linear(in_type: IntType, w_type: IntType, k: int, bias, acc_shift: int):
+    """One IntLinear whose output is its accumulator (no output quantiser): every bit reaches the output."""
+    w = extreme_columns(w_type, k)
+    lo, hi = matmul_range(in_type, w * 2**acc_shift, bias)
+    out_type = IntType(True, max(bits_signed(lo), bits_signed(hi)))
+    shape = [1, 1, w.shape[1]]
+    node = linear_layer("fc", "x", "y", shape, w, in_type, out_type, bias, acc_shift, None, (lo, hi))
+    return lowered_model([node], tensor_io("x", [1, 1, k], in_type), tensor_io("y", shape, out_type), {"y": out_type})
+
+
+def requantised_linear(in_type: IntType, w_type: IntType, rows: int, k: int, bias, acc_shift: int, lanes: int):
+    """IntLinear with the widest multiplier (2**17 - 1) and a shift mapping about a quarter of the accumulator
+    range onto INT8: the rescale register holds its widest products, and extreme sums saturate."""
+    w = extreme_columns(w_type, k)
+    lo, hi = matmul_range(in_type, w * 2**acc_shift, bias)
+    ratio = 4 * 255 / (hi - lo)
+    rescale = Rescale(M17, Rescale.from_ratio(ratio * (1 << 17) / M17).shift)
+    shape = [1, rows, w.shape[1]]
+    node = linear_layer("fc", "x", "y", shape, w, in_type, INT8, bias, acc_shift, rescale)
+    getCustomOp(node).set_nodeattr("lanes", lanes)
+    return lowered_model([node], tensor_io("x", [1, rows, k], in_type), tensor_io("y", shape, INT8), {"y": INT8})
+
+
+def matmul_design(in_type: IntType, b_type: IntType, size: int, transposed: bool, negate: bool):
+    """y = requantize(x @ B) with B = x (or -x), saturated to b_type, read as B or as B^T: with rows of
+    minimums and maximums the products reach the extremes of both types."""
+    shape = [1, size, size]
+    eye = np.eye(size) * (-1 if negate else 1)
+    second = linear_layer("second", "x", "b", shape, eye, in_type, b_type)
+    corner = max(abs(a * b) for a in (in_type.lo, in_type.hi) for b in (b_type.lo, b_type.hi))
+    rescale = Rescale(M17, Rescale.from_ratio(4 * 255 / (2 * size * corner) * (1 << 17) / M17).shift)
+    node = helper.make_node(
+        "IntMatMul",
+        ["x", "b"],
+        ["y"],
+        name="mm",
+        domain=DOMAIN,
+        out_dtype=INT8.name,
+        out_shape=shape,
+        in_dtype=in_type.name,
+        b_dtype=b_type.name,
+        loop_sizes=[1, size, size, size],
+        a_stride=[0, size, 0, 1],
+        b_stride=[0, 0, size, 1] if transposed else [0, 0, 1, size],
+        y_stride=[size * size, size, 1],
+        multiplier=rescale.multiplier,
+        shift=rescale.shift,
+        out_lo=INT8.lo,
+        out_hi=INT8.hi,
+    )
+    dtypes = {"b": b_type, "y": INT8}
+    return lowered_model([second, node], tensor_io("x", shape, in_type), tensor_io("y", shape, INT8), dtypes)
+
+
+def mean_design(in_type: IntType, steps: int, features: int):
+    """The mean over `steps` time steps, requantised to the input's own type."""
+    rescale = Rescale.from_ratio(1 / steps)
+    node = helper.make_node(
+        "IntMean",
+        ["x"],
+        ["y"],
+        name="mean",
+        domain=DOMAIN,
+        out_dtype=in_type.name,
+        out_shape=[1, features],
+        in_dtype=in_type.name,
+        loop_sizes=[1, 1, features, steps],
+        a_stride=[0, 0, 1, features],
+        y_stride=[0, 0, 1],
+        multiplier=rescale.multiplier,
+        shift=rescale.shift,
+        out_lo=in_type.lo,
+        out_hi=in_type.hi,
+    )
+    inp, out = tensor_io("x", [1, steps, features], in_type), tensor_io("y", [1, features], in_type)
+    return lowered_model([node], inp, out, {"y": in_type})
+
+
+def add_design(in_type: IntType, out_type: IntType, scales, const_type: IntType | None):
+    """x*sa + b*sb with b a copy of x, or an alternating extreme constant; scale ratios that need the
+    widest multipliers."""
+    shape = [1, 4, 6]
+    if const_type is None:
+        nodes, inputs, const, b_type = [copy_layer("second", "x", "b", shape, in_type)], ["x", "b"], None, in_type
+    else:
+        nodes, inputs, b_type = [], ["x"], const_type
+        const = np.array(extremes(const_type, 24)[2]).reshape(shape[1:])
+    add = IntAdd.make_node(
+        "add",
+        inputs,
+        "y",
+        in_type,
+        scales[0],
+        b_type,
+        scales[1],
+        out_type,
+        scales[2],
+        out_type.lo,
+        out_type.hi,
+        shape,
+        const=const,
+    )
+    dtypes = {"y": out_type, **({"b": in_type} if const is None else {})}
+    return lowered_model([*nodes, add], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), dtypes)
+
+
+def affine_design(in_type: IntType, out_type: IntType):
+    """Per-channel gains from tiny to the widest multiplier, both signs, and offsets up to the 32-bit limit."""
+    shape = [1, 3, 4]
+    gain = np.array([300.7, -300.7, 1e-4, -1.0])
+    bias = np.array([3e4, -3e4, 1.5e4, 0.0])
+    node = IntAffine.make_node("bn", "x", "y", in_type, 1.0, gain, bias, out_type, 1.0, out_type.lo, out_type.hi, shape)
+    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+
+
+def softmax_design(in_type: IntType, in_scale: float, length: int, out_type: IntType, out_scale: float):
+    shape = [1, 2, length]
+    node = IntSoftmax.make_node(
+        "softmax", "x", "y", in_type, in_scale, out_type, out_scale, out_type.lo, out_type.hi, shape
+    )
+    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+
+
+# name: (design, whether its extreme inputs reach both ends of the declared accumulator range; a product
+# of x with a function of x cannot reach every corner of the two types)
+DESIGNS = {
+    # accumulator outputs of 36 and 33 bits (wider than a VHDL integer, than float32's exact integers)
+    "linear-int16-accumulator": (
+        lambda: accumulator_linear(INT16, INT16, 16, [2**31 - 1, -(2**31 - 1), 5, -5], 0),
+        True,
+    ),
+    "linear-uint8-accumulator-shifted": (lambda: accumulator_linear(UINT8, INT8, 64, [0, 1, -(2**30), 2**30], 7), True),
+    "linear-uint8-requantised-3-lanes": (
+        lambda: requantised_linear(UINT8, INT8, 2, 64, [2**20, -(2**20), 7, 0], 5, 3),
+        True,
+    ),
+    "linear-int2": (lambda: requantised_linear(INT2, INT2, 3, 7, [0, 0, 0, 0], 0, 1), True),
+    "matmul-int8-transposed": (lambda: matmul_design(INT8, INT8, 8, transposed=True, negate=False), True),
+    "matmul-int8-negated": (lambda: matmul_design(INT8, INT8, 8, transposed=False, negate=True), False),
+    "matmul-int16-uint4-transposed": (lambda: matmul_design(INT16, UINT4, 4, transposed=True, negate=False), True),
+    "mean-int16": (lambda: mean_design(INT16, 64, 3), True),
+    "add-int16": (lambda: add_design(INT16, INT16, (0.9999, 0.7777, 1.0), None), False),
+    "add-uint8-constant-int16": (lambda: add_design(UINT8, UINT8, (1.0, 0.00913, 1.7), INT16), False),
+    "affine-int16": (lambda: affine_design(INT16, INT16), False),
+    "softmax-int8-flat": (lambda: softmax_design(INT8, 1 / 4096, 64, UINT8, 1 / 255), False),
+    "softmax-uint8-steep": (lambda: softmax_design(UINT8, 1.0, 5, INT8, 1 / 128), False),
+}
+
+
+def reference_context(model, vectors: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor of the integer reference over a batch of input vectors."""
+    io = HostIO.load(model)
+    batched = copy.deepcopy(model)
+    batched.set_tensor_shape(io.input.name, [len(vectors), *io.input.shape[1:]])
+    x = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), *io.input.shape[1:])
+    return execute_onnx(batched, {io.input.name: x}, return_full_exec_context=True)
+
+
+def as_ints(a: np.ndarray) -> list[list[int]]:
+    """Per batch item, the flat values as Python integers (the containers are exact floats)."""
+    return [[int(v) for v in row] for row in np.asarray(a).reshape(len(a), -1)]
+
+
+@pytest.mark.parametrize("name", list(DESIGNS))
+def test_extremes_exact_within_declared_widths_and_in_ghdl(tmp_path: Path, name, ghdl):
+    make, reaches = DESIGNS[name]
+    model = make()
+    io = HostIO.load(model)
+    vectors = input_extremes(io)
+    context = reference_context(model, vectors)
+    for node in model.graph.node:
+        op = getCustomOp(node)
+        inputs = [as_ints(context[t]) for t in node.input]
+        reference = as_ints(context[node.output[0]])
+        for item, got in enumerate(reference):
+            operands = [values[item] for values in inputs]
+            if node.op_type in ("IntLinear", "IntMatMul", "IntMean"):
+                want, partials, scaled = exact_mac(op, operands)
+                check_mac_widths(op, partials, scaled)
+            elif node.op_type in ("IntAdd", "IntAffine"):
+                want, sums, products = exact_elementwise(op, operands)
+                check_elementwise_widths(op, sums, products)
+            else:
+                want, held = exact_softmax(op, operands)
+                widths = op.widths()
+                for register, values in held.items():
+                    assert max(values).bit_length() <= widths[register], register
+            assert got == want, (node.name, item)  # (a)
+    # (b) the extreme inputs reach the declared accumulator range
+    last = getCustomOp(model.graph.node[-1])
+    if reaches:
+        inputs = [as_ints(context[t]) for t in last.onnx_node.input]
+        reached = [p for item in range(len(vectors)) for p in exact_mac(last, [v[item] for v in inputs])[1]]
+        assert (min(reached + [0]), max(reached + [0])) == last.acc_range()
+
+    report = build_and_simulate(model, tmp_path, vectors.reshape(len(vectors), *io.input.shape[1:]))  # (c)
+    assert report.bit_exact, np.c_[report.hardware, report.reference][:4]
+    assert report.reference.tolist() == as_ints(context[io.output.name])
+
+
+@pytest.mark.parametrize("bits,sizes,min_width", [(12, [64, 2], 25), (16, [16, 2], 33)])
+def test_brevitas_mlp_with_a_wide_accumulator_output(tmp_path: Path, bits, sizes, min_width, ghdl, brevitas):
+    """Regression: a last layer without an output quantiser outputs its accumulator, here wider than float32's
+    exact integers (the reference once rounded it) and than a VHDL integer (the test bench once failed)."""
+    from brevitas_models import export, make_mlp
+
+    from qonnx_spartan.flow import BuildConfig, build
+    from qonnx_spartan.simulation import simulate_build
+
+    onnx_path = export(make_mlp(sizes, bits, bias=False), tmp_path / "mlp.onnx", (1, sizes[0]))
+    lowered = build(BuildConfig(model=onnx_path, output_dir=tmp_path / "build"))
+    assert getCustomOp(lowered.graph.node[-1]).out_type().bits >= min_width
+    x = np.random.default_rng(bits).normal(size=(16, sizes[0])).astype(np.float32) * 1e3  # saturating inputs
+    report = simulate_build(tmp_path / "build", x)
+    assert np.abs(report.reference).max() >= 2 ** (min_width - 2)
+    assert report.bit_exact, np.c_[report.hardware, report.reference][:4]
