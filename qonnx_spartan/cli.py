@@ -124,6 +124,38 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_search(args) -> int:
+    from qonnx_spartan.budget import Budget, load_budget
+    from qonnx_spartan.search import parse_bits, search, write_outputs
+    from qonnx_spartan.search_plot import available
+    from qonnx_spartan.simulation import load_inputs
+
+    bits = parse_bits(args.bits)
+    budget = load_budget(args.budget) if args.budget is not None else Budget()
+    if args.estimator is not None:
+        budget = budget.model_copy(update={"estimator": args.estimator})
+        budget.coefficients()  # a missing or malformed file fails here, named
+    x, y = load_inputs(args.calib), load_inputs(args.reference)
+    result = search(
+        args.model,
+        budget,
+        x,
+        y,
+        bits,
+        args.points,
+        progress=lambda m: print(f"search: {m}", file=sys.stderr),
+        sources=(str(args.calib), str(args.reference)),
+    )
+    written = write_outputs(result, args.output)
+    if not available():
+        print("search: no plot: matplotlib is not installed (pip install 'qonnx-spartan[plot]')", file=sys.stderr)
+    chosen = result.to_json()["chosen"]
+    used = ", ".join(f"{r} {v}" for r, v in chosen["resources"].items())
+    print(f"search: RMS error {chosen['rms_lsb']:.3g} output LSBs, {used} (estimate), {chosen['cycles']} cycles")
+    print(f"search: {len(result.search.cache)} plans in {result.seconds:.1f} s -> {', '.join(map(str, written))}")
+    return 0
+
+
 def write_atomically(path: Path, write) -> None:
     """write(tmp) then rename: an interrupted run leaves no half-written file."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -149,6 +181,12 @@ def lanes_arg(text: str):
         return text
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"lanes must be a positive number or auto, not '{text}'")
+    return int(text)
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a positive whole number is needed, not '{text}'")
     return int(text)
 
 
@@ -201,6 +239,17 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--rows", type=Path, action="append", default=[], help="stored rows (calibration/*.json)")
     c.add_argument("-o", "--output", type=Path, required=True, help="coefficients file to write (JSON)")
     c.set_defaults(run=cmd_calibrate)
+
+    q = sub.add_parser("search", help="the mixed-precision plan of least error that fits a budget (docs/search.md)")
+    q.add_argument("model", type=Path, help="QONNX model")
+    q.add_argument("--budget", type=Path, help="budget file (YAML or JSON; default: the whole default device)")
+    q.add_argument("--estimator", type=Path, help=ESTIMATOR_HELP)
+    q.add_argument("--calib", type=Path, required=True, help="float calibration inputs (.npy), batch first")
+    q.add_argument("--reference", type=Path, required=True, help="reference outputs for them (.npy), batch first")
+    q.add_argument("-o", "--output", type=Path, required=True, help="plan to write (JSON; also .pareto.json/.png)")
+    q.add_argument("--bits", default="4,6,8", help="the widths each layer may take (default 4,6,8)")
+    q.add_argument("--points", type=positive_int, default=8, help="budgets on the Pareto front (default 8)")
+    q.set_defaults(run=cmd_search)
 
     d = sub.add_parser("devices", help="list the device profiles")
     d.set_defaults(run=cmd_devices)

@@ -26,7 +26,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip &&
     # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build (docs/architecture.md)
     "$VENV/bin/python" -m pip install -q "torch==2.13.0" &&
-    "$VENV/bin/python" -m pip install -q -e "$REPO[brevitas,synth,test,examples]"
+    "$VENV/bin/python" -m pip install -q -e "$REPO[brevitas,synth,plot,test,examples]"
   } > "$log" 2>&1 || { tail -n 30 "$log" >&2; echo "setup: pip failed; the whole log is $log" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
