@@ -14,7 +14,7 @@ from qonnx.transformation.base import Transformation
 from qonnx_spartan.budget import Budget
 from qonnx_spartan.estimate import estimate
 from qonnx_spartan.plan import Plan
-from qonnx_spartan.transforms.memory_style import AnnotateMemoryStyle
+from qonnx_spartan.transforms.memory_style import AnnotateMemoryStyle, plan_styles
 
 MAX_LANES = 16
 
@@ -32,14 +32,16 @@ class AnnotateLanes(Transformation):
         self.memory_style = memory_style
         self.max_lanes = max_lanes
         self.plan = plan
+        self.fixed = None  # the plan's styles, matched once per apply
 
     def cost(self, model: ModelWrapper) -> tuple[dict, int]:
         """(totals, cycles) with the memories placed as the flow will place them."""
-        placed = model.transform(AnnotateMemoryStyle(self.memory_style, self.budget, self.plan))
+        placed = model.transform(AnnotateMemoryStyle(self.memory_style, self.budget, self.plan, self.fixed))
         report = estimate(placed, self.budget)
         return report["total"], report["cycles"]
 
     def apply(self, model: ModelWrapper):
+        self.fixed = plan_styles(model, self.plan) if self.plan is not None else {}  # lanes leave memories be
         limits = self.budget.limits()
         totals, cycles = self.cost(model)
         if self.budget.overflows(totals):

@@ -61,16 +61,27 @@ def set_style(model: ModelWrapper, slot: Slot, style: str) -> None:
 
 
 class AnnotateMemoryStyle(Transformation):
-    def __init__(self, choice: str = "auto", budget: Budget | None = None, plan: Plan | None = None):
+    def __init__(
+        self,
+        choice: str = "auto",
+        budget: Budget | None = None,
+        plan: Plan | None = None,
+        fixed: dict[Slot, str] | None = None,
+    ):
+        """`fixed`: the plan's styles already matched to this model's memories (plan_styles), for callers
+        that place the same model's memories many times (the lanes search)."""
         super().__init__()
         if choice not in MEMORY_CHOICES:
             raise SpartanError(f"memory style '{choice}' is not one of {', '.join(MEMORY_CHOICES)}")
         self.choice = choice
         self.budget = budget or Budget()
         self.plan = plan
+        self.fixed = fixed
 
     def apply(self, model: ModelWrapper):
-        fixed = plan_styles(model, self.plan) if self.plan is not None else {}
+        fixed = self.fixed
+        if fixed is None:
+            fixed = plan_styles(model, self.plan) if self.plan is not None else {}
         free = []
         for slot, mem in memories(model).items():
             set_style(model, slot, fixed.get(slot) or pick_style(self.choice, mem.depth, mem.width))
