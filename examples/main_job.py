@@ -48,7 +48,7 @@ def trained_model(args, data, out: Path) -> dict:
     configuration is its own, else a model trained earlier into out/ with it, else a new one (float, then
     QAT from the float weights, with progress per epoch)."""
     config = {k: getattr(args, k) for k in ("window", "d_model", "heads", "bits", "po2", "seed")}
-    config["plan"] = load_plan(args.plan).to_json() if args.plan else None
+    config["plan"] = load_plan(args.plan).bit_widths() if args.plan else None
     out.mkdir(parents=True, exist_ok=True)
     cached = out / "training.json"
     if not args.retrain and embedded.info()["config"] == config:

@@ -57,6 +57,12 @@ class Plan(RootModel[dict[str, PlanEntry]]):
     def to_json(self) -> dict:
         return self.model_dump(exclude_none=True)
 
+    def bit_widths(self) -> dict[str, dict[str, int]]:
+        """The entries that set bit widths, with those fields only: what QAT training takes (memory styles
+        are the build's, and the search also places memories by node name)."""
+        widths = {key: {f: v for f, v in entry.items() if f.endswith("_bits")} for key, entry in self.to_json().items()}
+        return {key: fields for key, fields in widths.items() if fields}
+
 
 def load_plan(path: str | Path) -> Plan:
     """Read a plan file, turning every problem into one SpartanError line naming the file and the entry."""

@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
 
-    plan = load_plan(args.plan).to_json() if args.plan else None
+    plan = load_plan(args.plan).bit_widths() if args.plan else None
     data = make_dataset(args.window)
 
     def log(p: dict) -> None:
