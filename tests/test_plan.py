@@ -279,3 +279,23 @@ def test_a_plan_on_an_already_lowered_model_places_memories_by_layer_name(tmp_pa
     with pytest.raises(SpartanError, match="entry 'nope': the model has no module or node"):
         bad = Plan.model_validate({"nope": {"out_mem_style": "block"}})
         build(BuildConfig(model=lowered, output_dir=tmp_path / "c", start_step="memory_style", plan=bad))
+
+
+def test_training_takes_the_bit_widths_of_a_searched_plan(brevitas):
+    """A searched plan also places memories by exported node name; QAT training takes its widths alone, so
+    the loop search -> QAT -> export -> build closes (examples/forecasting/train.py --plan)."""
+    from model import build_model
+
+    from qonnx_spartan.plan import Plan
+
+    plan = Plan.model_validate(
+        {
+            "encoder.ffn1": {"weight_bits": 4, "weight_mem_style": "block"},
+            "encoder.softmax_quant": {"act_bits": 6},
+            "/encoder/MatMul": {"out_mem_style": "distributed"},
+        }
+    )
+    widths = plan.bit_widths()
+    assert widths == {"encoder.ffn1": {"weight_bits": 4}, "encoder.softmax_quant": {"act_bits": 6}}
+    model = build_model(6, 3, 16, 1, 8, plan=widths, po2=True)
+    assert int(model.encoder.ffn1.quant_weight().bit_width) == 4
