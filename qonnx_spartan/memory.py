@@ -97,7 +97,12 @@ class Memory:
             tiled, packed = self.block_tiles()
             # a packed ROM's second port reads at an offset address: an adder
             offset_bits = self.address_bits if packed < tiled else 0
-            return {"block_ram": self.bram18, "block_bits": self.stored_width, "block_offset_bits": offset_bits}
+            kind = "rom" if self.read_only else "ram"  # a RAM's write port has its own enables and data
+            return {
+                f"block_{kind}": self.bram18,
+                f"block_{kind}_bits": self.stored_width,
+                "block_offset_bits": offset_bits,
+            }
         if self.read_only:
             columns = self.distinct_width if self.distinct_width is not None else self.stored_width
             return {
