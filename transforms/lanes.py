@@ -3,6 +3,9 @@
 Greedy and resource-aware: each round tries one more lane on every IntLinear, keeps the move that saves
 the most cycles per unit of budget it uses (its largest fractional increase over the resources), and
 stops when no move fits.  Lanes never change the numbers (ops/int_linear.py), only the schedule.
+
+Lanes are optional speed, so they do not spend the last few percent of the fitted resources (LUT, FF: the
+estimate is within a few percent of synthesis, docs/estimator.md): HEADROOM of them stays free.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
 from qonnx_spartan.budget import Budget
+from qonnx_spartan.coefficients import FITTED
 from qonnx_spartan.estimate import estimate
 from qonnx_spartan.plan import Plan
 from qonnx_spartan.transforms.memory_style import AnnotateMemoryStyle, plan_styles
 
 MAX_LANES = 16
+HEADROOM = 0.05
 
 
 class AnnotateLanes(Transformation):
@@ -43,6 +48,7 @@ class AnnotateLanes(Transformation):
     def apply(self, model: ModelWrapper):
         self.fixed = plan_styles(model, self.plan) if self.plan is not None else {}  # lanes leave memories be
         limits = self.budget.limits()
+        spendable = {r: int(v * (1 - HEADROOM)) if r in FITTED else v for r, v in limits.items()}
         totals, cycles = self.cost(model)
         if self.budget.overflows(totals):
             return model, False  # nothing to spend: the budget check will say what overflows
@@ -57,7 +63,7 @@ class AnnotateLanes(Transformation):
                 op.set_nodeattr("lanes", current + 1)
                 new_totals, new_cycles = self.cost(model)
                 op.set_nodeattr("lanes", current)
-                if self.budget.overflows(new_totals) or new_cycles >= cycles:
+                if any(new_totals[r] > spendable[r] for r in spendable) or new_cycles >= cycles:
                     continue
                 used = max((new_totals[r] - totals[r]) / max(limits[r], 1) for r in limits)
                 gain = (cycles - new_cycles) / max(used, 1e-6)
