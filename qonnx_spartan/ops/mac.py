@@ -221,10 +221,14 @@ class MacOp(SpartanOp):
         if multiplies:
             generators.append(address_generator(self.b_strides(), issue, self.b_abits()))
         generators.append(address_generator(self.y_strides(), (h, m, n), y_abits))
-        # yosys folds a lone lane's accumulator into the DSP of its product (post-adder and P register)
+        # yosys often folds a lone lane's accumulator into a DSP (its product's post-adder and P register, or
+        # the rescale's input register), often not: the fit weighs those bits (acc_dsp_bits) by how often
         acc_in_dsp = on_dsp and lanes == 1
         bias = self.bias()
-        group_bits = counter_bits(groups) if bias is not None or lanes > 1 else 0  # g1, g2 index the bias
+        varying_bias = bias is not None and bias_table_bits(self.bias_by_group(bias), acc_bits) > 0
+        group_bits = counter_bits(groups) if varying_bias or lanes > 1 else 0  # g1, g2 select the bias
+        # without a bias the accumulator's low acc_shift bits are always zero: synthesis drops them
+        acc_register_bits = acc_bits - (0 if bias is not None and np.any(bias) else self.acc_shift)
         registers = (
             sum(counter_bits(size) for size in issue)  # issue counters
             + counter_bits(n)
@@ -234,7 +238,7 @@ class MacOp(SpartanOp):
             + y_abits  # the registered write address
             + 2 * group_bits
             + (0 if on_dsp else lanes * product_bits)  # a DSP's M register holds the product
-            + (0 if acc_in_dsp else lanes * acc_bits)
+            + (0 if acc_in_dsp else lanes * acc_register_bits)
             + (lanes - 1) * acc_bits
             + (2 * counter_bits(lanes + 1) if lanes > 1 else 0)  # hold_left, acc_lanes
             + (0 if scale_on_dsp else scale_bits)  # a DSP's P register holds the rescaled value
