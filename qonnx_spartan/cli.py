@@ -107,6 +107,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
+    from qonnx_spartan.atomic import write_atomically
     from qonnx_spartan.calibration import calibrate, design_totals
     from qonnx_spartan.coefficients import Coefficients
 
@@ -154,16 +155,6 @@ def cmd_search(args) -> int:
     print(f"search: RMS error {chosen['rms_lsb']:.3g} output LSBs, {used} (estimate), {chosen['cycles']} cycles")
     print(f"search: {len(result.search.cache)} plans in {result.seconds:.1f} s -> {', '.join(map(str, written))}")
     return 0
-
-
-def write_atomically(path: Path, write) -> None:
-    """write(tmp) then rename: an interrupted run leaves no half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def cmd_devices(args) -> int:

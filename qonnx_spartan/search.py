@@ -40,6 +40,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
 from qonnx_spartan import search_plot
+from qonnx_spartan.atomic import write_atomically
 from qonnx_spartan.budget import Budget
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.estimate import estimate
@@ -635,10 +636,5 @@ def write_outputs(result: SearchResult, plan_path: Path) -> list[Path]:
     if search_plot.available():
         writers.append((plot_file, lambda p: search_plot.plot_front(doc, p)))
     for path, write in writers:
-        tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-        try:
-            write(tmp)
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomically(path, write)
     return [path for path, _ in writers]

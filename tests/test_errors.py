@@ -8,20 +8,10 @@ import numpy as np
 import onnx
 import pytest
 from brevitas_models import export, make_mlp
+from cli_errors import cli_error
 from onnx import TensorProto, helper
 
-from qonnx_spartan.cli import EXIT_USER_ERROR, main
-
-
-def run_cli(capsys, *argv) -> str:
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    stderr = capsys.readouterr().err
-    errors = [line for line in stderr.splitlines() if line.startswith("qonnx-spartan:")]
-    assert code == EXIT_USER_ERROR, stderr
-    assert len(errors) == 1 and errors[0].startswith("qonnx-spartan: error: "), stderr
-    assert "Traceback" not in stderr
-    return errors[0]
+from qonnx_spartan.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +23,7 @@ def mlp_onnx(tmp_path_factory) -> Path:
 
 def assert_build_fails(capsys, tmp_path, model, *extra, expect: str) -> str:
     out = tmp_path / "out"
-    msg = run_cli(capsys, "build", model, "-o", out, *extra)
+    msg = cli_error(capsys, "build", model, "-o", out, *extra)
     assert expect in msg, msg
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []  # no temporary left
@@ -110,7 +100,7 @@ def test_simulate_inputs_of_wrong_shape(capsys, tmp_path, mlp_onnx):
     assert main(["build", str(mlp_onnx), "-o", str(out)]) == 0
     x = tmp_path / "x.npy"
     np.save(x, np.zeros((3, 5), dtype=np.float32))
-    msg = run_cli(capsys, "simulate", out, "--inputs", x, "--output", tmp_path / "y.npy")
+    msg = cli_error(capsys, "simulate", out, "--inputs", x, "--output", tmp_path / "y.npy")
     assert "x.npy" in msg and "[3, 5]" in msg
     assert not (tmp_path / "y.npy").exists()
 
@@ -118,7 +108,7 @@ def test_simulate_inputs_of_wrong_shape(capsys, tmp_path, mlp_onnx):
 def test_simulate_not_a_build(capsys, tmp_path):
     x = tmp_path / "x.npy"
     np.save(x, np.zeros((1, 4)))
-    assert "not a built design" in run_cli(capsys, "simulate", tmp_path, "--inputs", x)
+    assert "not a built design" in cli_error(capsys, "simulate", tmp_path, "--inputs", x)
 
 
 def test_failed_build_keeps_an_earlier_build(capsys, tmp_path, mlp_onnx):
@@ -127,7 +117,7 @@ def test_failed_build_keeps_an_earlier_build(capsys, tmp_path, mlp_onnx):
     before = sorted(p.name for p in out.rglob("*"))
     budget = tmp_path / "b.yaml"
     budget.write_text("caps: {DSP: 0, LUT: 1}\n")
-    run_cli(capsys, "build", mlp_onnx, "-o", out, "--budget", budget)
+    cli_error(capsys, "build", mlp_onnx, "-o", out, "--budget", budget)
     assert sorted(p.name for p in out.rglob("*")) == before
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from brevitas_models import export, make_mlp
+from cli_errors import cli_error
 from fidelity import requantised_tensor_lsb_errors
 from qonnx.custom_op.registry import getCustomOp
 
 from qonnx_spartan.budget import load_budget
-from qonnx_spartan.cli import EXIT_USER_ERROR, main
+from qonnx_spartan.cli import main
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.flow import BuildConfig, build
 from qonnx_spartan.model_file import load_model
@@ -80,17 +81,6 @@ def test_scope_paths_follow_the_exporter():
     assert scope_path("135") is None
 
 
-def run_cli(capsys, *argv) -> str:
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    stderr = capsys.readouterr().err
-    errors = [line for line in stderr.splitlines() if line.startswith("qonnx-spartan:")]
-    assert code == EXIT_USER_ERROR, stderr
-    assert len(errors) == 1 and errors[0].startswith("qonnx-spartan: error: "), stderr
-    assert "Traceback" not in stderr
-    return errors[0]
-
-
 BAD_PLANS = [
     ({"1": {"weight_bits": 12}}, "entry '1': weight_bits 12 is out of range (2 to 8)"),
     ({"2": {"act_bits": 1}}, "entry '2': act_bits 1 is out of range"),
@@ -124,16 +114,16 @@ BAD_PLANS = [
 def test_a_bad_plan_is_one_line_naming_the_file_and_entry(capsys, tmp_path, mlp8, data, expect):
     plan = write(tmp_path / "plan.yaml", data)
     out = tmp_path / "out"
-    msg = run_cli(capsys, "build", mlp8, "-o", out, "--plan", plan)
+    msg = cli_error(capsys, "build", mlp8, "-o", out, "--plan", plan)
     assert expect in msg and "plan.yaml" in msg, msg
     assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())
-    assert run_cli(capsys, "estimate", mlp8, "--plan", plan) == msg
+    assert cli_error(capsys, "estimate", mlp8, "--plan", plan) == msg
 
 
 def test_unknown_entries_list_known_modules(capsys, tmp_path, mlp8):
-    msg = run_cli(capsys, "estimate", mlp8, "--plan", write(tmp_path / "p.json", {"6": {"act_bits": 4}}))
+    msg = cli_error(capsys, "estimate", mlp8, "--plan", write(tmp_path / "p.json", {"6": {"act_bits": 4}}))
     assert "known: 0, 1, 2, 3, 4, 5" in msg
-    assert "plan file not found" in run_cli(capsys, "estimate", mlp8, "--plan", tmp_path / "none.json")
+    assert "plan file not found" in cli_error(capsys, "estimate", mlp8, "--plan", tmp_path / "none.json")
 
 
 # -- bit widths -------------------------------------------------------------------------------------------
@@ -233,7 +223,9 @@ def lutram_budget(tmp_path: Path, lutram: int) -> Path:
 
 def test_budget_placement_fits_where_lutram_alone_does_not(capsys, tmp_path, wide_mlp):
     budget = lutram_budget(tmp_path, 30)
-    msg = run_cli(capsys, "build", wide_mlp, "-o", tmp_path / "d", "--budget", budget, "--memory-style", "distributed")
+    msg = cli_error(
+        capsys, "build", wide_mlp, "-o", tmp_path / "d", "--budget", budget, "--memory-style", "distributed"
+    )
     assert "does not fit" in msg and "LUTRAM 48 > 30" in msg
 
     out = tmp_path / "b"

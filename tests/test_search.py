@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_errors import one_line_error, run_cli
 
 from qonnx_spartan import embedded
 from qonnx_spartan.budget import Budget, Caps
-from qonnx_spartan.cli import EXIT_USER_ERROR, main
+from qonnx_spartan.cli import main
 from qonnx_spartan.flow import BuildConfig, estimate_only
 from qonnx_spartan.hostio import HostIO
 from qonnx_spartan.model_file import load_model
@@ -70,21 +71,6 @@ def check_plan(model: Path, budget, plan: Plan, chosen: dict, x: np.ndarray, y: 
     assert fitting, "the test budget should admit a uniform narrower model"
     assert all(error <= rms(outputs(uniform(b, model), x, model), y) for b in fitting)
     assert min(chosen["widths"].values()) < 8
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_line_error(code: int, err: str) -> str:
-    errors = [line for line in err.splitlines() if line.startswith("qonnx-spartan:")]
-    assert code == EXIT_USER_ERROR, err
-    assert len(errors) == 1 and errors[0].startswith("qonnx-spartan: error: "), err
-    assert "Traceback" not in err
-    return errors[0]
 
 
 @pytest.fixture(scope="module")
