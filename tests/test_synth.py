@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import helper
-from single_op import lowered_model, tensor_io
+from single_op import linear_layer, lowered_model, tensor_io
 
 from qonnx_spartan.flow import BuildConfig, build
-from qonnx_spartan.intarith import IntType
-from qonnx_spartan.ops import DOMAIN
-from qonnx_spartan.ops.base import int_tensor
+from qonnx_spartan.intarith import IntType, Rescale
 from qonnx_spartan.synth import synthesise
 
 
@@ -20,23 +17,8 @@ def narrow_product_layer(w_max: int):
     rng = np.random.default_rng(5)
     k, n = 8, 4
     x_t, y_t = IntType(False, 4), IntType(True, 6)
-    node = helper.make_node(
-        "IntLinear",
-        ["x"],
-        ["y"],
-        name="narrow",
-        domain=DOMAIN,
-        out_dtype=y_t.name,
-        out_shape=[1, 3, n],
-        in_dtype=x_t.name,
-        weights=int_tensor("weights", rng.integers(-w_max, w_max + 1, (k, n))),
-        bias=int_tensor("bias", np.zeros(n)),
-        requant=1,
-        multiplier=1,
-        shift=3,
-        out_lo=y_t.lo,
-        out_hi=y_t.hi,
-    )
+    weights = rng.integers(-w_max, w_max + 1, (k, n))
+    node = linear_layer("narrow", "x", "y", [1, 3, n], weights, x_t, y_t, rescale=Rescale(1, 3))
     return lowered_model([node], tensor_io("x", [1, 3, k], x_t), tensor_io("y", [1, 3, n], y_t), {"y": y_t})
 
 
@@ -60,23 +42,8 @@ def wide_requant_layer(rows: int, n: int):
     rng = np.random.default_rng(3)
     k = 24
     x_t, y_t = IntType(True, 8), IntType(True, 8)
-    node = helper.make_node(
-        "IntLinear",
-        ["x"],
-        ["y"],
-        name="wide",
-        domain=DOMAIN,
-        out_dtype=y_t.name,
-        out_shape=[1, 2, n],
-        in_dtype=x_t.name,
-        weights=int_tensor("weights", rng.integers(-127, 128, (k, n))),
-        bias=int_tensor("bias", rng.integers(-5000, 5000, n)),
-        requant=1,
-        multiplier=98765,
-        shift=27,
-        out_lo=y_t.lo,
-        out_hi=y_t.hi,
-    )
+    weights, bias = rng.integers(-127, 128, (k, n)), rng.integers(-5000, 5000, n)
+    node = linear_layer("wide", "x", "y", [1, rows, n], weights, x_t, y_t, bias=bias, rescale=Rescale(98765, 27))
     return lowered_model([node], tensor_io("x", [1, rows, k], x_t), tensor_io("y", [1, rows, n], y_t), {"y": y_t})
 
 
@@ -108,23 +75,8 @@ def rom_and_constant_layers(rng):
 
     k, rows = 48, 3
     x_t, h_t = IntType(True, 8), IntType(True, 8)
-    linear = helper.make_node(
-        "IntLinear",
-        ["x"],
-        ["h"],
-        name="linear",
-        domain=DOMAIN,
-        out_dtype=h_t.name,
-        out_shape=[1, rows, k],
-        in_dtype=x_t.name,
-        weights=int_tensor("weights", rng.integers(-15, 16, (k, k))),
-        bias=int_tensor("bias", np.zeros(k)),
-        requant=1,
-        multiplier=1,
-        shift=6,
-        out_lo=h_t.lo,
-        out_hi=h_t.hi,
-    )
+    weights = rng.integers(-15, 16, (k, k))
+    linear = linear_layer("linear", "x", "h", [1, rows, k], weights, x_t, h_t, rescale=Rescale(1, 6))
     const = rng.integers(-100, 100, (rows, k))
     for a_scale in np.linspace(0.51, 0.99, 200):
         add = IntAdd.make_node("add", ["h"], "y", h_t, a_scale, h_t, 0.3, h_t, 0.5, h_t.lo, h_t.hi, [1, rows, k], const)
