@@ -73,16 +73,16 @@ class Memory:
     def lutram(self) -> int:
         """LUTs used as memory by a distributed RAM with one write and one read port.  yosys
         (memory_libmap, techlibs/xilinx/lutrams_xc5v.txt) builds it from RAM32M (32 x 6) or RAM64M (64 x 3),
-        four LUTs each, whichever costs less: 8 per primitive plus about half a unit per bit of the read
+        four LUTs each, whichever costs less: 8 per primitive plus 3/4 of a unit per bit of the read
         multiplexer between rows of primitives (fitted to its choices: 96 x 5 and 144 x 5 take RAM32M,
-        400 x 5 takes RAM64M)."""
+        400 x 5 and 200 x 4 take RAM64M)."""
         if self.style != "distributed" or self.read_only:
             return 0
         options = []
         for depth, bits in ((32, 6), (64, 3)):
             rows = math.ceil(self.depth / depth)
             primitives = rows * math.ceil(self.width / bits)
-            options.append((8 * primitives + 0.5 * (rows - 1) * self.width, 4 * primitives))
+            options.append((8 * primitives + 0.75 * (rows - 1) * self.width, 4 * primitives))
         return min(options)[1]
 
     @property

@@ -199,3 +199,21 @@ def test_synthesised_dsp_and_bram_match_the_estimate(tmp_path: Path, ghdl):
     synth = synthesise(out)
     assert estimate["total"]["DSP"] == synth["total"]["DSP"] == 4 + 1
     assert estimate["total"]["BRAM18"] == synth["total"]["BRAM18"] == 1
+
+
+def test_a_power_of_two_rescale_is_a_shift_not_a_dsp():
+    """A multiplier of 2 or 4 is wiring after synthesis: the estimate counts no DSP for it (found by the
+    deployability study: an IntMatMul with multiplier 2 synthesised without the rescale's DSP)."""
+    from qonnx.custom_op.registry import getCustomOp
+    from single_op import linear_layer
+
+    from qonnx_spartan.intarith import IntType, Rescale
+
+    small = IntType(True, 4)  # 4 x 4-bit products stay in LUTs: only the rescale could take a DSP
+    dsps = {}
+    for multiplier in (1, 2, 4, 3):
+        node = linear_layer(
+            "l", "x", "y", [1, 2, 3], np.ones((4, 3), dtype=int), small, small, rescale=Rescale(multiplier, 4)
+        )
+        dsps[multiplier] = getCustomOp(node).dsps()
+    assert dsps == {1: 0, 2: 0, 4: 0, 3: 1}

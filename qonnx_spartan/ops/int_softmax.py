@@ -162,7 +162,8 @@ class IntSoftmax(SpartanOp):
         """Signed operand widths of e * (r * M) and, when M is not 1, of r * M (unsigned operands count one
         bit more on the signed DSP48E1)."""
         w, rescale = self.widths(), self.rescale()
-        recip_scaling = (w["recip_width"] + 1, rescale.multiplier_bits + 1) if rescale.multiplier > 1 else None
+        shifts_only = rescale.multiplier & (rescale.multiplier - 1) == 0  # a power of two is wiring
+        recip_scaling = None if shifts_only else (w["recip_width"] + 1, rescale.multiplier_bits + 1)
         return (w["exp_bits"] + 1, w["scaled_recip_bits"] + 1), recip_scaling
 
     def dsps(self) -> int:

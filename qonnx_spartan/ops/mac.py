@@ -196,8 +196,10 @@ class MacOp(SpartanOp):
         return x.bits + (0 if x.signed else 1), b_bits
 
     def rescales(self) -> bool:
-        """Whether the output stage multiplies (a multiplier of 1 is a shift)."""
-        return bool(self.get_nodeattr("requant")) and self.rescale().multiplier > 1
+        """Whether the output stage really multiplies: a power-of-two multiplier (1, 2, 4 ...) is a shift,
+        which synthesis makes of it (no DSP)."""
+        multiplier = self.rescale().multiplier
+        return bool(self.get_nodeattr("requant")) and multiplier & (multiplier - 1) != 0
 
     def dsps(self) -> int:
         x_bits, b_bits = self.signed_widths()
