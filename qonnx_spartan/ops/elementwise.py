@@ -180,8 +180,7 @@ class Elementwise(SpartanOp):
             mults, mult_bits = self.terms()[0][1], word_bits(self.terms()[0][1])
             slices = -(-self.channels // 64)
             features["table_bits"] = slices * (
-                varying_columns([int(v) for v in mults], mult_bits)
-                + varying_columns([int(v) for v in self.offsets()], sum_bits)
+                varying_columns(mults, mult_bits) + varying_columns(self.offsets(), sum_bits)
             )
             features["table_register_bits"] = mult_bits + 2 * sum_bits  # mult1, offset1, offset2
         return features

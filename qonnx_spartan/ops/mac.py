@@ -56,7 +56,7 @@ def bias_table_bits(table: np.ndarray, acc_bits: int) -> int:
     """LUT6 bits of the bias constants selected by group: per lane, its varying bit columns times the
     64-entry slices they span (one lane's constant bias is wiring)."""
     slices = -(-table.shape[0] // 64)
-    return sum(varying_columns([int(v) for v in lane], acc_bits) * slices for lane in table.T)
+    return sum(varying_columns(lane, acc_bits) * slices for lane in table.T)
 
 
 def last_address(loops, strides) -> int:
@@ -227,7 +227,8 @@ class MacOp(SpartanOp):
         # the rescale's input register), often not: the fit weighs those bits (acc_dsp_bits) by how often
         acc_in_dsp = on_dsp and lanes == 1
         bias = self.bias()
-        varying_bias = bias is not None and bias_table_bits(self.bias_by_group(bias), acc_bits) > 0
+        bias_bits = 0 if bias is None else bias_table_bits(self.bias_by_group(bias), acc_bits)
+        varying_bias = bias_bits > 0
         group_bits = counter_bits(groups) if varying_bias or lanes > 1 else 0  # g1, g2 select the bias
         # without a bias the accumulator's low acc_shift bits are always zero: synthesis drops them
         acc_register_bits = acc_bits - (0 if bias is not None and np.any(bias) else self.acc_shift)
@@ -263,7 +264,7 @@ class MacOp(SpartanOp):
             "acc_logic_bits": 0 if acc_in_dsp else lanes * (acc_bits - self.acc_shift),
             "acc_dsp_bits": acc_bits if acc_in_dsp else 0,
             "hold_bits": (lanes - 1) * acc_bits,
-            "bias_table_bits": 0 if bias is None else bias_table_bits(self.bias_by_group(bias), acc_bits),
+            "bias_table_bits": bias_bits,
             "scale_logic_bits": 0 if scale_on_dsp else scale_bits,
             "scale_dsp_bits": scale_bits if scale_on_dsp else 0,
             "scale_multiplier_luts": multiplier_luts(acc_bits, self.rescale().multiplier_bits + 1)
