@@ -61,6 +61,15 @@ class Budget(BaseModel):
     def coefficients(self) -> Coefficients:
         return Coefficients.load(self.estimator) if self.estimator is not None else Coefficients.default()
 
+    def with_estimator(self, path: Path | None) -> "Budget":
+        """This budget with another coefficients file (none: unchanged); a missing or malformed file fails
+        here, named."""
+        if path is None:
+            return self
+        budget = self.model_copy(update={"estimator": path})
+        budget.coefficients()
+        return budget
+
     @property
     def profile(self) -> Device:
         return DEVICES[self.device]
@@ -97,9 +106,8 @@ def load_budget(path: str | Path) -> Budget:
     except ValidationError as e:
         raise SpartanError(f"{path}: {describe_validation_error(e)}") from None
     if budget.estimator is not None:
-        budget = budget.model_copy(update={"estimator": path.parent / budget.estimator})  # beside the budget
         try:
-            budget.coefficients()
+            budget = budget.with_estimator(path.parent / budget.estimator)  # beside the budget
         except SpartanError as e:
             raise SpartanError(f"{path}: field 'estimator': {e}") from None
     return budget

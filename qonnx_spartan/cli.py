@@ -132,10 +132,7 @@ def cmd_search(args) -> int:
     from qonnx_spartan.simulation import load_inputs
 
     bits = parse_bits(args.bits)
-    budget = load_budget(args.budget) if args.budget is not None else Budget()
-    if args.estimator is not None:
-        budget = budget.model_copy(update={"estimator": args.estimator})
-        budget.coefficients()  # a missing or malformed file fails here, named
+    budget = (load_budget(args.budget) if args.budget is not None else Budget()).with_estimator(args.estimator)
     x, y = load_inputs(args.calib), load_inputs(args.reference)
     result = search(
         args.model,

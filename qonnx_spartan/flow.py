@@ -149,10 +149,7 @@ class BuildConfig(BaseModel):
             budget = self.budget
         else:
             budget = load_budget(self.budget) if self.budget is not None else Budget()
-        if self.estimator is not None:
-            budget = budget.model_copy(update={"estimator": self.estimator})
-            budget.coefficients()  # a missing or malformed file fails here, named
-        return budget
+        return budget.with_estimator(self.estimator)
 
     def resolved_plan(self) -> Plan | None:
         return load_plan(self.plan) if isinstance(self.plan, Path) else self.plan
