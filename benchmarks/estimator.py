@@ -1,6 +1,6 @@
 """The estimator against real synthesis and simulation, over MLPs and Transformers.
 
-    python benchmarks/estimator.py [--only N] [--builds DIR] [--json out.json]
+    python benchmarks/estimator.py [--only N] [--builds DIR] [--json out.json] [--shard K/N]
 
 For each configuration: export a calibrated Brevitas model, build it, synthesise it (GHDL + yosys
 synth_xilinx), simulate two vectors in GHDL; print each resource's estimate against synthesis with the
@@ -108,7 +108,14 @@ def main(argv=None) -> int:
     ap.add_argument("--only", type=int, help="the first N configurations")
     ap.add_argument("--builds", type=Path, default=Path("build/benchmark_estimator"), help="kept builds")
     ap.add_argument("--json", type=Path, help="write the rows as JSON")
+    ap.add_argument("--shard", help="K/N: build, synthesise and simulate every N-th configuration from the K-th only")
     args = ap.parse_args(argv)
+    if args.shard:
+        first, step = map(int, args.shard.split("/"))
+        for k, (name, kind, params, style, lanes) in list(enumerate(CONFIGS[: args.only]))[first::step]:
+            run(name, kind, params, style, lanes, args.builds / f"{k:02d}")
+            print(f"{k + 1:3d} {name}", flush=True)
+        return 0
     rows = []
     print("| configuration | memories | lanes | " + " | ".join(RESOURCES) + " | cycles | estimate ms | synth s |")
     print("|---|---|---|" + "---|" * len(RESOURCES) + "---|---|---|")

@@ -97,27 +97,53 @@ def module_for_entity(verilog: str, entity: str) -> str:
     return names[0]
 
 
+#: Registers that feed a multiplier and themselves: yosys's xilinx_dsp must not pack them (see `kept_registers`).
+ACCUMULATORS = ("acc",)
+
+
+def kept_registers(verilog: str) -> list[str]:
+    """yosys selections of the flip-flop outputs of every MAC accumulator, to be marked keep.
+
+    yosys 0.70's xilinx_dsp miscompiles an accumulator that feeds a multiplier (the MAC's rescale with one
+    lane): it takes the accumulator's adder as that DSP's pre-adder and the register as its AD register,
+    drops the adder, and the feedback loses its value - the netlist holds no accumulator at all (a bounded
+    equivalence check of the MAC against its RTL fails in a few cycles).  Its pattern skips a register
+    whose output wire is marked keep; the accumulator then becomes the product DSP's P register, or stays
+    in the fabric.  GHDL names the register nNNN_q and the signal an alias of it, so the register's own
+    wire is the one marked."""
+    selections = []
+    for module, body in re.findall(r"^module (\S+)(.*?)^endmodule", verilog, re.S | re.M):
+        for signal in ACCUMULATORS:
+            for wire in re.findall(rf"^\s+{signal} = (n\d+_q); // \(isignal\)", body, re.M):
+                selections.append(f"{module}/w:{wire}")
+    return selections
+
+
+def ghdl_verilog(build_dir: Path, work: Path) -> str:
+    """The built design as GHDL's synthesis writes it in Verilog, ready for yosys's reader."""
+    sources = design_sources(build_dir)
+    proc = subprocess.run(
+        [require_ghdl(), "--synth", *GHDL_FLAGS, "--out=verilog", *(str(s.resolve()) for s in sources), "-e", TOP],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError("GHDL synthesis failed: " + " | ".join(proc.stderr.strip().splitlines()[:8]))
+    return split_wide_literals(proc.stdout)
+
+
 def synthesise(build_dir: Path, progress=None) -> dict:
     """Synthesise a built design; write and return report/synth.json."""
     names = json.loads((build_dir / "report" / "build.json").read_text()).get("names")
     if not names:
         raise SpartanError(f"{build_dir}: the build has no generated HDL (run build without stopping early)")
-    ghdl = require_ghdl()
-    sources = design_sources(build_dir)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="qs_synth_") as tmp:
         work = Path(tmp)
         if progress:
             progress("ghdl synthesis")
-        proc = subprocess.run(
-            [ghdl, "--synth", *GHDL_FLAGS, "--out=verilog", *(str(s.resolve()) for s in sources), "-e", TOP],
-            cwd=work,
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError("GHDL synthesis failed: " + " | ".join(proc.stderr.strip().splitlines()[:8]))
-        verilog = split_wide_literals(proc.stdout)
+        verilog = ghdl_verilog(build_dir, work)
         (work / "design.v").write_text(verilog)
 
         top_instances = module_of_instances(verilog, TOP)
@@ -128,7 +154,13 @@ def synthesise(build_dir: Path, progress=None) -> dict:
             else:  # a ROM: distributed means LUT logic (LUTRAM needs a write port)
                 rom_style = "logic" if style == "distributed" else style
                 script.append(f'setattr -set rom_style "{rom_style}" {module_for_entity(verilog, vhdl_name)}/m:*')
-        script += [f"synth_xilinx -family xc7 -top {TOP}", "tee -q -o stat.json stat -json"]
+        script += [f"setattr -set keep 1 {wire}" for wire in kept_registers(verilog)]
+        script += [
+            f"synth_xilinx -family xc7 -top {TOP}",
+            # no template asks for a DSP pre-adder: one is the signature of the miscompile above
+            "tee -q -o preadders.txt select -count t:DSP48E1 r:USE_DPORT=TRUE %i",
+            "tee -q -o stat.json stat -json",
+        ]
         (work / "synth.ys").write_text("\n".join(script) + "\n")
         if progress:
             progress("yosys synth_xilinx")
@@ -138,6 +170,9 @@ def synthesise(build_dir: Path, progress=None) -> dict:
         latches = [line for line in (proc.stderr + proc.stdout).splitlines() if "Latch inferred" in line]
         if latches:  # the generated VHDL must be purely synchronous
             raise RuntimeError(f"yosys inferred {len(latches)} latches: {latches[0]}")
+        preadders = int((work / "preadders.txt").read_text().split()[0])
+        if preadders:
+            raise RuntimeError(f"yosys packed {preadders} DSP pre-adder(s), which no template asks for (a miscompile)")
         stat = json.loads((work / "stat.json").read_text())
     report = hierarchy_report(stat, names, top_instances)
     report["seconds"] = round(time.perf_counter() - started, 1)

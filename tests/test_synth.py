@@ -35,7 +35,7 @@ def test_small_products_follow_the_dsp_mapping(tmp_path, w_max, dsps, ghdl, yosy
     assert synthesise(out)["total"]["DSP"] == dsps
 
 
-def wide_requant_layer(rows: int, n: int):
+def wide_requant_layer(rows: int, n: int, acc_shift: int = 0):
     """An IntLinear whose rescaled accumulator is wider than 32 bits (20-bit sums, 17-bit multiplier):
     synthesis must keep its datapath (GHDL once folded such saturations to a constant).  One row of one
     output gives a one-word buffer (GHDL's synthesis once asserted on it)."""
@@ -43,7 +43,9 @@ def wide_requant_layer(rows: int, n: int):
     k = 24
     x_t, y_t = IntType(True, 8), IntType(True, 8)
     weights, bias = rng.integers(-127, 128, (k, n)), rng.integers(-5000, 5000, n)
-    node = linear_layer("wide", "x", "y", [1, rows, n], weights, x_t, y_t, bias=bias, rescale=Rescale(98765, 27))
+    node = linear_layer(
+        "wide", "x", "y", [1, rows, n], weights, x_t, y_t, bias=bias, acc_shift=acc_shift, rescale=Rescale(98765, 27)
+    )
     return lowered_model([node], tensor_io("x", [1, rows, k], x_t), tensor_io("y", [1, rows, n], y_t), {"y": y_t})
 
 
@@ -119,3 +121,50 @@ def test_wide_rom_literals_reach_yosys_in_pieces():
     pieces = [p.split("'b")[1] for p in split.split("{")[1].split("}")[0].split(", ")]
     assert "".join(pieces) == bits and max(map(len, pieces)) <= LITERAL_PIECE
     assert 'short = "0101"' in split  # short strings are left alone
+
+
+def yosys_counts(verilog: str, work, prepare: list[str]) -> tuple[int, int]:
+    """(DSP pre-adders, flip-flops) of the design after `prepare` and synth_xilinx."""
+    import json
+    import subprocess
+
+    from qonnx_spartan.backend import TOP
+    from qonnx_spartan.synth import FF_CELLS, yosys_command
+
+    (work / "design.v").write_text(verilog)
+    script = ["read_verilog design.v", *prepare, f"synth_xilinx -family xc7 -top {TOP}"]
+    script += ["tee -q -o pre.txt select -count t:DSP48E1 r:USE_DPORT=TRUE %i", "tee -q -o stat.json stat -json"]
+    (work / "s.ys").write_text("\n".join(script) + "\n")
+    subprocess.run([*yosys_command(), "-q", "s.ys"], cwd=work, check=True, capture_output=True)
+    cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
+    return int((work / "pre.txt").read_text().split()[0]), sum(cells.get(t, 0) for t in FF_CELLS)
+
+
+@pytest.mark.parametrize("acc_shift", [0, 2])
+def test_an_accumulator_that_feeds_the_rescale_survives_synthesis(tmp_path, acc_shift, ghdl, yosys):
+    """One lane and a rescale on a DSP: yosys 0.70 takes the accumulator's adder as the rescale DSP's
+    pre-adder and drops the accumulator (the netlist no longer sums).  synth marks the accumulator keep:
+    no pre-adder is packed, and the accumulator is the product DSP's P register (acc_shift 0) or
+    flip-flops in the fabric (a shifted product does not fit the DSP's post-adder)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from qonnx_spartan.synth import ghdl_verilog, kept_registers
+
+    path = tmp_path / "wide.onnx"
+    wide_requant_layer(2, 6, acc_shift).save(str(path))
+    out = tmp_path / "build"
+    build(BuildConfig(model=path, output_dir=out, start_step="memory_style", memory_style="distributed"))
+    op = getCustomOp(ModelWrapper(str(out / "model_int.onnx")).graph.node[0])
+    assert op.lanes() == 1 and op.rescales() and op.accumulator_in_dsp() == (acc_shift == 0)
+    verilog = ghdl_verilog(out, tmp_path)
+    keep = [f"setattr -set keep 1 {wire}" for wire in kept_registers(verilog)]
+    assert len(keep) == 1  # the one MAC's accumulator
+    plain, kept = yosys_counts(verilog, tmp_path, []), yosys_counts(verilog, tmp_path, keep)
+    if plain[0] == 0:
+        print("this yosys no longer packs the accumulator as a pre-adder: the keep workaround is a no-op")
+    else:
+        assert plain[0] == 1
+        assert kept[1] - plain[1] == (0 if op.accumulator_in_dsp() else op.accumulator_register_bits())
+    assert kept[0] == 0
+    synthesise(out)  # refuses a netlist with a pre-adder

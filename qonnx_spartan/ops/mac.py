@@ -207,6 +207,60 @@ class MacOp(SpartanOp):
         scale = multiplier_dsps(self.acc_bits(), self.rescale().multiplier_bits + 1) if self.rescales() else 0
         return self.lanes() * product + scale
 
+    def accumulator_in_dsp(self) -> bool:
+        """Whether each lane's accumulator is its product DSP's P register.  yosys's xilinx_dsp makes the
+        accumulator's adder the DSP's post-adder only when the product enters it unshifted (acc_shift 0)
+        and the sum fits the 48-bit P; otherwise the register and its adder stay in the fabric (synth keeps
+        the accumulator out of a rescale DSP, see qonnx_spartan/synth.py)."""
+        x_bits, b_bits = self.signed_widths()
+        on_dsp = self.b_source != B_IS_ONE and multiplier_dsps(x_bits, b_bits) > 0
+        return on_dsp and self.acc_shift == 0 and self.acc_bits() <= 48
+
+    def accumulator_register_bits(self) -> int:
+        """Accumulator flip-flops over the lanes: a lane's low bits that no product (shifted up by acc_shift)
+        and none of its bias values ever set stay zero, and synthesis drops them."""
+        lanes, shift = self.lanes(), self.acc_shift
+        bias = self.bias()
+        columns = self.bias_by_group(bias).T if bias is not None else [np.zeros(1, dtype=np.int64)] * lanes
+        total = 0
+        for column in columns:
+            set_bits = [int(v & -v).bit_length() - 1 for v in column if v != 0]
+            total += self.acc_bits() - min([shift, *set_bits])
+        return total
+
+    def registers(self) -> dict[str, int]:
+        """The template's flip-flops, by signal, as synthesis keeps them: DSP registers (a product's M, an
+        accumulator's P, the rescale's output) and bits that never change are not counted."""
+        h, m, n, k = self.loops()
+        lanes, groups = self.lanes(), self.groups()
+        issue = (h, m, groups, k)
+        x_bits, b_bits = self.signed_widths()
+        acc_bits, out_bits = self.acc_bits(), self.out_type().bits
+        multiplies = self.b_source != B_IS_ONE
+        product_on_dsp = multiplies and multiplier_dsps(x_bits, b_bits) > 0
+        scale_on_dsp = self.rescales() and multiplier_dsps(acc_bits, self.rescale().multiplier_bits + 1) > 0
+        bias = self.bias()
+        varying_bias = bias is not None and bias_table_bits(self.bias_by_group(bias), acc_bits) > 0
+        group_bits = counter_bits(groups) if varying_bias or lanes > 1 else 0  # g1, g2 select bias or lanes
+        generators = [address_generator(self.a_strides(), issue, self.x_abits())]
+        if multiplies:
+            generators.append(address_generator(self.b_strides(), issue, self.b_abits()))
+        y_abits = self.output_buffer().address_bits
+        generators.append(address_generator(self.y_strides(), (h, m, n), y_abits))
+        return {
+            "flags": 11,  # running, v1, v2, first1, first2, last1, last2, acc_valid, scaled_valid, out_we, done
+            "issue_counters": sum(counter_bits(size) for size in issue),
+            "output_counters": counter_bits(n) + counter_bits(m) + counter_bits(h * m * n + 1),
+            "address_bases": sum(g[0] for g in generators),
+            "write_address": y_abits,
+            "group_tags": 2 * group_bits,
+            "products": 0 if product_on_dsp else lanes * (x_bits + b_bits if multiplies else x_bits),
+            "accumulators": 0 if self.accumulator_in_dsp() else self.accumulator_register_bits(),
+            "hold": (lanes - 1) * acc_bits + (2 * counter_bits(lanes + 1) if lanes > 1 else 0),
+            "scaled": 0 if scale_on_dsp else acc_bits,  # a power-of-two rescale is wiring
+            "out_data": out_bits,
+        }
+
     def resource_features(self) -> dict[str, float]:
         h, m, n, k = self.loops()
         lanes, groups = self.lanes(), self.groups()
@@ -223,34 +277,12 @@ class MacOp(SpartanOp):
         if multiplies:
             generators.append(address_generator(self.b_strides(), issue, self.b_abits()))
         generators.append(address_generator(self.y_strides(), (h, m, n), y_abits))
-        # yosys often folds a lone lane's accumulator into a DSP (its product's post-adder and P register, or
-        # the rescale's input register), often not: the fit weighs those bits (acc_dsp_bits) by how often
-        acc_in_dsp = on_dsp and lanes == 1
+        acc_in_dsp = self.accumulator_in_dsp()
         bias = self.bias()
         bias_bits = 0 if bias is None else bias_table_bits(self.bias_by_group(bias), acc_bits)
-        varying_bias = bias_bits > 0
-        group_bits = counter_bits(groups) if varying_bias or lanes > 1 else 0  # g1, g2 select the bias
-        # without a bias the accumulator's low acc_shift bits are always zero: synthesis drops them
-        acc_register_bits = acc_bits - (0 if bias is not None and np.any(bias) else self.acc_shift)
-        registers = (
-            sum(counter_bits(size) for size in issue)  # issue counters
-            + counter_bits(n)
-            + counter_bits(m)
-            + counter_bits(h * m * n + 1)  # output counters
-            + sum(g[0] for g in generators)
-            + y_abits  # the registered write address
-            + 2 * group_bits
-            + (0 if on_dsp else lanes * product_bits)  # a DSP's M register holds the product
-            + (0 if acc_in_dsp else lanes * acc_register_bits)
-            + (lanes - 1) * acc_bits
-            + (2 * counter_bits(lanes + 1) if lanes > 1 else 0)  # hold_left, acc_lanes
-            + (0 if scale_on_dsp else scale_bits)  # a DSP's P register holds the rescaled value
-            + out_bits
-            + 10  # valid, first and last flags of the pipeline, start/done
-        )
         return {
             "one": 1,
-            "register_bits": registers,
+            "register_bits": sum(self.registers().values()),
             "counter_bits": sum(counter_bits(size) for size in issue)
             + counter_bits(n)
             + counter_bits(m)
@@ -262,7 +294,7 @@ class MacOp(SpartanOp):
             "product_dsp_bits": lanes * product_bits if on_dsp else 0,
             # the product enters shifted by acc_shift: the adder spans the bits above it
             "acc_logic_bits": 0 if acc_in_dsp else lanes * (acc_bits - self.acc_shift),
-            "acc_dsp_bits": acc_bits if acc_in_dsp else 0,
+            "acc_dsp_bits": lanes * acc_bits if acc_in_dsp else 0,
             "hold_bits": (lanes - 1) * acc_bits,
             "bias_table_bits": bias_bits,
             "scale_logic_bits": 0 if scale_on_dsp else scale_bits,
