@@ -2,7 +2,7 @@
 
     python calibration/sweep.py [--builds DIR] [--only N] [-o calibration/yosys_rows.json]
 
-The designs (32 MLPs and 20 forecasting Transformers over sizes, bit widths, mixed plans, lanes and
+The designs (40 MLPs and 28 forecasting Transformers over sizes, bit widths, mixed plans, lanes and
 memory styles) are drawn from a fixed seed and none of them is a benchmarks/estimator.py configuration.  The
 hierarchy is kept in synthesis, so each layer's count is its template's count in isolation.  The rows
 are what `qonnx-spartan calibrate` fits the estimator's coefficients to (see docs/estimator.md).
@@ -64,6 +64,23 @@ def configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
         lanes = small.choice((1, 1, 2))
         name = f"mlp {'-'.join(map(str, sizes))} b{bits}{' po2' if po2 else ''} l{lanes}"
         configs.append((name, "mlp", params, small.choice(("block", "block", "distributed", "auto")), lanes))
+    extra = random.Random(seed + 2)  # long windows and block memories, which the designs above cover thinly
+    for i in range(8):
+        window, d_model = extra.choice((20, 28, 32)), extra.choice((8, 12, 16, 24))
+        heads = extra.choice([h for h in (1, 2, 4) if d_model % h == 0])
+        bits, po2 = extra.randint(3, 8), extra.random() < 0.6
+        params = dict(window=window, d_model=d_model, heads=heads, bits=bits, po2=po2, plan=None, seed=200 + i)
+        lanes = extra.choice((1, 2, 2, 4))
+        name = f"tf w{window} d{d_model} h{heads} b{bits}{' po2' if po2 else ''} l{lanes}"
+        configs.append((name, "tf", params, extra.choice(("block", "block", "auto", "distributed")), lanes))
+    for i in range(8):
+        sizes = [extra.choice((6, 12, 24, 40))] + [extra.choice((20, 40, 100)) for _ in range(extra.choice((1, 2)))]
+        sizes.append(extra.choice((1, 4, 10)))
+        bits, po2 = extra.randint(2, 8), extra.random() < 0.5
+        params = dict(sizes=sizes, bits=bits, po2=po2, seed=300 + i)
+        lanes = extra.choice((1, 1, 2))
+        name = f"mlp {'-'.join(map(str, sizes))} b{bits}{' po2' if po2 else ''} l{lanes}"
+        configs.append((name, "mlp", params, extra.choice(("block", "block", "distributed")), lanes))
     return configs
 
 

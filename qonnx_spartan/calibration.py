@@ -77,8 +77,8 @@ def fit(rows: list[dict], tool: str) -> Coefficients:
     a = np.array([[row["features"].get(g, {}).get(f, 0.0) for g, f in columns] for row in rows], dtype=np.float64)
     groups: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     summary = {"rows": len(rows), "designs": len({row.get("design", "") for row in rows})}
-    for resource in FITTED:
-        y = np.array([row["measured"][resource] for row in rows], dtype=np.float64)
+    for resource in FITTED:  # what the exact parts count (a LUTRAM is a LUT) is not fitted again
+        y = np.array([row["measured"][resource] - row["exact"].get(resource, 0) for row in rows], dtype=np.float64)
         weights, _ = nnls(a, y, maxiter=50 * len(columns))
         for (g, f), w in zip(columns, weights):
             if w > 1e-9:

@@ -54,7 +54,7 @@ def layer_parts(design: Design) -> dict[str, list[Part]]:
 
 
 def part_resources(parts: list[Part], coefficients: Coefficients | None = None) -> dict[str, int]:
-    return add_resources(*({**fitted(group, f, coefficients), **exact} for group, f, exact in parts))
+    return add_resources(*(add_resources(fitted(group, f, coefficients), exact) for group, f, exact in parts))
 
 
 def estimate(model: ModelWrapper, budget: Budget | None = None, coefficients: Coefficients | None = None) -> dict:

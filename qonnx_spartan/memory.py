@@ -7,9 +7,11 @@ each four LUTs).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.resources import files
 
 import numpy as np
 
@@ -19,6 +21,31 @@ INPUT_STYLE_KEY = "qonnx_spartan.input_mem_style"
 
 # (depth, width) of one RAMB18E1 in simple dual port mode (UG473, table 1-6 and 1-7).
 RAMB18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+
+@lru_cache(maxsize=1)
+def _lutram_periphery() -> dict[tuple[int, int], int]:
+    table = json.loads((files("qonnx_spartan") / "data" / "lutram_periphery.json").read_text())["luts"]
+    return {tuple(map(int, shape.split("x"))): luts for shape, luts in table.items()}
+
+
+def lutram_periphery_luts(depth: int, width: int) -> float:
+    """Logic LUTs of a distributed buffer's read multiplexer and write decoder, as
+    calibration/lutram_periphery.py measured them for every depth (to 32 words) and width of its table.
+    Widths between the table's are interpolated, and beyond them, or beyond its depth, scaled."""
+    table = _lutram_periphery()
+    depths = sorted({d for d, _ in table})
+    widths = sorted({w for _, w in table})
+    rows = min(depths, key=lambda d: (d < depth, d)) if depth <= depths[-1] else depths[-1]
+    scale = max(1.0, depth / depths[-1])
+    if width in widths:
+        return scale * table[rows, width]
+    lower = max((w for w in widths if w < width), default=widths[0])
+    upper = min((w for w in widths if w > width), default=None)
+    if upper is None:  # wider than the table: per bit as between its two widest
+        lower, upper = widths[-2], widths[-1]
+    slope = (table[rows, upper] - table[rows, lower]) / (upper - lower)
+    return scale * (table[rows, lower] + slope * (width - lower))
 
 
 def address_bits(depth: int) -> int:
@@ -97,12 +124,8 @@ class Memory:
             tiled, packed = self.block_tiles()
             # a packed ROM's second port reads at an offset address: an adder
             offset_bits = self.address_bits if packed < tiled else 0
-            kind = "rom" if self.read_only else "ram"  # a RAM's write port has its own enables and data
-            return {
-                f"block_{kind}": self.bram18,
-                f"block_{kind}_bits": self.stored_width,
-                "block_offset_bits": offset_bits,
-            }
+            # one RAMB18 needs no logic (its registers are inside); more are joined by multiplexers
+            return {"block_offset_bits": offset_bits, "block_join_bits": (self.bram18 - 1) * self.stored_width}
         if self.read_only:
             columns = self.distinct_width if self.distinct_width is not None else self.stored_width
             return {
@@ -110,16 +133,11 @@ class Memory:
                 "rom_wide_mux": columns * max(0, math.ceil(self.depth / 256) - 1),
                 "rom_bits": self.stored_width,
             }
-        return {
-            "lutram": self.lutram,
-            "ram_read_mux": self.width * math.ceil((self.slices - 1) / 3) if self.slices > 1 else 0,
-            "ram_write_decode": self.slices if self.slices > 1 else 0,
-            "ram_bits": self.width,
-        }
+        return {"ram_periphery_luts": lutram_periphery_luts(self.depth, self.width), "ram_bits": self.width}
 
     def exact_resources(self) -> dict[str, int]:
-        """What is counted, not fitted: block RAMs and the LUTs used as RAM."""
-        return {"LUTRAM": self.lutram, "BRAM18": self.bram18}
+        """What is counted, not fitted: block RAMs and the LUTs used as RAM (which are LUTs too)."""
+        return {"LUT": self.lutram, "LUTRAM": self.lutram, "BRAM18": self.bram18}
 
 
 def rom(depth: int, fields: np.ndarray, bits: int, style: str) -> Memory:

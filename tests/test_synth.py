@@ -168,3 +168,41 @@ def test_an_accumulator_that_feeds_the_rescale_survives_synthesis(tmp_path, acc_
         assert kept[1] - plain[1] == (0 if op.accumulator_in_dsp() else op.accumulator_register_bits())
     assert kept[0] == 0
     synthesise(out)  # refuses a netlist with a pre-adder
+
+
+def test_logic_products_cost_what_the_table_says(yosys):
+    """A product kept out of the DSPs costs the LUTs calibration/logic_products.py measured for its operand
+    form (the table the estimator reads); the forms are the MAC's, an unsigned operand zero-extended."""
+    import sys
+    from pathlib import Path
+
+    from qonnx_spartan.ops.mac import logic_product_luts
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "calibration"))
+    from logic_products import forms, measure, product_key
+
+    chosen = [(3, False, 3, True), (4, False, 3, True), (2, True, 2, True), (5, False, 2, True)]
+    assert all(form in forms() for form in chosen)
+    measured = measure(chosen)
+    for xb, xs, bb, bs in chosen:
+        assert logic_product_luts(IntType(xs, xb), bb, bs) == measured[product_key(xb, xs, bb, bs)]
+    assert len(set(measured.values())) > 1  # the forms differ, unlike a count of partial products
+
+
+def test_lutram_periphery_costs_what_the_table_says(ghdl, yosys):
+    """The logic around a distributed buffer (read multiplexer, write decoder) equals the table that
+    calibration/lutram_periphery.py measured and the estimator reads, including shapes where it does not
+    grow with the width (160 x 4 takes more than 160 x 8)."""
+    import sys
+    from pathlib import Path
+
+    from qonnx_spartan.memory import lutram_periphery_luts
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "calibration"))
+    from lutram_periphery import measure
+
+    shapes = [(384, 8), (160, 4), (160, 8), (512, 8)]
+    measured = measure(shapes)
+    for depth, width in shapes:
+        assert lutram_periphery_luts(depth, width) == measured[f"{depth}x{width}"], (depth, width)
+    assert lutram_periphery_luts(384, 8) > lutram_periphery_luts(512, 8)  # not a function of the size alone

@@ -171,7 +171,7 @@ class IntSoftmax(SpartanOp):
 
     def exact_resources(self) -> dict[str, int]:
         """The tag bits that only the third pipeline stage reads shift through as one SRL (a LUTRAM)."""
-        return {"DSP": self.dsps(), "LUTRAM": 1}
+        return {"DSP": self.dsps(), "LUT": 1, "LUTRAM": 1}
 
     def resource_features(self) -> dict[str, float]:
         w = self.widths()

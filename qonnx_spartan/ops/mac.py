@@ -19,10 +19,14 @@ which keeps the cycle count data-independent.  Lanes change only the schedule, n
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+from importlib.resources import files
+
 import numpy as np
 
 from qonnx_spartan.errors import SpartanError
-from qonnx_spartan.intarith import Rescale, bits_signed, requantize
+from qonnx_spartan.intarith import IntType, Rescale, bits_signed, requantize
 from qonnx_spartan.memory import address_bits, varying_columns
 from qonnx_spartan.ops.base import SpartanOp, counter_bits, multiplier_dsps, multiplier_luts
 
@@ -41,6 +45,19 @@ def address_generator(strides, sizes, width: int) -> tuple[int, int]:
     # adding a constant leaves its trailing zero bits alone: a stride of 8 adds over width - 3 bits
     adders = [max(0, width - (s & -s).bit_length() + 1) for size, s in zip(sizes, strides) if size > 1 and s != 0]
     return width * sum(kept), sum(adders)
+
+
+@lru_cache(maxsize=1)
+def _logic_products() -> dict[str, int]:
+    return json.loads((files("qonnx_spartan") / "data" / "logic_products.json").read_text())["luts"]
+
+
+def logic_product_luts(x: IntType, b_bits: int, b_signed: bool) -> int:
+    """LUTs of a lane's product when it stays out of the DSPs, as calibration/logic_products.py measured
+    each operand form in isolation (the engine registers the operands and the product, so the multiplier
+    maps the same in place)."""
+    key = f"{'s' if x.signed else 'u'}{x.bits}x{'s' if b_signed else 'u'}{b_bits}"
+    return _logic_products()[key]
 
 
 def requantiser_features(scale_bits: int, shift: int | None, on_dsp: bool, out_bits: int) -> dict[str, float]:
@@ -290,7 +307,9 @@ class MacOp(SpartanOp):
             "address_register_bits": sum(g[0] for g in generators),
             "address_adder_bits": sum(g[1] for g in generators),
             "product_logic_bits": 0 if on_dsp else lanes * product_bits,
-            "multiplier_luts": lanes * multiplier_luts(x_bits, b_bits) if multiplies else 0,
+            "product_luts": lanes * logic_product_luts(self.in_type(), self.b_bits(), self.b_signed())
+            if multiplies and not on_dsp
+            else 0,
             "product_dsp_bits": lanes * product_bits if on_dsp else 0,
             # the product enters shifted by acc_shift: the adder spans the bits above it
             "acc_logic_bits": 0 if acc_in_dsp else lanes * (acc_bits - self.acc_shift),
