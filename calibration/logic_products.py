@@ -72,7 +72,9 @@ def measure(selected: list[tuple[int, bool, int, bool]] | None = None) -> dict[s
         work = Path(tmp)
         modules = "".join(verilog_module(*form) for form in selected)
         (work / "products.v").write_text(modules + top_module(selected))
-        script = "read_verilog products.v\nsynth_xilinx -family xc7 -top products -noiopad\ntee -q -o stat.json stat -json\n"
+        script = (
+            "read_verilog products.v\nsynth_xilinx -family xc7 -top products -noiopad\ntee -q -o stat.json stat -json\n"
+        )
         (work / "s.ys").write_text(script)
         subprocess.run([*yosys_command(), "-q", "s.ys"], cwd=work, check=True, capture_output=True)
         modules = json.loads((work / "stat.json").read_text())["modules"]

@@ -1,4 +1,4 @@
-"""Measure the logic LUTs around a distributed (LUTRAM) buffer: its read multiplexer and write decoder.
+"""Measure a distributed (LUTRAM) buffer: its LUTRAM and the logic around it (read mux, write decoder).
 
     python calibration/lutram_periphery.py [-o qonnx_spartan/data/lutram_periphery.json]
 
@@ -6,7 +6,8 @@ A buffer deeper than one RAM64M is built from slices whose read data yosys multi
 enables it decodes; how many LUTs that takes depends on the slice count and the width in ways no single
 formula follows (a 384 x 8 buffer takes 38, a 512 x 8 one 32).  The buffer is an entity of its own,
 synthesised in its own module, so every depth (in steps of 32 words) and width is synthesised once here,
-from templates/qs_ram.vhd as the designs instantiate it, and the estimator reads the table.
+from templates/qs_ram.vhd as the designs instantiate it, and the estimator reads the table: the LUTRAM
+too, since yosys's choice between RAM32M and RAM64M follows a cost model of its own.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
 from qonnx_spartan.ghdl import GHDL_FLAGS, require_ghdl  # noqa: E402
-from qonnx_spartan.synth import LUTRAM_CELLS, yosys_command  # noqa: E402
+from qonnx_spartan.synth import cell_resources, yosys_command  # noqa: E402
 
 DEPTHS = range(32, 2048 + 1, 32)
 WIDTHS = (*range(1, 13), 16, 24, 32)
@@ -55,8 +56,8 @@ def wrapper(shapes: list[tuple[int, int]]) -> str:
     )
 
 
-def measure(shapes: list[tuple[int, int]]) -> dict[str, int]:
-    """{"depth x width": logic LUTs (LUTs that are not LUTRAM)} of each buffer shape."""
+def measure(shapes: list[tuple[int, int]]) -> dict[str, list[int]]:
+    """{"depth x width": [LUTRAM, logic LUTs]} of each buffer shape."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "rams.vhd").write_text(wrapper(shapes))
@@ -76,9 +77,8 @@ def measure(shapes: list[tuple[int, int]]) -> dict[str, int]:
     for name, module in modules.items():
         match = re.match(r"\\?qs_ram_(\d+)_(\d+)_\d+", name)
         if match:
-            cells = module["num_cells_by_type"]
-            logic = sum(n for t, n in cells.items() if re.fullmatch(r"LUT[1-6]|INV", t) and t not in LUTRAM_CELLS)
-            table[f"{match.group(2)}x{match.group(1)}"] = logic
+            counts = cell_resources(module["num_cells_by_type"])
+            table[f"{match.group(2)}x{match.group(1)}"] = [counts["LUTRAM"], counts["LUT"] - counts["LUTRAM"]]
     return table
 
 
@@ -92,7 +92,8 @@ def main(argv=None) -> int:
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for part in pool.map(measure, batches):
             table.update(part)
-    args.output.write_text(json.dumps({"tool": "yosys synth_xilinx -family xc7", "luts": table}, indent=0) + "\n")
+    document = {"tool": "yosys synth_xilinx -family xc7", "columns": ["lutram", "logic"], "buffers": table}
+    args.output.write_text(json.dumps(document, indent=0) + "\n")
     print(f"{len(table)} buffer shapes -> {args.output}")
     return 0
 

@@ -78,7 +78,7 @@ def fit(rows: list[dict], tool: str) -> Coefficients:
     groups: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     summary = {"rows": len(rows), "designs": len({row.get("design", "") for row in rows})}
     for resource in FITTED:  # what the exact parts count (a LUTRAM is a LUT) is not fitted again
-        y = np.array([row["measured"][resource] - row["exact"].get(resource, 0) for row in rows], dtype=np.float64)
+        y = np.array([row["measured"][resource] - row.get("exact", {}).get(resource, 0) for row in rows], dtype=float)
         weights, _ = nnls(a, y, maxiter=50 * len(columns))
         for (g, f), w in zip(columns, weights):
             if w > 1e-9:

@@ -24,28 +24,36 @@ RAMB18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 
 
 
 @lru_cache(maxsize=1)
-def _lutram_periphery() -> dict[tuple[int, int], int]:
-    table = json.loads((files("qonnx_spartan") / "data" / "lutram_periphery.json").read_text())["luts"]
-    return {tuple(map(int, shape.split("x"))): luts for shape, luts in table.items()}
+def _measured_buffers() -> dict[tuple[int, int], tuple[int, int]]:
+    document = json.loads((files("qonnx_spartan") / "data" / "lutram_periphery.json").read_text())
+    return {tuple(map(int, shape.split("x"))): tuple(counts) for shape, counts in document["buffers"].items()}
+
+
+def measured_buffer(depth: int, width: int) -> tuple[int, int] | None:
+    """(LUTRAM, logic LUTs) of a distributed buffer as calibration/lutram_periphery.py measured its shape
+    (depth to 32 words: the primitives come in rows of 32 or 64), or None outside the table."""
+    table = _measured_buffers()
+    return table.get((32 * max(1, math.ceil(depth / 32)), width))
 
 
 def lutram_periphery_luts(depth: int, width: int) -> float:
-    """Logic LUTs of a distributed buffer's read multiplexer and write decoder, as
-    calibration/lutram_periphery.py measured them for every depth (to 32 words) and width of its table.
-    Widths between the table's are interpolated, and beyond them, or beyond its depth, scaled."""
-    table = _lutram_periphery()
+    """Logic LUTs of a distributed buffer's read multiplexer and write decoder: measured (see
+    `measured_buffer`); widths between the table's are interpolated, and beyond them, or beyond its
+    depth, scaled."""
+    measured = measured_buffer(depth, width)
+    if measured is not None:
+        return measured[1]
+    table = _measured_buffers()
     depths = sorted({d for d, _ in table})
     widths = sorted({w for _, w in table})
     rows = min(depths, key=lambda d: (d < depth, d)) if depth <= depths[-1] else depths[-1]
     scale = max(1.0, depth / depths[-1])
-    if width in widths:
-        return scale * table[rows, width]
     lower = max((w for w in widths if w < width), default=widths[0])
     upper = min((w for w in widths if w > width), default=None)
     if upper is None:  # wider than the table: per bit as between its two widest
         lower, upper = widths[-2], widths[-1]
-    slope = (table[rows, upper] - table[rows, lower]) / (upper - lower)
-    return scale * (table[rows, lower] + slope * (width - lower))
+    slope = (table[rows, upper][1] - table[rows, lower][1]) / (upper - lower)
+    return scale * (table[rows, lower][1] + slope * (width - lower))
 
 
 def address_bits(depth: int) -> int:
@@ -98,13 +106,16 @@ class Memory:
 
     @property
     def lutram(self) -> int:
-        """LUTs used as memory by a distributed RAM with one write and one read port.  yosys
-        (memory_libmap, techlibs/xilinx/lutrams_xc5v.txt) builds it from RAM32M (32 x 6) or RAM64M (64 x 3),
-        four LUTs each, whichever costs less: 8 per primitive plus 3/4 of a unit per bit of the read
-        multiplexer between rows of primitives (fitted to its choices: 96 x 5 and 144 x 5 take RAM32M,
-        400 x 5 and 200 x 4 take RAM64M)."""
+        """LUTs used as memory by a distributed RAM with one write and one read port, as measured for its
+        shape (`measured_buffer`).  Outside the table: yosys (memory_libmap, techlibs/xilinx/lutrams_xc5v.txt)
+        builds it from RAM32M (32 x 6) or RAM64M (64 x 3), four LUTs each, whichever costs less: 8 per
+        primitive plus 3/4 of a unit per bit of the read multiplexer between rows of primitives (fitted to
+        its choices: 96 x 5 and 144 x 5 take RAM32M, 400 x 5 and 200 x 4 take RAM64M)."""
         if self.style != "distributed" or self.read_only:
             return 0
+        measured = measured_buffer(self.depth, self.width)
+        if measured is not None:
+            return measured[0]
         options = []
         for depth, bits in ((32, 6), (64, 3)):
             rows = math.ceil(self.depth / depth)

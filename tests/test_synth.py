@@ -189,20 +189,24 @@ def test_logic_products_cost_what_the_table_says(yosys):
     assert len(set(measured.values())) > 1  # the forms differ, unlike a count of partial products
 
 
-def test_lutram_periphery_costs_what_the_table_says(ghdl, yosys):
-    """The logic around a distributed buffer (read multiplexer, write decoder) equals the table that
-    calibration/lutram_periphery.py measured and the estimator reads, including shapes where it does not
-    grow with the width (160 x 4 takes more than 160 x 8)."""
+def test_distributed_buffers_cost_what_the_table_says(ghdl, yosys):
+    """A distributed buffer's LUTRAM and the logic around it (read multiplexer, write decoder) equal the
+    table calibration/lutram_periphery.py measured and the estimator reads, including shapes where the
+    logic does not grow with the width (160 x 4 takes more than 160 x 8) and 84 x 3, where yosys takes
+    RAM32Ms that a cost rule would not."""
     import sys
     from pathlib import Path
 
-    from qonnx_spartan.memory import lutram_periphery_luts
+    from qonnx_spartan.memory import Memory, lutram_periphery_luts
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "calibration"))
     from lutram_periphery import measure
 
-    shapes = [(384, 8), (160, 4), (160, 8), (512, 8)]
+    shapes = [(384, 8), (160, 4), (160, 8), (512, 8), (96, 3)]
     measured = measure(shapes)
     for depth, width in shapes:
-        assert lutram_periphery_luts(depth, width) == measured[f"{depth}x{width}"], (depth, width)
+        lutram, logic = measured[f"{depth}x{width}"]
+        assert lutram_periphery_luts(depth, width) == logic, (depth, width)
+        assert Memory(depth, width, "distributed").lutram == lutram, (depth, width)
+    assert Memory(84, 3, "distributed").lutram == measured["96x3"][0] == 12  # rows of 32 words, as 96 x 3
     assert lutram_periphery_luts(384, 8) > lutram_periphery_luts(512, 8)  # not a function of the size alone

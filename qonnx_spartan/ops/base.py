@@ -178,7 +178,9 @@ class SpartanOp(CustomOp):
 
     def logic_resources(self, coefficients=None) -> dict[str, int]:
         """LUT and FF of the engine from its features, and its exact DSP count."""
-        return add_resources(fitted(self.resource_group, self.resource_features(), coefficients), self.exact_resources())
+        return add_resources(
+            fitted(self.resource_group, self.resource_features(), coefficients), self.exact_resources()
+        )
 
     @abstractmethod
     def cycles(self) -> int:

@@ -245,6 +245,16 @@ class MacOp(SpartanOp):
             total += self.acc_bits() - min([shift, *set_bits])
         return total
 
+    def address_generators(self) -> list[tuple[int, int]]:
+        """(register bits, adder bits) of the A, B (when read) and output address generators."""
+        h, m, n, _ = self.loops()
+        issue = (h, m, self.groups(), self.loops()[3])
+        generators = [address_generator(self.a_strides(), issue, self.x_abits())]
+        if self.b_source != B_IS_ONE:
+            generators.append(address_generator(self.b_strides(), issue, self.b_abits()))
+        generators.append(address_generator(self.y_strides(), (h, m, n), self.output_buffer().address_bits))
+        return generators
+
     def registers(self) -> dict[str, int]:
         """The template's flip-flops, by signal, as synthesis keeps them: DSP registers (a product's M, an
         accumulator's P, the rescale's output) and bits that never change are not counted."""
@@ -259,11 +269,8 @@ class MacOp(SpartanOp):
         bias = self.bias()
         varying_bias = bias is not None and bias_table_bits(self.bias_by_group(bias), acc_bits) > 0
         group_bits = counter_bits(groups) if varying_bias or lanes > 1 else 0  # g1, g2 select bias or lanes
-        generators = [address_generator(self.a_strides(), issue, self.x_abits())]
-        if multiplies:
-            generators.append(address_generator(self.b_strides(), issue, self.b_abits()))
+        generators = self.address_generators()
         y_abits = self.output_buffer().address_bits
-        generators.append(address_generator(self.y_strides(), (h, m, n), y_abits))
         return {
             "flags": 11,  # running, v1, v2, first1, first2, last1, last2, acc_valid, scaled_valid, out_we, done
             "issue_counters": sum(counter_bits(size) for size in issue),
@@ -279,9 +286,8 @@ class MacOp(SpartanOp):
         }
 
     def resource_features(self) -> dict[str, float]:
-        h, m, n, k = self.loops()
-        lanes, groups = self.lanes(), self.groups()
-        issue = (h, m, groups, k)
+        lanes = self.lanes()
+        registers = self.registers()
         x_bits, b_bits = self.signed_widths()
         acc_bits, out_bits = self.acc_bits(), self.out_type().bits
         multiplies = self.b_source != B_IS_ONE
@@ -289,22 +295,15 @@ class MacOp(SpartanOp):
         on_dsp = multiplies and multiplier_dsps(x_bits, b_bits) > 0
         scale_bits = acc_bits + self.rescale().multiplier_bits + 1 if self.rescales() else acc_bits
         scale_on_dsp = self.rescales() and multiplier_dsps(acc_bits, self.rescale().multiplier_bits + 1) > 0
-        y_abits = self.output_buffer().address_bits
-        generators = [address_generator(self.a_strides(), issue, self.x_abits())]
-        if multiplies:
-            generators.append(address_generator(self.b_strides(), issue, self.b_abits()))
-        generators.append(address_generator(self.y_strides(), (h, m, n), y_abits))
+        generators = self.address_generators()
         acc_in_dsp = self.accumulator_in_dsp()
         bias = self.bias()
         bias_bits = 0 if bias is None else bias_table_bits(self.bias_by_group(bias), acc_bits)
         return {
             "one": 1,
-            "register_bits": sum(self.registers().values()),
-            "counter_bits": sum(counter_bits(size) for size in issue)
-            + counter_bits(n)
-            + counter_bits(m)
-            + counter_bits(h * m * n + 1),
-            "address_register_bits": sum(g[0] for g in generators),
+            "register_bits": sum(registers.values()),
+            "counter_bits": registers["issue_counters"] + registers["output_counters"],
+            "address_register_bits": registers["address_bases"],
             "address_adder_bits": sum(g[1] for g in generators),
             "product_logic_bits": 0 if on_dsp else lanes * product_bits,
             "product_luts": lanes * logic_product_luts(self.in_type(), self.b_bits(), self.b_signed())
