@@ -48,6 +48,8 @@ def lutram_periphery_luts(depth: int, width: int) -> float:
     widths = sorted({w for _, w in table})
     rows = min(depths, key=lambda d: (d < depth, d)) if depth <= depths[-1] else depths[-1]
     scale = max(1.0, depth / depths[-1])
+    if width in widths:
+        return scale * table[rows, width][1]
     lower = max((w for w in widths if w < width), default=widths[0])
     upper = min((w for w in widths if w > width), default=None)
     if upper is None:  # wider than the table: per bit as between its two widest
