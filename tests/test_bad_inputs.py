@@ -185,13 +185,18 @@ MODELS = [
 ]
 
 
-@pytest.mark.parametrize("mutate,expect", [c[1:] for c in MODELS], ids=[c[0] for c in MODELS])
-def test_unsupported_model(capsys, tmp_path, mlp_onnx, mutate, expect):
-    model = onnx.load(mlp_onnx)
+def assert_damaged_build_fails(capsys, tmp_path, source, mutate, expect: str):
+    """The model at `source`, damaged by `mutate`, is refused in one line naming `expect`."""
+    model = onnx.load(source)
     mutate(model)
     path = tmp_path / "model.onnx"
     onnx.save(model, path)
     assert_build_fails(capsys, tmp_path, path, expect=expect)
+
+
+@pytest.mark.parametrize("mutate,expect", [c[1:] for c in MODELS], ids=[c[0] for c in MODELS])
+def test_unsupported_model(capsys, tmp_path, mlp_onnx, mutate, expect):
+    assert_damaged_build_fails(capsys, tmp_path, mlp_onnx, mutate, expect)
 
 
 @pytest.mark.parametrize(
@@ -270,11 +275,7 @@ ENCODERS = [
 
 @pytest.mark.parametrize("mutate,expect", [c[1:] for c in ENCODERS], ids=[c[0] for c in ENCODERS])
 def test_encoder_constants_the_integer_ops_cannot_hold(capsys, tmp_path, encoder_onnx, mutate, expect):
-    model = onnx.load(encoder_onnx)
-    mutate(model)
-    path = tmp_path / "encoder.onnx"
-    onnx.save(model, path)
-    assert_build_fails(capsys, tmp_path, path, expect=expect)
+    assert_damaged_build_fails(capsys, tmp_path, encoder_onnx, mutate, expect)
 
 
 # -- randomly damaged models ------------------------------------------------------------------------------------

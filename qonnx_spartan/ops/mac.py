@@ -224,14 +224,20 @@ class MacOp(SpartanOp):
         scale = multiplier_dsps(self.acc_bits(), self.rescale().multiplier_bits + 1) if self.rescales() else 0
         return self.lanes() * product + scale
 
+    def product_on_dsp(self) -> bool:
+        """Whether each lane's product is a DSP48E1's (not logic, and not the plain sum of B = 1)."""
+        return self.b_source != B_IS_ONE and multiplier_dsps(*self.signed_widths()) > 0
+
+    def scale_on_dsp(self) -> bool:
+        """Whether the rescale multiplies in a DSP48E1."""
+        return self.rescales() and multiplier_dsps(self.acc_bits(), self.rescale().multiplier_bits + 1) > 0
+
     def accumulator_in_dsp(self) -> bool:
         """Whether each lane's accumulator is its product DSP's P register.  yosys's xilinx_dsp makes the
         accumulator's adder the DSP's post-adder only when the product enters it unshifted (acc_shift 0)
         and the sum fits the 48-bit P; otherwise the register and its adder stay in the fabric (synth keeps
         the accumulator out of a rescale DSP, see qonnx_spartan/synth.py)."""
-        x_bits, b_bits = self.signed_widths()
-        on_dsp = self.b_source != B_IS_ONE and multiplier_dsps(x_bits, b_bits) > 0
-        return on_dsp and self.acc_shift == 0 and self.acc_bits() <= 48
+        return self.product_on_dsp() and self.acc_shift == 0 and self.acc_bits() <= 48
 
     def accumulator_register_bits(self) -> int:
         """Accumulator flip-flops over the lanes: a lane's low bits that no product (shifted up by acc_shift)
@@ -247,8 +253,8 @@ class MacOp(SpartanOp):
 
     def address_generators(self) -> list[tuple[int, int]]:
         """(register bits, adder bits) of the A, B (when read) and output address generators."""
-        h, m, n, _ = self.loops()
-        issue = (h, m, self.groups(), self.loops()[3])
+        h, m, n, k = self.loops()
+        issue = (h, m, self.groups(), k)
         generators = [address_generator(self.a_strides(), issue, self.x_abits())]
         if self.b_source != B_IS_ONE:
             generators.append(address_generator(self.b_strides(), issue, self.b_abits()))
@@ -264,8 +270,6 @@ class MacOp(SpartanOp):
         x_bits, b_bits = self.signed_widths()
         acc_bits, out_bits = self.acc_bits(), self.out_type().bits
         multiplies = self.b_source != B_IS_ONE
-        product_on_dsp = multiplies and multiplier_dsps(x_bits, b_bits) > 0
-        scale_on_dsp = self.rescales() and multiplier_dsps(acc_bits, self.rescale().multiplier_bits + 1) > 0
         bias = self.bias()
         varying_bias = bias is not None and bias_table_bits(self.bias_by_group(bias), acc_bits) > 0
         group_bits = counter_bits(groups) if varying_bias or lanes > 1 else 0  # g1, g2 select bias or lanes
@@ -278,10 +282,10 @@ class MacOp(SpartanOp):
             "address_bases": sum(g[0] for g in generators),
             "write_address": y_abits,
             "group_tags": 2 * group_bits,
-            "products": 0 if product_on_dsp else lanes * (x_bits + b_bits if multiplies else x_bits),
+            "products": 0 if self.product_on_dsp() else lanes * (x_bits + b_bits if multiplies else x_bits),
             "accumulators": 0 if self.accumulator_in_dsp() else self.accumulator_register_bits(),
             "hold": (lanes - 1) * acc_bits + (2 * counter_bits(lanes + 1) if lanes > 1 else 0),
-            "scaled": 0 if scale_on_dsp else acc_bits,  # a power-of-two rescale is wiring
+            "scaled": 0 if self.scale_on_dsp() else acc_bits,  # a power-of-two rescale is wiring
             "out_data": out_bits,
         }
 
@@ -292,9 +296,8 @@ class MacOp(SpartanOp):
         acc_bits, out_bits = self.acc_bits(), self.out_type().bits
         multiplies = self.b_source != B_IS_ONE
         product_bits = x_bits + b_bits if multiplies else x_bits
-        on_dsp = multiplies and multiplier_dsps(x_bits, b_bits) > 0
+        on_dsp, scale_on_dsp = self.product_on_dsp(), self.scale_on_dsp()
         scale_bits = acc_bits + self.rescale().multiplier_bits + 1 if self.rescales() else acc_bits
-        scale_on_dsp = self.rescales() and multiplier_dsps(acc_bits, self.rescale().multiplier_bits + 1) > 0
         generators = self.address_generators()
         acc_in_dsp = self.accumulator_in_dsp()
         bias = self.bias()
