@@ -10,12 +10,17 @@ from importlib.resources import files
 from pathlib import Path
 
 import jinja2
+import numpy as np
 
 from qonnx_spartan.design import INPUT_PORTS, Design
+from qonnx_spartan.memory import Memory
 from qonnx_spartan.names import Namer, comment_text
+from qonnx_spartan.rom_cells import rom_cells
 
 TOP = "qs_top"
-STATIC_FILES = ("qs_arith.vhd", "qs_ram.vhd")
+STATIC_FILES = ("qs_arith.vhd", "qs_ram.vhd", "qs_xc7.vhd")
+#: Simulation models of the XC7 cells ROMs in LUTs are built from (sim/ only: synthesis keeps the cells).
+CELL_MODELS = "qs_xc7_cells.vhd"
 FILE_LIST = "files.txt"
 TB_FILE = f"{TOP}_tb.vhd"
 
@@ -38,6 +43,29 @@ def write_vivado_project(out_dir: Path, sources: list[str], part: str, clock_mhz
     (vivado / "build.tcl").write_text(tcl.render(top=TOP, part=part, sources=sources, period_ns=1000.0 / clock_mhz))
 
 
+def render_rom(env: jinja2.Environment, entity: str, mem: Memory, words: list[str]) -> str:
+    """A ROM's VHDL: in block RAM inferred from an array; in LUTs built from XC7 cells (rom_cells.py)."""
+    common = {"entity": entity, "depth": mem.depth, "width": mem.width, "abits": mem.address_bits}
+    if mem.style == "block":
+        return env.get_template("rom.vhd.j2").render(style=mem.style, words=words, **common)
+    cells = rom_cells(np.array([[c == "1" for c in reversed(word)] for word in words], dtype=bool))
+
+    def signal(s) -> str:
+        return f"n({s[1]})" if s[0] == "n" else f"raddr({s[1]})" if s[0] == "a" else f"'{s[1]}'"
+
+    nodes = [
+        {"kind": kind, "init": f"{init:016X}", "inputs": [signal(s) for s in inputs]}
+        for kind, init, inputs in cells.nodes
+    ]
+    return env.get_template("rom_cells.vhd.j2").render(
+        nodes=nodes,
+        columns=[signal(s) for s in cells.columns],
+        luts=cells.luts,
+        muxes=len(nodes) - cells.luts,
+        **common,
+    )
+
+
 def generate(design: Design, out_dir: Path) -> dict:
     """Write hdl/ and sim/ under out_dir; return the VHDL names used: per layer its entity, output buffer
     instance and ROM entities, the input buffer, and each memory's style (the synth runner needs them)."""
@@ -45,7 +73,7 @@ def generate(design: Design, out_dir: Path) -> dict:
     hdl, sim = out_dir / "hdl", out_dir / "sim"
     hdl.mkdir(parents=True, exist_ok=True)
     sim.mkdir(parents=True, exist_ok=True)
-    namer = Namer({TOP, f"{TOP}_tb", "qs_arith", "qs_ram", "work", "ieee", "std"})
+    namer = Namer({TOP, f"{TOP}_tb", "qs_arith", "qs_ram", "qs_xc7", "lut6", "muxf7", "muxf8", "work", "ieee", "std"})
     order = []
     for name in STATIC_FILES:
         (hdl / name).write_text((files("qonnx_spartan.templates") / name).read_text())
@@ -65,11 +93,7 @@ def generate(design: Design, out_dir: Path) -> dict:
             roms[role] = rom
             styles[rom] = mem.style
             words = [to_bits(v, mem.width) for v in layer.op.rom_words(role)]
-            (hdl / f"{rom}.vhd").write_text(
-                env.get_template("rom.vhd.j2").render(
-                    entity=rom, depth=mem.depth, width=mem.width, abits=mem.address_bits, style=mem.style, words=words
-                )
-            )
+            (hdl / f"{rom}.vhd").write_text(render_rom(env, rom, mem, words))
             order.append(f"{rom}.vhd")
         context = layer.op.template_context()
         context.update(
@@ -135,6 +159,7 @@ def generate(design: Design, out_dir: Path) -> dict:
     (hdl / f"{TOP}.vhd").write_text(env.get_template("top.vhd.j2").render(**common))
     order.append(f"{TOP}.vhd")
     (hdl / FILE_LIST).write_text("\n".join(order) + "\n")
+    (sim / CELL_MODELS).write_text((files("qonnx_spartan.templates") / CELL_MODELS).read_text())
     (sim / TB_FILE).write_text(env.get_template("tb.vhd.j2").render(max_cycles=2 * design.cycles() + 1000, **common))
     return {
         "top": TOP,

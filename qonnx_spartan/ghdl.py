@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from qonnx_spartan.backend import FILE_LIST, TB_FILE, TOP
+from qonnx_spartan.backend import CELL_MODELS, FILE_LIST, TB_FILE, TOP
 from qonnx_spartan.errors import SpartanError
 
 GHDL_FLAGS = ["--std=08", "-frelaxed"]
@@ -89,7 +89,7 @@ def simulate(
     is called every few seconds while they run."""
     ghdl = require_ghdl()
     vectors = np.asarray(vectors, dtype=np.int64).reshape(len(vectors), -1)
-    sources = design_sources(build_dir) + [build_dir / "sim" / TB_FILE]
+    sources = [build_dir / "sim" / CELL_MODELS, *design_sources(build_dir), build_dir / "sim" / TB_FILE]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(vectors) // MIN_VECTORS_PER_JOB or 1))
     tb = f"{TOP}_tb"
     with tempfile.TemporaryDirectory(prefix="qs_ghdl_") as tmp:

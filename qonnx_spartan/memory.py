@@ -15,6 +15,8 @@ from importlib.resources import files
 
 import numpy as np
 
+from qonnx_spartan.rom_cells import cell_luts
+
 STYLES = ("block", "distributed")
 #: The graph input's buffer has no producing op to carry its style: it is kept in the model's metadata.
 INPUT_STYLE_KEY = "qonnx_spartan.input_mem_style"
@@ -72,11 +74,8 @@ class Memory:
     read_only: bool = False  # a ROM: "distributed" means LUT logic, not LUTRAM (no write port)
     #: A ROM's bit columns that are not constant over its words: synthesis keeps only those.
     varying_width: int | None = None
-    #: Of those, the distinct ones (a copy or complement of another column is the same logic).
-    distinct_width: int | None = None
-    #: In LUTs a ROM column is a function of the address: one LUT6 per 64-word slice, and a slice that
-    #: repeats another anywhere in the ROM (or its complement, or a constant) is the same LUT.
-    distinct_slices: int | None = None
+    #: In LUTs, a ROM is built from XC7 cells (rom_cells.py): their LUT6 count.
+    cell_luts: int | None = None
 
     @property
     def address_bits(self) -> int:
@@ -125,14 +124,10 @@ class Memory:
             options.append((8 * primitives + 0.75 * (rows - 1) * self.width, 4 * primitives))
         return min(options)[1]
 
-    @property
-    def slices(self) -> int:
-        """64-word slices of a distributed memory (LUT6 depth)."""
-        return math.ceil(self.depth / 64)
-
     def features(self) -> dict[str, float]:
         """Structural quantities the LUTs and FFs around the memory grow with (the estimator's coefficients
-        weigh them, see qonnx_spartan/coefficients.py).  A ROM in logic costs per varying bit column."""
+        weigh them, see qonnx_spartan/coefficients.py).  A ROM in LUTs is counted exactly (`exact_resources`):
+        only its read register is fitted."""
         if self.style == "block":
             tiled, packed = self.block_tiles()
             # a packed ROM's second port reads at an offset address: an adder
@@ -140,49 +135,24 @@ class Memory:
             # one RAMB18 needs no logic (its registers are inside); more are joined by multiplexers
             return {"block_offset_bits": offset_bits, "block_join_bits": (self.bram18 - 1) * self.stored_width}
         if self.read_only:
-            columns = self.distinct_width if self.distinct_width is not None else self.stored_width
-            return {
-                "rom_lut6": self.distinct_slices if self.distinct_slices is not None else columns * self.slices,
-                "rom_wide_mux": columns * max(0, math.ceil(self.depth / 256) - 1),
-                "rom_bits": self.stored_width,
-            }
+            return {"rom_bits": self.stored_width}
         return {"ram_periphery_luts": lutram_periphery_luts(self.depth, self.width), "ram_bits": self.width}
 
     def exact_resources(self) -> dict[str, int]:
-        """What is counted, not fitted: block RAMs and the LUTs used as RAM (which are LUTs too)."""
-        return {"LUT": self.lutram, "LUTRAM": self.lutram, "BRAM18": self.bram18}
+        """What is counted, not fitted: block RAMs, the LUTs used as RAM (which are LUTs too) and the LUTs
+        of a ROM's cells."""
+        rom_luts = self.cell_luts or 0 if self.read_only and self.style == "distributed" else 0
+        return {"LUT": self.lutram + rom_luts, "LUTRAM": self.lutram, "BRAM18": self.bram18}
 
 
 def rom(depth: int, fields: np.ndarray, bits: int, style: str) -> Memory:
     """A ROM whose word w holds fields[w, 0], fields[w, 1], ... of `bits` bits each (two's complement),
-    measured for synthesis: its varying and distinct bit columns and its distinct 64-word slices."""
+    measured for synthesis: the bit columns that vary, and in LUTs the LUTs of its cells."""
     fields = np.ascontiguousarray(fields, dtype=np.int64).reshape(depth, -1)
-    varying, distinct, slices = column_profile(fields.tobytes(), fields.shape, bits)
-    return Memory(
-        depth,
-        fields.shape[1] * bits,
-        style,
-        read_only=True,
-        varying_width=varying,
-        distinct_width=distinct,
-        distinct_slices=slices,
-    )
-
-
-@lru_cache(maxsize=256)
-def column_profile(data: bytes, shape: tuple[int, int], bits: int) -> tuple[int, int, int]:
-    """(varying columns, distinct columns, distinct 64-word slices) of ROM contents; cached because the
-    lanes and memory-placement searches estimate the same weights many times."""
-    fields = np.frombuffer(data, dtype=np.int64).reshape(shape)
-    columns = ((fields[:, :, None] >> np.arange(bits)) & 1).reshape(shape[0], -1).T.astype(bool)
-    columns = columns[columns.any(axis=1) & ~columns.all(axis=1)]
-    distinct = np.unique(columns ^ columns[:, :1], axis=0) if len(columns) else columns
-    padded = np.zeros((len(distinct), -(-shape[0] // 64) * 64), dtype=bool)
-    padded[:, : shape[0]] = distinct
-    slices = padded.reshape(-1, 64)
-    slices = slices[slices.any(axis=1) & ~slices.all(axis=1)]
-    unique_slices = len(np.unique(slices ^ slices[:, :1], axis=0)) if len(slices) else 0
-    return len(columns), len(distinct), unique_slices
+    rows = ((fields[:, :, None] >> np.arange(bits)) & 1).reshape(depth, -1).astype(bool)  # bit rows, LSB first
+    varying = int((rows.any(axis=0) & ~rows.all(axis=0)).sum())
+    luts = cell_luts(rows.tobytes(), rows.shape) if style == "distributed" else None
+    return Memory(depth, rows.shape[1], style, read_only=True, varying_width=varying, cell_luts=luts)
 
 
 def varying_columns(values, width: int) -> int:

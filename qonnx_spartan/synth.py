@@ -130,7 +130,18 @@ def ghdl_verilog(build_dir: Path, work: Path) -> str:
     )
     if proc.returncode != 0:
         raise RuntimeError("GHDL synthesis failed: " + " | ".join(proc.stderr.strip().splitlines()[:8]))
-    return split_wide_literals(proc.stdout)
+    return without_cell_stubs(split_wide_literals(proc.stdout))
+
+
+#: The XC7 cells the VHDL instantiates (templates/qs_xc7.vhd); yosys's xilinx library defines them.
+XC7_CELLS = ("LUT6", "MUXF7", "MUXF8")
+
+
+def without_cell_stubs(verilog: str) -> str:
+    """GHDL writes an empty module for each unbound component (a black box); the cells' must go, so that
+    yosys takes its own definitions from the xilinx library and keeps the cells as they are."""
+    cells = "|".join(XC7_CELLS)
+    return re.sub(rf"^module ({cells})\b.*?^endmodule\n", "", verilog, flags=re.S | re.M)
 
 
 def synthesise(build_dir: Path, progress=None) -> dict:
@@ -151,9 +162,8 @@ def synthesise(build_dir: Path, progress=None) -> dict:
         for vhdl_name, style in names["memory_styles"].items():
             if vhdl_name in top_instances:  # a buffer
                 script.append(f'setattr -set ram_style "{style}" {top_instances[vhdl_name]}/m:*')
-            else:  # a ROM: distributed means LUT logic (LUTRAM needs a write port)
-                rom_style = "logic" if style == "distributed" else style
-                script.append(f'setattr -set rom_style "{rom_style}" {module_for_entity(verilog, vhdl_name)}/m:*')
+            elif style == "block":  # a ROM in LUTs is built from cells: it has no memory to style
+                script.append(f'setattr -set rom_style "block" {module_for_entity(verilog, vhdl_name)}/m:*')
         script += [f"setattr -set keep 1 {wire}" for wire in kept_registers(verilog)]
         script += [
             f"synth_xilinx -family xc7 -top {TOP}",

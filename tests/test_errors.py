@@ -188,7 +188,8 @@ def test_product_of_a_tensor_with_itself_names_the_node(capsys, tmp_path):
 
 
 def test_simulate_reports_a_corrupted_design(capsys, tmp_path, mlp_onnx, ghdl):
-    """The comparison can fail: one flipped weight bit in the generated ROM gives exit 1 and bit_exact false."""
+    """The comparison can fail: one flipped weight bit in the generated ROM (bit 0 of its first LUT6's
+    INIT) gives exit 1 and bit_exact false."""
     import json
     import re
 
@@ -196,10 +197,9 @@ def test_simulate_reports_a_corrupted_design(capsys, tmp_path, mlp_onnx, ghdl):
     assert main(["build", str(mlp_onnx), "-o", str(out), "--memory-style", "distributed"]) == 0
     rom = sorted((out / "hdl").glob("*_w_rom.vhd"))[0]
     text = rom.read_text()
-    word = re.search(r'0 => "([01]+)"', text)
-    bits = word.group(1)
-    flipped = bits[:-1] + ("1" if bits[-1] == "0" else "0")
-    rom.write_text(text.replace(word.group(0), f'0 => "{flipped}"', 1))
+    init = re.search(r'INIT => x"([0-9A-F]{16})"', text)
+    flipped = f"{int(init.group(1), 16) ^ 1:016X}"
+    rom.write_text(text.replace(init.group(0), f'INIT => x"{flipped}"', 1))
     x = tmp_path / "x.npy"
     np.save(x, np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32) * 2)
     capsys.readouterr()

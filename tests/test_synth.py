@@ -109,6 +109,42 @@ def test_packed_roms_constant_products_and_odd_buffers_are_counted_exactly(tmp_p
     assert estimate["layers"]["add"]["DSP"] == 3  # two for the even 18-bit multiplier, one for the other
     if style == "block":
         assert estimate["layers"]["linear"]["BRAM18"] == 2  # one packed ROM and the output buffer
+    else:  # the ROMs in LUTs, each synthesised alone: exactly the LUTs of their cells
+        check_cell_roms(out, tmp_path)
+
+
+def check_cell_roms(build_dir, work) -> None:
+    """Each ROM in LUTs of a build, synthesised on its own, takes exactly the LUT6s the estimator counts
+    (yosys keeps the cells; the flip-flops are its read register)."""
+    import json
+    import subprocess
+
+    from qonnx_spartan.design import Design
+    from qonnx_spartan.ghdl import GHDL_FLAGS, require_ghdl
+    from qonnx_spartan.model_file import load_model
+    from qonnx_spartan.synth import cell_resources, without_cell_stubs, yosys_command
+
+    names = json.loads((build_dir / "report" / "build.json").read_text())["names"]
+    checked = 0
+    for layer in Design(load_model(build_dir / "model_int.onnx")).layers:
+        for role, memory in layer.op.weight_memories().items():
+            entity = names["layers"][layer.name]["roms"][role]
+            sources = [str(build_dir / "hdl" / f) for f in ("qs_xc7.vhd", f"{entity}.vhd")]
+            ghdl = [require_ghdl(), "--synth", *GHDL_FLAGS, "--out=verilog", *sources, "-e", entity]
+            verilog = subprocess.run(ghdl, cwd=work, capture_output=True, text=True, check=True).stdout
+            (work / "rom.v").write_text(without_cell_stubs(verilog))
+            script = [
+                "read_verilog rom.v",
+                f"synth_xilinx -family xc7 -top {entity} -noiopad",
+                "tee -q -o rom.json stat -json",
+            ]
+            (work / "rom.ys").write_text("\n".join(script) + "\n")
+            subprocess.run([*yosys_command(), "-q", "rom.ys"], cwd=work, check=True, capture_output=True)
+            cells = json.loads((work / "rom.json").read_text())["design"]["num_cells_by_type"]
+            assert cell_resources(cells)["LUT"] == memory.cell_luts > 0, (entity, cells)
+            assert cells.get("MUXF7", 0) > 0
+            checked += 1
+    assert checked == 2  # the weights and the added constants
 
 
 def test_wide_rom_literals_reach_yosys_in_pieces():

@@ -1,0 +1,80 @@
+"""ROMs in LUTs built from XC7 cells (qonnx_spartan/rom_cells.py): the cells hold the words, in the slice's
+structure, and cost the LUTs counted.  tests/test_synth.py checks the count against yosys; every GHDL test
+with distributed weights checks the cells bit for bit in simulation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qonnx_spartan.memory import rom
+from qonnx_spartan.rom_cells import rom_cells
+
+
+def read(cells, address: int) -> list[int]:
+    """The word the cells give at `address`, evaluated as UG953 defines LUT6, MUXF7 and MUXF8."""
+    values: dict[int, int] = {}
+
+    def value(signal) -> int:
+        kind, x = signal
+        if kind == "c":
+            return x
+        if kind == "a":
+            return (address >> x) & 1
+        if x not in values:
+            cell, init, inputs = cells.nodes[x]
+            bits = [value(s) for s in inputs]
+            if cell == "LUT6":
+                values[x] = (init >> sum(b << i for i, b in enumerate(bits))) & 1
+            else:
+                values[x] = bits[1] if bits[2] else bits[0]
+        return values[x]
+
+    return [value(s) for s in cells.columns]
+
+
+@pytest.mark.parametrize("depth,width", [(1, 3), (5, 4), (64, 6), (100, 5), (144, 9), (600, 4), (1500, 3), (5000, 2)])
+def test_the_cells_hold_every_word(depth, width):
+    rng = np.random.default_rng(depth)
+    words = rng.random((depth, width)) < rng.random(width)  # columns from sparse to dense
+    words[:, -1] = words[:, 0]  # a repeated column
+    if width > 2:
+        words[:, 1] = False  # a constant one
+    cells = rom_cells(words)
+    for address in range(depth):
+        assert read(cells, address) == words[address].astype(int).tolist(), address
+
+
+def test_the_cells_follow_the_slice():
+    """A MUXF7 joins two LUT6 outputs and a MUXF8 two MUXF7 outputs, as the 7 Series slice wires them."""
+    cells = rom_cells(np.random.default_rng(1).random((5000, 3)) < 0.5)
+    kinds = {("n", i): kind for i, (kind, _, _) in enumerate(cells.nodes)}
+    feeds = {"MUXF7": "LUT6", "MUXF8": "MUXF7"}
+    muxes = [(kind, inputs) for kind, _, inputs in cells.nodes if kind in feeds]
+    assert muxes
+    for kind, inputs in muxes:
+        assert [kinds.get(s) for s in inputs[:2]] == [feeds[kind]] * 2
+        assert inputs[2][0] == "a"
+
+
+def test_the_lut_count_follows_the_tree():
+    """Random columns of 4,096 words: 64 LUT6 slices, four 4:1 multiplexers (bits 8-9) - 68 a column;
+    a column that repeats another and a constant one cost nothing; a 64-word column one LUT6, an address
+    bit none."""
+    rng = np.random.default_rng(0)
+    words = rng.random((4096, 5)) < 0.5
+    words[:, 3] = words[:, 0]
+    words[:, 4] = True
+    assert rom_cells(words).luts == 3 * 68
+    small = rng.random((64, 3)) < 0.5
+    small[:, 2] = (np.arange(64) >> 4) & 1  # address bit 4
+    assert rom_cells(small).luts == 2
+
+
+def test_the_estimator_counts_the_cells_of_the_rom_it_describes():
+    fields = np.random.default_rng(3).integers(-8, 8, (300, 2))
+    memory = rom(300, fields, 4, "distributed")
+    bits = ((fields[:, :, None] >> np.arange(4)) & 1).reshape(300, -1).astype(bool)
+    assert memory.cell_luts == rom_cells(bits).luts > 0
+    assert memory.exact_resources()["LUT"] == memory.cell_luts
+    assert rom(300, fields, 4, "block").exact_resources()["LUT"] == 0
