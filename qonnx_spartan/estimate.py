@@ -39,32 +39,54 @@ def memory_part(memory: Memory) -> Part:
     return ("memory", memory.features(), memory.exact_resources())
 
 
+def op_parts(op) -> list[Part]:
+    """A layer's parts: its op's engine, weight memories and output buffer."""
+    return [
+        (op.resource_group, op.resource_features(), op.exact_resources()),
+        *(memory_part(mem) for mem in op.weight_memories().values()),
+        memory_part(op.output_buffer()),
+    ]
+
+
+def top_parts(design: Design) -> list[Part]:
+    return [("control", control_features(design), {}), memory_part(design.input_buffer.memory)]
+
+
 def layer_parts(design: Design) -> dict[str, list[Part]]:
     """Every layer's parts, and the top level's under "top"."""
-    parts = {}
-    for layer in design.layers:
-        op = layer.op
-        parts[layer.name] = [
-            (op.resource_group, op.resource_features(), op.exact_resources()),
-            *(memory_part(mem) for mem in op.weight_memories().values()),
-            memory_part(op.output_buffer()),
-        ]
-    parts["top"] = [("control", control_features(design), {}), memory_part(design.input_buffer.memory)]
-    return parts
+    return {**{layer.name: op_parts(layer.op) for layer in design.layers}, "top": top_parts(design)}
+
+
+def layer_estimate(op, coefficients: Coefficients, cache: dict | None) -> dict[str, int]:
+    """A layer's resources and cycles.  The searches estimate one model many times changing one layer at a
+    time: `cache`, keyed by the layer's node as serialised (every attribute that decides its hardware),
+    spares the layers that did not change."""
+    key = op.onnx_node.SerializeToString() if cache is not None else None
+    if key is not None and key in cache:
+        return dict(cache[key])
+    result = {**part_resources(op_parts(op), coefficients), "cycles": op.cycles()}
+    if key is not None:
+        cache[key] = dict(result)
+    return result
 
 
 def part_resources(parts: list[Part], coefficients: Coefficients | None = None) -> dict[str, int]:
     return add_resources(*(add_resources(fitted(group, f, coefficients), exact) for group, f, exact in parts))
 
 
-def estimate(model: ModelWrapper, budget: Budget | None = None, coefficients: Coefficients | None = None) -> dict:
+def estimate(
+    model: ModelWrapper,
+    budget: Budget | None = None,
+    coefficients: Coefficients | None = None,
+    cache: dict | None = None,
+) -> dict:
+    """The estimate.json document; `cache` as for `layer_estimate` (one cache per budget)."""
     budget = budget or Budget()
     coefficients = coefficients or budget.coefficients()
     design = Design(model)
-    layers = {name: part_resources(parts, coefficients) for name, parts in layer_parts(design).items()}
-    for layer in design.layers:
-        layers[layer.name]["cycles"] = layer.op.cycles()
-    layers["top"]["cycles"] = design.cycles() - sum(layer.op.cycles() for layer in design.layers)
+    layers = {layer.name: layer_estimate(layer.op, coefficients, cache) for layer in design.layers}
+    layers["top"] = part_resources(top_parts(design), coefficients)
+    layers["top"]["cycles"] = design.cycles() - sum(layers[layer.name]["cycles"] for layer in design.layers)
     total = add_resources(*({r: v[r] for r in RESOURCES} for v in layers.values()))
     cycles = design.cycles()
     overflows = budget.overflows(total)

@@ -1,11 +1,12 @@
 """A ROM in LUTs, built from XC7 cells (LUT6, MUXF7, MUXF8) instead of being left to synthesis.
 
 Left to yosys, a ROM in logic costs what ABC's mapping finds: over the 358 ROMs of the calibration and
-benchmark designs 22 % more LUTs than these cells need (fewer on 16 small ones, by 1-8 LUTs), and a count no
-structural model follows (two 4,096 x 8 ROMs of random weights took 667 and 781 LUTs; their cells, 544).  Built from cells, each bit column is a tree over the address, after the slice of UG474
-(7 Series CLB guide, ch. 2): 64-word pieces in LUT6s, joined by MUXF7 (address bit 6) and MUXF8 (bit 7),
-then LUT6 4:1 multiplexers (bits 8-9), MUXF7 (10), MUXF8 (11), and so on.  Its LUTs are counted exactly,
-and they are what the design gets.
+benchmark designs 22 % more LUTs than these cells need (fewer on 16 small ones, by 1-8 LUTs), and a count
+no structural model follows (two 4,096 x 8 ROMs of random weights took 667 and 781 LUTs; their cells take
+544).  Built from cells, each bit column is a tree over the address, after the slice of UG474 (7 Series
+CLB guide, ch. 2): 64-word pieces in LUT6s, joined by MUXF7 (address bit 6) and MUXF8 (bit 7), then LUT6
+4:1 multiplexers (bits 8-9), MUXF7 (10), MUXF8 (11), and so on.  Its LUTs are counted exactly, and they
+are what the design gets.
 
 A piece that is constant becomes a constant, one that depends on at most six address bits one LUT6 on them
 (an address bit alone is that wire), and one that does not depend on its top address bit its lower half;

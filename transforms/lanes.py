@@ -10,6 +10,7 @@ estimate is within a few percent of synthesis, docs/estimator.md): HEADROOM of t
 
 from __future__ import annotations
 
+from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
@@ -18,7 +19,7 @@ from qonnx_spartan.budget import Budget
 from qonnx_spartan.coefficients import FITTED
 from qonnx_spartan.estimate import estimate
 from qonnx_spartan.plan import Plan
-from qonnx_spartan.transforms.memory_style import AnnotateMemoryStyle, plan_styles
+from qonnx_spartan.transforms.memory_style import AnnotateMemoryStyle, place, plan_styles
 
 MAX_LANES = 16
 HEADROOM = 0.05
@@ -38,15 +39,26 @@ class AnnotateLanes(Transformation):
         self.max_lanes = max_lanes
         self.plan = plan
         self.fixed = None  # the plan's styles, matched once per apply
+        self.cache = None  # the estimator's per-layer cache, one per apply
 
-    def cost(self, model: ModelWrapper) -> tuple[dict, int]:
-        """(totals, cycles) with the memories placed as the flow will place them."""
-        placed = model.transform(AnnotateMemoryStyle(self.memory_style, self.budget, self.plan, self.fixed))
-        report = estimate(placed, self.budget)
+    def cost(self, model: ModelWrapper, changed: NodeProto | None = None) -> tuple[dict, int]:
+        """(totals, cycles) with the memories placed as the flow will place them (in place: the flow places
+        them again after the lanes).  Placed by size, a memory's style depends on it alone: only the weight
+        memories of the `changed` layer are placed again."""
+        if changed is None or self.memory_style == "budget":
+            AnnotateMemoryStyle(self.memory_style, self.budget, self.plan, self.fixed, self.cache).apply(model)
+        else:
+            self.place_weights(model, changed)
+        report = estimate(model, self.budget, cache=self.cache)
         return report["total"], report["cycles"]
+
+    def place_weights(self, model: ModelWrapper, node: NodeProto) -> None:
+        for role, memory in getCustomOp(node).weight_memories().items():
+            place(model, (node.name, role), memory, self.memory_style, self.fixed)
 
     def apply(self, model: ModelWrapper):
         self.fixed = plan_styles(model, self.plan) if self.plan is not None else {}  # lanes leave memories be
+        self.cache = {}
         limits = self.budget.limits()
         spendable = {r: int(v * (1 - HEADROOM)) if r in FITTED else v for r, v in limits.items()}
         totals, cycles = self.cost(model)
@@ -61,8 +73,9 @@ class AnnotateLanes(Transformation):
                 if current >= self.max_lanes or op.get_nodeattr("lanes") > current:
                     continue  # already at the clamp (K, N) or the cap
                 op.set_nodeattr("lanes", current + 1)
-                new_totals, new_cycles = self.cost(model)
+                new_totals, new_cycles = self.cost(model, node)
                 op.set_nodeattr("lanes", current)
+                self.place_weights(model, node)
                 if any(new_totals[r] > spendable[r] for r in spendable) or new_cycles >= cycles:
                     continue
                 used = max((new_totals[r] - totals[r]) / max(limits[r], 1) for r in limits)
@@ -74,3 +87,4 @@ class AnnotateLanes(Transformation):
             _, node, totals, cycles = best
             op = getCustomOp(node)
             op.set_nodeattr("lanes", op.lanes() + 1)
+            self.place_weights(model, node)

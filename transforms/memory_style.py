@@ -67,9 +67,11 @@ class AnnotateMemoryStyle(Transformation):
         budget: Budget | None = None,
         plan: Plan | None = None,
         fixed: dict[Slot, str] | None = None,
+        cache: dict | None = None,
     ):
-        """`fixed`: the plan's styles already matched to this model's memories (plan_styles), for callers
-        that place the same model's memories many times (the lanes search)."""
+        """`fixed`: the plan's styles already matched to this model's memories (plan_styles), and `cache`
+        the estimator's (estimate.layer_estimate), for callers that place the same model's memories many
+        times (the lanes search)."""
         super().__init__()
         if choice not in MEMORY_CHOICES:
             raise SpartanError(f"memory style '{choice}' is not one of {', '.join(MEMORY_CHOICES)}")
@@ -77,6 +79,7 @@ class AnnotateMemoryStyle(Transformation):
         self.budget = budget or Budget()
         self.plan = plan
         self.fixed = fixed
+        self.cache = cache
 
     def apply(self, model: ModelWrapper):
         fixed = self.fixed
@@ -84,12 +87,17 @@ class AnnotateMemoryStyle(Transformation):
             fixed = plan_styles(model, self.plan) if self.plan is not None else {}
         free = []
         for slot, mem in memories(model).items():
-            set_style(model, slot, fixed.get(slot) or pick_style(self.choice, mem.depth, mem.width))
+            place(model, slot, mem, self.choice, fixed)
             if slot not in fixed:
                 free.append(slot)
         if self.choice == "budget":
-            fit_to_budget(model, free, self.budget)
+            fit_to_budget(model, free, self.budget, self.cache)
         return model, False
+
+
+def place(model: ModelWrapper, slot: Slot, memory: Memory, choice: str, fixed: dict[Slot, str]) -> None:
+    """One memory's style: the plan's, else the choice's for its size ("budget" starts in LUTs)."""
+    set_style(model, slot, fixed.get(slot) or pick_style(choice, memory.depth, memory.width))
 
 
 def plan_styles(model: ModelWrapper, plan: Plan) -> dict[Slot, str]:
@@ -132,14 +140,14 @@ def weight_roles(model: ModelWrapper, layer: str) -> list[str]:
     return list(getCustomOp(model.get_node_from_name(layer)).weight_memories())
 
 
-def fit_to_budget(model: ModelWrapper, free: list[Slot], budget: Budget) -> None:
+def fit_to_budget(model: ModelWrapper, free: list[Slot], budget: Budget, cache: dict | None = None) -> None:
     """Move free memories (now all in LUTs) to block RAM, the most LUTs saved per BRAM18 first, while the
     LUTs overflow and the BRAM18 fit."""
     limits = budget.limits()
-    base = estimate(model, budget)
+    base = estimate(model, budget, cache=cache)
     totals = dict(base["total"])
     over = [r for r in LUT_RESOURCES if totals[r] > limits[r]]
-    deltas = block_ram_deltas(model, free, budget, base) if over else {}
+    deltas = block_ram_deltas(model, free, budget, base, cache) if over else {}
     while over:
         best = None
         for slot, delta in deltas.items():
@@ -156,7 +164,9 @@ def fit_to_budget(model: ModelWrapper, free: list[Slot], budget: Budget) -> None
         over = [r for r in LUT_RESOURCES if totals[r] > limits[r]]
 
 
-def block_ram_deltas(model: ModelWrapper, free: list[Slot], budget: Budget, base: dict) -> dict[Slot, dict]:
+def block_ram_deltas(
+    model: ModelWrapper, free: list[Slot], budget: Budget, base: dict, cache: dict | None = None
+) -> dict[Slot, dict]:
     """What moving each free memory to block RAM changes in the totals.  A memory is part of its own layer's
     cost only ("top" for the input buffer), so one estimate with the k-th free memory of every layer in
     block RAM gives the change for all of them."""
@@ -168,7 +178,7 @@ def block_ram_deltas(model: ModelWrapper, free: list[Slot], budget: Budget, base
         group = [slots[k] for slots in by_layer.values() if len(slots) > k]
         for slot in group:
             set_style(model, slot, "block")
-        report = estimate(model, budget)
+        report = estimate(model, budget, cache=cache)
         for slot in group:
             set_style(model, slot, "distributed")
             layer = slot[0] if slot[0] is not None else "top"
