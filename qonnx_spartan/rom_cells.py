@@ -97,18 +97,20 @@ def slice_support(bits: np.ndarray) -> np.ndarray:
 def support(bits: np.ndarray, level: int, slices: np.ndarray) -> list[int]:
     """The address bits a piece of 2**level words depends on, the top one first; past six of them, the
     first seven (it is then no single LUT).  `slices`: the piece's rows of `slice_support`."""
-    found = []
-    for b in reversed(range(LUT_INPUTS, level)):
-        if dependence(bits[None], b)[0]:
-            found.append(b)
-            if len(found) > LUT_INPUTS:
-                return found
-    low = slices.any(axis=0) if level >= LUT_INPUTS else [dependence(bits[None], b)[0] for b in range(level)]
-    return found + [b for b in reversed(range(min(level, LUT_INPUTS))) if low[b]]
+    if level <= LUT_INPUTS:
+        return [b for b in reversed(range(level)) if dependence(bits[None], b)[0]]
+    low = [b for b in reversed(range(LUT_INPUTS)) if slices[:, b].any()]
+    top = level - 1
+    if len(low) == LUT_INPUTS and dependence(bits[None], top)[0]:
+        return [top, *low]  # the common case, decided in two reductions
+    upper = [b for b in reversed(range(LUT_INPUTS, level)) if dependence(bits[None], b)[0]]
+    return upper[: LUT_INPUTS + 1] + low
 
 
 def piece(bits: np.ndarray, level: int, slices: np.ndarray) -> Piece:
     """A column's 2**level words (address bit 0 first) as a Piece; `slices` as for `support`."""
+    if level == LUT_INPUTS and slices[0].all():  # the common slice, on all six bits: one LUT6
+        return ("f", tuple(range(LUT_INPUTS)), int.from_bytes(np.packbits(bits[::-1]).tobytes(), "big"))
     if not bits.any() or bits.all():
         return ("c", int(bits[0]))
     inputs = support(bits, level, slices)

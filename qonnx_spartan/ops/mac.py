@@ -251,6 +251,16 @@ class MacOp(SpartanOp):
             total += self.acc_bits() - min([shift, *set_bits])
         return total
 
+    def drain_counter_bits(self) -> int:
+        """Flip-flops that count a finished group's lanes out through the rescale: hold_left (0 .. P-1) and
+        acc_lanes, which only varies when the last group is short, and then as one bit in yosys's netlists
+        (both measured by signal in the calibration designs' netlists)."""
+        lanes, n = self.lanes(), self.loops()[2]
+        if lanes == 1:
+            return 0
+        last_group_lanes = n - (self.groups() - 1) * lanes
+        return (lanes - 1).bit_length() + (last_group_lanes != lanes)
+
     def address_generators(self) -> list[tuple[int, int]]:
         """(register bits, adder bits) of the A, B (when read) and output address generators."""
         h, m, n, k = self.loops()
@@ -284,7 +294,7 @@ class MacOp(SpartanOp):
             "group_tags": 2 * group_bits,
             "products": 0 if self.product_on_dsp() else lanes * (x_bits + b_bits if multiplies else x_bits),
             "accumulators": 0 if self.accumulator_in_dsp() else self.accumulator_register_bits(),
-            "hold": (lanes - 1) * acc_bits + (2 * counter_bits(lanes + 1) if lanes > 1 else 0),
+            "hold": (lanes - 1) * acc_bits + self.drain_counter_bits(),
             "scaled": 0 if self.scale_on_dsp() else acc_bits,  # a power-of-two rescale is wiring
             "out_data": out_bits,
         }
