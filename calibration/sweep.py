@@ -81,6 +81,15 @@ def configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
         lanes = extra.choice((1, 1, 2))
         name = f"mlp {'-'.join(map(str, sizes))} b{bits}{' po2' if po2 else ''} l{lanes}"
         configs.append((name, "mlp", params, extra.choice(("block", "block", "distributed")), lanes))
+    powers = random.Random(seed + 3)  # power-of-two sizes, whose counters and addresses cost less logic
+    for i in range(10):
+        sizes = [powers.choice((4, 8, 16, 32))] + [powers.choice((8, 16, 32, 64)) for _ in range(powers.choice((1, 2)))]
+        sizes.append(powers.choice((1, 2, 4, 8)))
+        bits, po2 = powers.randint(2, 8), powers.random() < 0.5
+        params = dict(sizes=sizes, bits=bits, po2=po2, seed=400 + i)
+        lanes = powers.choice((1, 1, 2))
+        name = f"mlp {'-'.join(map(str, sizes))} b{bits}{' po2' if po2 else ''} l{lanes}"
+        configs.append((name, "mlp", params, powers.choice(("block", "distributed", "auto")), lanes))
     return configs
 
 

@@ -251,6 +251,13 @@ class MacOp(SpartanOp):
             total += self.acc_bits() - min([shift, *set_bits])
         return total
 
+    def wrap_compare_bits(self) -> int:
+        """Bits of the loop counters whose wrap needs a comparison: a counter over a power of two wraps by
+        itself, and synthesis drops its compare (power-of-two layers cost visibly less logic)."""
+        h, m, n, k = self.loops()
+        sizes = (h, m, self.groups(), k, n)
+        return sum(counter_bits(size) for size in sizes if size & (size - 1))
+
     def drain_counter_bits(self) -> int:
         """Flip-flops that count a finished group's lanes out through the rescale: hold_left (0 .. P-1) and
         acc_lanes, which only varies when the last group is short, and then as one bit in yosys's netlists
@@ -316,6 +323,7 @@ class MacOp(SpartanOp):
             "one": 1,
             "register_bits": sum(registers.values()),
             "counter_bits": registers["issue_counters"] + registers["output_counters"],
+            "wrap_compare_bits": self.wrap_compare_bits(),
             "address_register_bits": registers["address_bases"],
             "address_adder_bits": sum(g[1] for g in generators),
             "product_logic_bits": 0 if on_dsp else lanes * product_bits,
