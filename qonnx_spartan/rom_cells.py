@@ -11,7 +11,8 @@ are what the design gets.
 A piece that is constant becomes a constant, one that depends on at most six address bits one LUT6 on them
 (an address bit alone is that wire), and one that does not depend on its top address bit its lower half;
 words past the depth are never read and repeat the words below them; a 2:1 multiplexer one of whose inputs
-depends on few address bits takes that function into its own LUT6.  Identical cells are built once
+depends on few address bits takes that function into its own LUT6, and one with a constant input is a gate
+on the other, merged with the gates around it.  Identical cells are built once
 (yosys's opt_merge would merge them anyway), so a column that repeats another costs nothing more.
 """
 
@@ -58,7 +59,8 @@ MUX4_INIT = lut_init(lambda i: (i >> ((i >> 4) & 3)) & 1)  # O = I(I5 I4)
 
 #: A piece of a column before it becomes cells: ("c", value) a constant; ("a", bit) an address bit;
 #: ("f", bits, init) a function of at most six address bits, a LUT6 on them (its input k is address bit bits[k]);
-#: ("m2", select, low, high) and ("m4", select, quarters) multiplexers by the address bits up to `select`.
+#: ("m2", select, low, high) and ("m4", select, quarters) multiplexers by the address bits up to `select`;
+#: ("g", core, selects, table) a gate (see `gate`).
 Piece = tuple
 
 
@@ -133,13 +135,30 @@ def piece(bits: np.ndarray, level: int, slices: np.ndarray) -> Piece:
             tuple(piece(bits[i * q : (i + 1) * q], level - 2, slices[i * n : (i + 1) * n]) for i in range(4)),
         )
     n = len(slices) // 2
-    return ("m2", select, piece(bits[:half], level - 1, slices[:n]), piece(bits[half:], level - 1, slices[n:]))
+    low, high = piece(bits[:half], level - 1, slices[:n]), piece(bits[half:], level - 1, slices[n:])
+    if "c" in (low[0], high[0]):
+        return gate(select, low, high)
+    return ("m2", select, low, high)
+
+
+def gate(select: int, low: Piece, high: Piece) -> Piece:
+    """A 2:1 multiplexer with a constant input is a gate on the other: ("g", core, selects, table), one
+    LUT6 on the core's output and the select bits (table[i]: bit 0 of i is the core, bit k + 1 select k).
+    Gates in a row (a threshold column of a smooth table: 0 below an address, 1 above) merge into one LUT6
+    while it has inputs left."""
+    constant, other, other_is_high = (low[1], high, True) if low[0] == "c" else (high[1], low, False)
+    core, selects, table = (other[1], other[2], other[3]) if other[0] == "g" else (other, (), (0, 1))
+    if len(selects) + 2 > LUT_INPUTS:
+        core, selects, table = other, (), (0, 1)
+    inner = 1 << (len(selects) + 1)
+    merged = tuple(table[i % inner] if (i >= inner) == other_is_high else constant for i in range(2 * inner))
+    return ("g", core, (*selects, select), merged)
 
 
 def becomes(p: Piece) -> str | None:
     """The cell a Piece is built as: a MUXF7 joins two LUT6 outputs by address bit 6 (10, 14, ...), a
     MUXF8 two MUXF7 outputs by bit 7 (11, ...), as the slice wires them; any other multiplexer is a LUT6."""
-    if p[0] == "f":
+    if p[0] in "fg":
         return "LUT6"
     if p[0] != "m2":
         return p[0] if p[0] in "ac" else "LUT6"
@@ -158,6 +177,11 @@ def emit(cells: Cells, p: Piece) -> Signal:
     if kind == "f":
         _, inputs, init = p
         return cells.add("LUT6", init, tuple(("a", b) for b in inputs) + (("c", 0),) * (LUT_INPUTS - len(inputs)))
+    if kind == "g":
+        _, core, selects, table = p
+        pins = (emit(cells, core), *(("a", b) for b in selects))
+        init = lut_init(lambda i: table[i & ((1 << len(pins)) - 1)])
+        return cells.add("LUT6", init, pins + (("c", 0),) * (LUT_INPUTS - len(pins)))
     if kind == "m4":
         _, select, quarters = p
         parts = tuple(emit(cells, q) for q in quarters)

@@ -60,7 +60,7 @@ def test_the_cells_follow_the_slice():
 def test_the_lut_count_follows_the_tree():
     """Random columns of 4,096 words: 64 LUT6 slices, four 4:1 multiplexers (bits 8-9) - 68 a column;
     a column that repeats another and a constant one cost nothing; a 64-word column one LUT6, an address
-    bit none."""
+    bit none; a threshold over 256 words two."""
     rng = np.random.default_rng(0)
     words = rng.random((4096, 5)) < 0.5
     words[:, 3] = words[:, 0]
@@ -69,6 +69,8 @@ def test_the_lut_count_follows_the_tree():
     small = rng.random((64, 3)) < 0.5
     small[:, 2] = (np.arange(64) >> 4) & 1  # address bit 4
     assert rom_cells(small).luts == 2
+    threshold = (np.arange(256) >= 150)[:, None]  # a smooth table's top bit: the slice of 150, then a gate
+    assert rom_cells(threshold).luts == 2
 
 
 def test_the_estimator_counts_the_cells_of_the_rom_it_describes():
