@@ -141,7 +141,7 @@ class Memory:
     def exact_resources(self) -> dict[str, int]:
         """What is counted, not fitted: block RAMs, the LUTs used as RAM (which are LUTs too) and the LUTs
         of a ROM's cells."""
-        rom_luts = self.cell_luts or 0 if self.read_only and self.style == "distributed" else 0
+        rom_luts = (self.cell_luts or 0) if self.read_only and self.style == "distributed" else 0
         return {"LUT": self.lutram + rom_luts, "LUTRAM": self.lutram, "BRAM18": self.bram18}
 
 
