@@ -90,6 +90,23 @@ def configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
         lanes = powers.choice((1, 1, 2))
         name = f"mlp {'-'.join(map(str, sizes))} b{bits}{' po2' if po2 else ''} l{lanes}"
         configs.append((name, "mlp", params, powers.choice(("block", "distributed", "auto")), lanes))
+    wide = random.Random(seed + 4)  # 6-8 lanes, as the automatic lanes choose on the XC7S15's 20 DSPs
+    for i in range(8):
+        sizes = [wide.choice((5, 10, 24, 40))] + [wide.choice((24, 40, 72)) for _ in range(wide.choice((1, 2)))]
+        sizes.append(wide.choice((2, 5, 12)))
+        bits, po2 = wide.randint(5, 8), wide.random() < 0.5
+        params = dict(sizes=sizes, bits=bits, po2=po2, seed=500 + i)
+        lanes = wide.choice((4, 6, 8))
+        name = f"mlp {'-'.join(map(str, sizes))} b{bits}{' po2' if po2 else ''} l{lanes}"
+        configs.append((name, "mlp", params, wide.choice(("block", "distributed", "auto")), lanes))
+    for i in range(4):
+        window, d_model = wide.choice((5, 10, 16)), wide.choice((12, 24, 32))
+        heads = wide.choice([h for h in (1, 2, 4) if d_model % h == 0])
+        bits, po2 = wide.randint(5, 8), wide.random() < 0.6
+        params = dict(window=window, d_model=d_model, heads=heads, bits=bits, po2=po2, plan=None, seed=600 + i)
+        lanes = wide.choice((6, 8))
+        name = f"tf w{window} d{d_model} h{heads} b{bits}{' po2' if po2 else ''} l{lanes}"
+        configs.append((name, "tf", params, wide.choice(("block", "auto", "distributed")), lanes))
     return configs
 
 

@@ -7,15 +7,13 @@ exact counts (DSP, BRAM18, LUTRAM).
 
 from __future__ import annotations
 
-import math
-
 from qonnx.core.modelwrapper import ModelWrapper
 
 from qonnx_spartan.budget import Budget
 from qonnx_spartan.coefficients import Coefficients, fitted
 from qonnx_spartan.design import Design
 from qonnx_spartan.memory import Memory
-from qonnx_spartan.ops.base import RESOURCES, add_resources
+from qonnx_spartan.ops.base import RESOURCES, add_resources, counter_bits
 
 #: A part of a layer: (coefficient group, features, exact resources).
 Part = tuple[str, dict[str, float], dict[str, int]]
@@ -26,8 +24,9 @@ def control_features(design: Design) -> dict[str, float]:
     multiplexers of buffers that several layers read."""
     return {
         "one": 1,
-        "counter_bits": math.ceil(math.log2(design.io.input.count + 1))
-        + math.ceil(math.log2(design.io.output.count + 1)),
+        "counter_bits": counter_bits(design.io.input.count)
+        + counter_bits(design.io.output.count)
+        + counter_bits(len(design.layers)),
         "stages": len(design.layers),
         "read_mux_bits": sum(
             b.memory.address_bits * (len(b.readers) + (b is design.output_buffer) - 1) for b in design.buffers.values()

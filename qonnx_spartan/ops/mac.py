@@ -87,6 +87,10 @@ def stride_addresses(loops, strides) -> np.ndarray:
     return sum(g * s for g, s in zip(grids, strides)).astype(np.int64)
 
 
+#: MacOp.registers() entries that grow with the lanes
+LANE_REGISTERS = ("products", "accumulators", "hold")
+
+
 class MacOp(SpartanOp):
     """Requantisation and strided loops common to the MAC-engine ops; subclasses say where B comes from."""
 
@@ -321,7 +325,9 @@ class MacOp(SpartanOp):
         bias_bits = 0 if bias is None else bias_table_bits(self.bias_by_group(bias), acc_bits)
         return {
             "one": 1,
-            "register_bits": sum(registers.values()),
+            # the lanes' own registers are weighed apart: a one-lane count is close to exact, the lanes' is not
+            "register_bits": sum(v for k, v in registers.items() if k not in LANE_REGISTERS),
+            "lane_register_bits": sum(registers[k] for k in LANE_REGISTERS),
             "counter_bits": registers["issue_counters"] + registers["output_counters"],
             "wrap_compare_bits": self.wrap_compare_bits(),
             "address_register_bits": registers["address_bases"],
