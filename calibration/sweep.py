@@ -2,7 +2,7 @@
 
     python calibration/sweep.py [--builds DIR] [--only N] [-o calibration/yosys_rows.json]
 
-The designs (40 MLPs and 28 forecasting Transformers over sizes, bit widths, mixed plans, lanes and
+The designs (58 MLPs and 32 forecasting Transformers over sizes, bit widths, mixed plans, lanes and
 memory styles) are drawn from a fixed seed and none of them is a benchmarks/estimator.py configuration.  The
 hierarchy is kept in synthesis, so each layer's count is its template's count in isolation.  The rows
 are what `qonnx-spartan calibrate` fits the estimator's coefficients to (see docs/estimator.md).

@@ -87,10 +87,6 @@ def stride_addresses(loops, strides) -> np.ndarray:
     return sum(g * s for g, s in zip(grids, strides)).astype(np.int64)
 
 
-#: MacOp.registers() entries that grow with the lanes
-LANE_REGISTERS = ("products", "accumulators", "hold")
-
-
 class MacOp(SpartanOp):
     """Requantisation and strided loops common to the MAC-engine ops; subclasses say where B comes from."""
 
@@ -313,6 +309,8 @@ class MacOp(SpartanOp):
     def resource_features(self) -> dict[str, float]:
         lanes = self.lanes()
         registers = self.registers()
+        per_lane = registers["products"] + registers["accumulators"]
+        extra_lane_registers = registers["hold"] + per_lane * (lanes - 1) / lanes
         x_bits, b_bits = self.signed_widths()
         acc_bits, out_bits = self.acc_bits(), self.out_type().bits
         multiplies = self.b_source != B_IS_ONE
@@ -325,9 +323,10 @@ class MacOp(SpartanOp):
         bias_bits = 0 if bias is None else bias_table_bits(self.bias_by_group(bias), acc_bits)
         return {
             "one": 1,
-            # the lanes' own registers are weighed apart: a one-lane count is close to exact, the lanes' is not
-            "register_bits": sum(v for k, v in registers.items() if k not in LANE_REGISTERS),
-            "lane_register_bits": sum(registers[k] for k in LANE_REGISTERS),
+            # the registers of the lanes beyond the first are weighed apart: a one-lane count is close to
+            # exact, the further lanes' is not (yosys drops some of their accumulator and hold bits)
+            "register_bits": sum(registers.values()) - extra_lane_registers,
+            "lane_register_bits": extra_lane_registers,
             "counter_bits": registers["issue_counters"] + registers["output_counters"],
             "wrap_compare_bits": self.wrap_compare_bits(),
             "address_register_bits": registers["address_bases"],
