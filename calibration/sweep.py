@@ -30,8 +30,28 @@ from qonnx_spartan.synth import synthesise  # noqa: E402
 PLAN_MODULES = ("encoder.q_proj", "encoder.k_proj", "encoder.v_proj", "encoder.ffn1", "encoder.ffn2", "embed.proj")
 
 
+def mlp(sizes: list[int], bits: int, po2: bool, seed: int, lanes: int, style: str) -> tuple:
+    """One MLP design as configurations() lists it."""
+    name = f"mlp {'-'.join(map(str, sizes))} b{bits}{' po2' if po2 else ''} l{lanes}"
+    return name, "mlp", dict(sizes=sizes, bits=bits, po2=po2, seed=seed), style, lanes
+
+
+def transformer(window, d_model, heads, bits, po2, plan, seed, lanes, style) -> tuple:
+    """One forecasting Transformer design as configurations() lists it."""
+    params = dict(window=window, d_model=d_model, heads=heads, bits=bits, po2=po2, plan=plan, seed=seed)
+    name = f"tf w{window} d{d_model} h{heads} b{bits}{' po2' if po2 else ''}{' mixed' if plan else ''} l{lanes}"
+    return name, "tf", params, style, lanes
+
+
+def heads_of(rng: random.Random, d_model: int) -> int:
+    """A head count that divides d_model."""
+    return rng.choice([h for h in (1, 2, 4) if d_model % h == 0])
+
+
 def configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
-    """(name, kind, parameters, memory style, lanes) of every calibration design."""
+    """(name, kind, parameters, memory style, lanes) of every calibration design.  Each family draws from
+    its own seeded generator, in a fixed order (call arguments are drawn left to right), so that adding a
+    family leaves the others' designs as they were and their kept builds stay valid."""
     rng = random.Random(seed)
     styles = ("block", "distributed", "auto")
     configs = []
@@ -39,74 +59,74 @@ def configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
         depth = rng.choice((1, 2, 3))
         sizes = [rng.choice((3, 5, 6, 10, 20, 40))] + [rng.choice((7, 12, 24, 48, 96)) for _ in range(depth)]
         sizes.append(rng.choice((1, 2, 5)))
-        bits, po2 = rng.randint(2, 8), rng.random() < 0.5
-        params = dict(sizes=sizes, bits=bits, po2=po2, seed=i)
-        lanes = rng.choice((1, 1, 2, 3, 5))
-        name = f"mlp {'-'.join(map(str, sizes))} b{bits}{' po2' if po2 else ''} l{lanes}"
-        configs.append((name, "mlp", params, rng.choice(styles), lanes))
+        configs.append(
+            mlp(sizes, rng.randint(2, 8), rng.random() < 0.5, i, rng.choice((1, 1, 2, 3, 5)), rng.choice(styles))
+        )
     for i in range(20):
         window, d_model = rng.choice((3, 5, 8, 10, 16)), rng.choice((8, 12, 16, 24, 32))
-        heads = rng.choice([h for h in (1, 2, 4) if d_model % h == 0])
+        heads = heads_of(rng, d_model)
         bits, po2 = rng.randint(3, 8), rng.random() < 0.7
         plan = None
         if rng.random() < 0.4:
             plan = {m: {"weight_bits": rng.randint(3, 8)} for m in rng.sample(PLAN_MODULES, 2)}
-        params = dict(window=window, d_model=d_model, heads=heads, bits=bits, po2=po2, plan=plan, seed=i)
-        lanes = rng.choice((1, 1, 2, 4))
-        name = f"tf w{window} d{d_model} h{heads} b{bits}{' po2' if po2 else ''}{' mixed' if plan else ''} l{lanes}"
-        configs.append((name, "tf", params, rng.choice(styles), lanes))
+        configs.append(
+            transformer(window, d_model, heads, bits, po2, plan, i, rng.choice((1, 1, 2, 4)), rng.choice(styles))
+        )
     small = random.Random(seed + 1)  # small MLPs, where a few LUTs are a large share
     for i in range(16):
         sizes = [small.choice((2, 4, 6, 9))] + [small.choice((5, 8, 16, 30)) for _ in range(small.choice((1, 2)))]
         sizes.append(small.choice((1, 3, 4)))
-        bits, po2 = small.randint(2, 8), small.random() < 0.5
-        params = dict(sizes=sizes, bits=bits, po2=po2, seed=100 + i)
-        lanes = small.choice((1, 1, 2))
-        name = f"mlp {'-'.join(map(str, sizes))} b{bits}{' po2' if po2 else ''} l{lanes}"
-        configs.append((name, "mlp", params, small.choice(("block", "block", "distributed", "auto")), lanes))
+        style = ("block", "block", "distributed", "auto")
+        configs.append(
+            mlp(sizes, small.randint(2, 8), small.random() < 0.5, 100 + i, small.choice((1, 1, 2)), small.choice(style))
+        )
     extra = random.Random(seed + 2)  # long windows and block memories, which the designs above cover thinly
     for i in range(8):
         window, d_model = extra.choice((20, 28, 32)), extra.choice((8, 12, 16, 24))
-        heads = extra.choice([h for h in (1, 2, 4) if d_model % h == 0])
+        heads = heads_of(extra, d_model)
         bits, po2 = extra.randint(3, 8), extra.random() < 0.6
-        params = dict(window=window, d_model=d_model, heads=heads, bits=bits, po2=po2, plan=None, seed=200 + i)
-        lanes = extra.choice((1, 2, 2, 4))
-        name = f"tf w{window} d{d_model} h{heads} b{bits}{' po2' if po2 else ''} l{lanes}"
-        configs.append((name, "tf", params, extra.choice(("block", "block", "auto", "distributed")), lanes))
+        style = ("block", "block", "auto", "distributed")
+        configs.append(
+            transformer(
+                window, d_model, heads, bits, po2, None, 200 + i, extra.choice((1, 2, 2, 4)), extra.choice(style)
+            )
+        )
     for i in range(8):
         sizes = [extra.choice((6, 12, 24, 40))] + [extra.choice((20, 40, 100)) for _ in range(extra.choice((1, 2)))]
         sizes.append(extra.choice((1, 4, 10)))
-        bits, po2 = extra.randint(2, 8), extra.random() < 0.5
-        params = dict(sizes=sizes, bits=bits, po2=po2, seed=300 + i)
-        lanes = extra.choice((1, 1, 2))
-        name = f"mlp {'-'.join(map(str, sizes))} b{bits}{' po2' if po2 else ''} l{lanes}"
-        configs.append((name, "mlp", params, extra.choice(("block", "block", "distributed")), lanes))
+        style = ("block", "block", "distributed")
+        configs.append(
+            mlp(sizes, extra.randint(2, 8), extra.random() < 0.5, 300 + i, extra.choice((1, 1, 2)), extra.choice(style))
+        )
     powers = random.Random(seed + 3)  # power-of-two sizes, whose counters and addresses cost less logic
     for i in range(10):
         sizes = [powers.choice((4, 8, 16, 32))] + [powers.choice((8, 16, 32, 64)) for _ in range(powers.choice((1, 2)))]
         sizes.append(powers.choice((1, 2, 4, 8)))
-        bits, po2 = powers.randint(2, 8), powers.random() < 0.5
-        params = dict(sizes=sizes, bits=bits, po2=po2, seed=400 + i)
-        lanes = powers.choice((1, 1, 2))
-        name = f"mlp {'-'.join(map(str, sizes))} b{bits}{' po2' if po2 else ''} l{lanes}"
-        configs.append((name, "mlp", params, powers.choice(("block", "distributed", "auto")), lanes))
-    wide = random.Random(seed + 4)  # 6-8 lanes, as the automatic lanes choose on the XC7S15's 20 DSPs
+        configs.append(
+            mlp(
+                sizes,
+                powers.randint(2, 8),
+                powers.random() < 0.5,
+                400 + i,
+                powers.choice((1, 1, 2)),
+                powers.choice(styles),
+            )
+        )
+    wide = random.Random(seed + 4)  # 4-8 lanes, as the automatic lanes choose on the XC7S15's 20 DSPs
     for i in range(8):
         sizes = [wide.choice((5, 10, 24, 40))] + [wide.choice((24, 40, 72)) for _ in range(wide.choice((1, 2)))]
         sizes.append(wide.choice((2, 5, 12)))
-        bits, po2 = wide.randint(5, 8), wide.random() < 0.5
-        params = dict(sizes=sizes, bits=bits, po2=po2, seed=500 + i)
-        lanes = wide.choice((4, 6, 8))
-        name = f"mlp {'-'.join(map(str, sizes))} b{bits}{' po2' if po2 else ''} l{lanes}"
-        configs.append((name, "mlp", params, wide.choice(("block", "distributed", "auto")), lanes))
+        configs.append(
+            mlp(sizes, wide.randint(5, 8), wide.random() < 0.5, 500 + i, wide.choice((4, 6, 8)), wide.choice(styles))
+        )
     for i in range(4):
         window, d_model = wide.choice((5, 10, 16)), wide.choice((12, 24, 32))
-        heads = wide.choice([h for h in (1, 2, 4) if d_model % h == 0])
+        heads = heads_of(wide, d_model)
         bits, po2 = wide.randint(5, 8), wide.random() < 0.6
-        params = dict(window=window, d_model=d_model, heads=heads, bits=bits, po2=po2, plan=None, seed=600 + i)
-        lanes = wide.choice((6, 8))
-        name = f"tf w{window} d{d_model} h{heads} b{bits}{' po2' if po2 else ''} l{lanes}"
-        configs.append((name, "tf", params, wide.choice(("block", "auto", "distributed")), lanes))
+        style = ("block", "auto", "distributed")
+        configs.append(
+            transformer(window, d_model, heads, bits, po2, None, 600 + i, wide.choice((6, 8)), wide.choice(style))
+        )
     return configs
 
 
