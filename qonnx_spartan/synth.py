@@ -120,17 +120,54 @@ def kept_registers(verilog: str) -> list[str]:
 
 
 def ghdl_verilog(build_dir: Path, work: Path) -> str:
-    """The built design as GHDL's synthesis writes it in Verilog, ready for yosys's reader."""
+    """The built design as GHDL's synthesis writes it in Verilog, ready for yosys's reader.
+
+    Each layer is synthesised on its own (with its ROMs), then the top level with every layer as an empty
+    stub, and the modules are joined: GHDL 2.0 fails with STORAGE_ERROR on a whole design that holds a few
+    thousand XC7 cells (a w24 d64 Transformer, about 5,500 LUT6), while each of its layers passes."""
     sources = design_sources(build_dir)
+    names = json.loads((build_dir / "report" / "build.json").read_text())["names"]
+    by_name = {path.stem: path for path in sources}
+    own = {info["entity"]: [info["entity"], *info.get("roms", {}).values()] for info in names["layers"].values()}
+    in_layers = {entity for entities in own.values() for entity in entities}
+    shared = [path for path in sources if path.stem not in in_layers and path.stem != TOP]
+    modules: dict[str, str] = {}
+    for entity, entities in own.items():
+        modules.update(verilog_modules(run_ghdl_synth([*shared, *(by_name[e] for e in entities)], entity, work)))
+    stubs = [layer_stub(by_name[entity], entity, work) for entity in own]
+    top = verilog_modules(run_ghdl_synth([*shared, *stubs, by_name[TOP]], TOP, work))
+    modules.update({name: text for name, text in top.items() if name not in own})
+    return without_cell_stubs(split_wide_literals("".join(modules.values())))
+
+
+def run_ghdl_synth(sources: list[Path], entity: str, work: Path) -> str:
     proc = subprocess.run(
-        [require_ghdl(), "--synth", *GHDL_FLAGS, "--out=verilog", *(str(s.resolve()) for s in sources), "-e", TOP],
+        [require_ghdl(), "--synth", *GHDL_FLAGS, "--out=verilog", *(str(s.resolve()) for s in sources), "-e", entity],
         cwd=work,
         capture_output=True,
         text=True,
     )
     if proc.returncode != 0:
-        raise RuntimeError("GHDL synthesis failed: " + " | ".join(proc.stderr.strip().splitlines()[:8]))
-    return without_cell_stubs(split_wide_literals(proc.stdout))
+        errors = [line for line in proc.stderr.splitlines() if "warning" not in line and "note:" not in line]
+        raise RuntimeError(f"GHDL synthesis of {entity} failed: " + " | ".join(errors[:8]))
+    return proc.stdout
+
+
+def verilog_modules(verilog: str) -> dict[str, str]:
+    """{module name: its text} of a Verilog netlist, in order."""
+    return {m.group(1): m.group(0) for m in re.finditer(r"^module (\S+).*?^endmodule\n", verilog, re.S | re.M)}
+
+
+def layer_stub(source: Path, entity: str, work: Path) -> Path:
+    """The layer's entity with an empty architecture: the top level's synthesis sees only its ports."""
+    text = source.read_text()
+    declaration = re.search(rf"^entity {entity} is.*?^end entity;", text, re.S | re.M)
+    clauses = re.findall(r"^(?:library|use) .*?;$", text[: declaration.start()], re.M)
+    stub = work / f"{entity}_stub.vhd"
+    stub.write_text(
+        "\n".join([*clauses, declaration.group(0), f"architecture stub of {entity} is\nbegin\nend architecture;\n"])
+    )
+    return stub
 
 
 #: The XC7 cells the VHDL instantiates (templates/qs_xc7.vhd); yosys's xilinx library defines them.

@@ -147,6 +147,38 @@ def check_cell_roms(build_dir, work) -> None:
     assert checked == 2  # the weights and the added constants
 
 
+def test_layers_synthesised_apart_join_into_the_whole_designs_netlist(tmp_path, ghdl):
+    """GHDL synthesises each layer apart and the top level over stubs (it fails on a whole w24 d64
+    Transformer); the joined netlist has every module of the one-run netlist, the same up to GHDL's net
+    numbers and source comments."""
+    import re
+    import subprocess
+
+    from qonnx_spartan.backend import TOP
+    from qonnx_spartan.ghdl import GHDL_FLAGS, design_sources, require_ghdl
+    from qonnx_spartan.synth import ghdl_verilog, verilog_modules, without_cell_stubs
+
+    def normalised(module: str) -> str:
+        numbers: dict[str, str] = {}
+        module = re.sub(r"\n *(/\*.*?\*/)?(?=\n)", "", module)
+        return re.sub(r"\bn\d+(?=_|\b)", lambda m: numbers.setdefault(m.group(0), f"n{len(numbers)}"), module)
+
+    path = tmp_path / "m.onnx"
+    rom_and_constant_layers(np.random.default_rng(2)).save(str(path))
+    out = tmp_path / "build"
+    build(BuildConfig(model=path, output_dir=out, start_step="memory_style", memory_style="distributed"))
+    whole = subprocess.run(
+        [require_ghdl(), "--synth", *GHDL_FLAGS, "--out=verilog", *map(str, design_sources(out)), "-e", TOP],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    expected = {name: normalised(text) for name, text in verilog_modules(without_cell_stubs(whole)).items()}
+    joined = {name: normalised(text) for name, text in verilog_modules(ghdl_verilog(out, tmp_path)).items()}
+    assert len(expected) >= 6 and joined == expected  # top, 2 layers, 2 ROMs, buffers
+
+
 def test_wide_rom_literals_reach_yosys_in_pieces():
     """GHDL writes a ROM's initial value as one literal; over 64 K characters yosys's lexer fails on it."""
     from qonnx_spartan.synth import LITERAL_PIECE, split_wide_literals
