@@ -84,10 +84,21 @@ def estimate(
     coefficients = coefficients or budget.coefficients()
     design = Design(model)
     layers = {layer.name: layer_estimate(layer.op, coefficients, cache) for layer in design.layers}
-    layers["top"] = part_resources(top_parts(design), coefficients)
-    layers["top"]["cycles"] = design.cycles() - sum(layers[layer.name]["cycles"] for layer in design.layers)
+    layers["top"] = {**part_resources(top_parts(design), coefficients), "cycles": design.top_cycles()}
+    return report(layers, budget)
+
+
+def with_layer(document: dict, name: str, layer: dict[str, int], budget: Budget) -> dict:
+    """The estimate.json document with one layer's estimate replaced.  A layer's lanes and weight memories
+    are part of its own estimate only (the top level's counts its control, the input buffer and the output
+    buffers' addresses), so a search changing them re-estimates that layer alone."""
+    return report({**document["layers"], name: layer}, budget)
+
+
+def report(layers: dict[str, dict[str, int]], budget: Budget) -> dict:
+    """The estimate.json document of the layers' estimates, the top level's ("top") included."""
     total = add_resources(*({r: v[r] for r in RESOURCES} for v in layers.values()))
-    cycles = design.cycles()
+    cycles = sum(v["cycles"] for v in layers.values())
     overflows = budget.overflows(total)
     return {
         "total": total,

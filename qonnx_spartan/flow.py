@@ -56,7 +56,7 @@ def step_bitwidths(model: ModelWrapper, cfg: "BuildConfig", ctx: BuildContext) -
 
 
 def step_tidy(model: ModelWrapper, cfg: "BuildConfig", ctx: BuildContext) -> ModelWrapper:
-    return model.transform(Tidy())
+    return model.transform(Tidy(), cleanup=False)  # Tidy leaves the model cleaned up: once more changes nothing
 
 
 def step_lower(model, cfg, ctx):

@@ -16,8 +16,10 @@ from onnx import helper
 from qonnx.custom_op.registry import getCustomOp
 from single_op import build_and_simulate, lowered_model, tensor_io
 
+from qonnx_spartan.budget import Budget
 from qonnx_spartan.design import Design
 from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.estimate import estimate
 from qonnx_spartan.flow import BuildConfig, build
 from qonnx_spartan.intarith import IntType, Rescale, bits_signed, matmul_range
 from qonnx_spartan.model_file import load_model
@@ -25,7 +27,7 @@ from qonnx_spartan.ops import DOMAIN
 from qonnx_spartan.ops.base import int_tensor
 from qonnx_spartan.simulation import simulate_build
 from qonnx_spartan.synth import synthesise, yosys_command
-from qonnx_spartan.transforms import LowerToIntegerOps, Tidy
+from qonnx_spartan.transforms import AnnotateLanes, AnnotateMemoryStyle, LowerToIntegerOps, Tidy
 
 OUT_TYPE = IntType(True, 8)
 
@@ -121,6 +123,41 @@ def test_lanes_change_the_schedule_not_the_numbers():
     # 6-bit x 5-bit products in DSPs, one per lane; the shared rescale stays one DSP
     assert [r["DSP"] for r in resources] == [2, 5]
     assert resources[1]["FF"] > resources[0]["FF"] and resources[1]["LUT"] > resources[0]["LUT"]
+
+
+def test_the_weight_rom_follows_the_lanes_attribute():
+    """weight_memories is kept per node as serialised (node_memo): setting an attribute gives a new result."""
+    node, _ = linear_node(np.random.default_rng(1), 1, 6, 8, IntType(True, 4), 5)
+    assert getCustomOp(node).weight_memories()["w"].width == 5
+    getCustomOp(node).set_nodeattr("lanes", 4)
+    assert getCustomOp(node).weight_memories()["w"].width == 20
+
+
+class WholeEstimates(AnnotateLanes):
+    """The lanes search estimating the whole model afresh for every move, without a cache."""
+
+    def evaluate(self, model, changed=None):
+        AnnotateMemoryStyle(self.memory_style, self.budget, self.plan).apply(model)
+        return estimate(model, self.budget)
+
+
+@pytest.mark.parametrize("device", ["xc7s15", "xc7s50"])
+def test_lanes_search_re_estimating_one_layer_equals_whole_estimates(device):
+    """The search estimates only the changed layer, from cached layer estimates (estimate.with_layer): it
+    chooses the lanes and memories, and reaches the estimate, of a search that estimates everything anew."""
+    budget = Budget(device=device)
+    lowered = (
+        load_model(Path(__file__).parents[1] / "qonnx_spartan" / "data" / "forecaster.onnx")
+        .transform(Tidy())
+        .transform(LowerToIntegerOps())
+    )
+    search = AnnotateLanes(budget)
+    fast = lowered.transform(search)
+    slow = lowered.transform(WholeEstimates(budget))
+    lanes = [getCustomOp(n).get_nodeattr("lanes") for n in fast.graph.node if n.op_type == "IntLinear"]
+    assert max(lanes) > 1
+    assert fast.model == slow.model
+    assert search.current == estimate(slow, budget) == estimate(fast, budget, cache=search.cache)
 
 
 # -- GHDL -----------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from qonnx.transformation.base import Transformation
 
 from qonnx_spartan.budget import Budget
 from qonnx_spartan.coefficients import FITTED
-from qonnx_spartan.estimate import estimate
+from qonnx_spartan.estimate import estimate, layer_estimate, with_layer
 from qonnx_spartan.plan import Plan
 from qonnx_spartan.transforms.memory_style import AnnotateMemoryStyle, place, plan_styles
 
@@ -40,17 +40,24 @@ class AnnotateLanes(Transformation):
         self.plan = plan
         self.fixed = None  # the plan's styles, matched once per apply
         self.cache = None  # the estimator's per-layer cache, one per apply
+        self.current = None  # the estimate of the model with the lanes chosen so far
 
     def cost(self, model: ModelWrapper, changed: NodeProto | None = None) -> tuple[dict, int]:
-        """(totals, cycles) with the memories placed as the flow will place them (in place: the flow places
+        """(totals, cycles) of `evaluate`, to compare with an estimate.json."""
+        report = self.evaluate(model, changed)
+        return report["total"], report["cycles"]
+
+    def evaluate(self, model: ModelWrapper, changed: NodeProto | None = None) -> dict:
+        """The estimate with the memories placed as the flow will place them (in place: the flow places
         them again after the lanes).  Placed by size, a memory's style depends on it alone: only the weight
-        memories of the `changed` layer are placed again."""
+        memories of the `changed` layer are placed again, and only that layer is estimated again, against
+        the current estimate (estimate.with_layer)."""
         if changed is None or self.memory_style == "budget":
             AnnotateMemoryStyle(self.memory_style, self.budget, self.plan, self.fixed, self.cache).apply(model)
-        else:
-            self.place_weights(model, changed)
-        report = estimate(model, self.budget, cache=self.cache)
-        return report["total"], report["cycles"]
+            return estimate(model, self.budget, cache=self.cache)
+        self.place_weights(model, changed)
+        layer = layer_estimate(getCustomOp(changed), self.budget.coefficients(), self.cache)
+        return with_layer(self.current, changed.name, layer, self.budget)
 
     def place_weights(self, model: ModelWrapper, node: NodeProto) -> None:
         for role, memory in getCustomOp(node).weight_memories().items():
@@ -61,30 +68,32 @@ class AnnotateLanes(Transformation):
         self.cache = {}
         limits = self.budget.limits()
         spendable = {r: int(v * (1 - HEADROOM)) if r in FITTED else v for r, v in limits.items()}
-        totals, cycles = self.cost(model)
-        if self.budget.overflows(totals):
+        self.current = self.evaluate(model)
+        if self.budget.overflows(self.current["total"]):
             return model, False  # nothing to spend: the budget check will say what overflows
         linear = [n for n in model.graph.node if n.op_type == "IntLinear"]
         while True:
             best = None
+            totals, cycles = self.current["total"], self.current["cycles"]
             for node in linear:
                 op = getCustomOp(node)
                 current = op.lanes()
                 if current >= self.max_lanes or op.get_nodeattr("lanes") > current:
                     continue  # already at the clamp (K, N) or the cap
                 op.set_nodeattr("lanes", current + 1)
-                new_totals, new_cycles = self.cost(model, node)
+                new = self.evaluate(model, node)
                 op.set_nodeattr("lanes", current)
                 self.place_weights(model, node)
+                new_totals, new_cycles = new["total"], new["cycles"]
                 if any(new_totals[r] > spendable[r] for r in spendable) or new_cycles >= cycles:
                     continue
                 used = max((new_totals[r] - totals[r]) / max(limits[r], 1) for r in limits)
                 gain = (cycles - new_cycles) / max(used, 1e-6)
                 if best is None or gain > best[0]:
-                    best = (gain, node, new_totals, new_cycles)
+                    best = (gain, node, new)
             if best is None:
                 return model, False
-            _, node, totals, cycles = best
+            _, node, self.current = best
             op = getCustomOp(node)
             op.set_nodeattr("lanes", op.lanes() + 1)
             self.place_weights(model, node)

@@ -22,6 +22,9 @@ from qonnx_spartan.transforms.quant import node_label
 
 
 class Tidy(Transformation):
+    """The model as qonnx's cleanup leaves it (sorted, parameters unique, unused tensors removed): a cleanup
+    after Tidy changes nothing."""
+
     def apply(self, model: ModelWrapper):
         model = model.transform(RemoveStaticGraphInputs())
         graph = model.graph
@@ -46,16 +49,20 @@ class Tidy(Transformation):
                 raise SpartanError(f"{node_label(node)}: no custom op {node.op_type} in the domain {node.domain}")
         names = [n.name for n in graph.node]
         if "" in names or len(set(names)) != len(names):
-            model = model.transform(GiveUniqueNodeNames())
-        for step in (
-            InferShapes(),
-            FoldConstants(exclude_op_types=["Quant"]),
-            SplitGemm(),
-            InferShapes(),
-            RemoveUnusedTensors(),
+            model = model.transform(GiveUniqueNodeNames(), make_deepcopy=False, cleanup=False)
+        # The model is this apply's own copy, cleaned up by the first step.  qonnx's cleanup is idempotent
+        # and reads only the nodes, their inputs and the initializers, so it runs again only after the steps
+        # that change those: after renaming nodes, inferring shapes (value_info of used tensors) or removing
+        # unused tensors it would change nothing, and it costs most of Tidy (its lookups scan the graph).
+        for step, changes_nodes in (
+            (InferShapes(), False),
+            (FoldConstants(exclude_op_types=["Quant"]), True),
+            (SplitGemm(), True),
+            (InferShapes(), False),
+            (RemoveUnusedTensors(), False),
         ):
             try:
-                model = model.transform(step)
+                model = model.transform(step, make_deepcopy=False, cleanup=changes_nodes)
             except InferenceError as e:
                 raise SpartanError(
                     f"the model's tensor shapes contradict each other ({' '.join(str(e).split())})"

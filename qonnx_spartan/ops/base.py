@@ -8,6 +8,7 @@ its VHDL template needs, so that adding an op means adding one module and one te
 from __future__ import annotations
 
 from abc import abstractmethod
+from functools import wraps
 
 import numpy as np
 from onnx import TensorProto, numpy_helper
@@ -62,6 +63,28 @@ def multiplier_luts(a_bits: int, b_bits: int) -> int:
 def counter_bits(size: int) -> int:
     """Register bits of a counter over 0 .. size-1 (none when it never moves)."""
     return (size - 1).bit_length()
+
+
+#: Results `node_memo` keeps per method: the searches revisit a few dozen node states.
+NODE_MEMO_SIZE = 256
+
+
+def node_memo(method):
+    """Keep a method's result by the op's node as serialised, for results that are pure functions of the
+    node's attributes: the searches ask fresh op objects over the same nodes again and again, and each
+    would decode the weights anew.  Setting an attribute changes the key.  The result is a dict, copied."""
+    results: dict[bytes, dict] = {}
+
+    @wraps(method)
+    def memoized(self) -> dict:
+        key = self.onnx_node.SerializeToString()
+        if key not in results:
+            if len(results) >= NODE_MEMO_SIZE:
+                results.pop(next(iter(results)))
+            results[key] = method(self)
+        return dict(results[key])
+
+    return memoized
 
 
 def add_resources(*parts: dict[str, int]) -> dict[str, int]:

@@ -15,6 +15,7 @@ import numpy as np
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import bits_signed
 from qonnx_spartan.memory import STYLES, Memory, rom
+from qonnx_spartan.ops.base import node_memo
 from qonnx_spartan.ops.mac import B_FROM_ROM, MacOp
 
 
@@ -77,7 +78,9 @@ class IntLinear(MacOp):
 
         return matmul_range(self.in_type(), self.weights() * 2**self.acc_shift, self.bias())
 
+    @node_memo
     def weight_memories(self) -> dict[str, Memory]:
+        """The wide weight ROM (its cells are counted from its words), kept per node (node_memo)."""
         k, n = self.weights().shape
         lanes, groups = self.lanes(), self.groups()
         padded = np.zeros((k, groups * lanes), dtype=np.int64)
