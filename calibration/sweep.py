@@ -1,11 +1,15 @@
 """Synthesise the calibration designs and record, per layer, its resource features and yosys's counts.
 
     python calibration/sweep.py [--builds DIR] [--only N] [-o calibration/yosys_rows.json]
+    python calibration/sweep.py --measured calibration/yosys_rows.json   # features changed, hardware not
 
 The designs (58 MLPs and 32 forecasting Transformers over sizes, bit widths, mixed plans, lanes and
 memory styles) are drawn from a fixed seed and none of them is a benchmarks/estimator.py configuration.  The
 hierarchy is kept in synthesis, so each layer's count is its template's count in isolation.  The rows
-are what `qonnx-spartan calibrate` fits the estimator's coefficients to (see docs/estimator.md).
+are what `qonnx-spartan calibrate` fits the estimator's coefficients to (see docs/estimator.md).  When
+only the estimator's features change, `--measured` rebuilds the designs without synthesising them and takes
+each layer's counts from the rows already recorded (the builds are deterministic; the exact parts are
+checked against the recorded ones).
 """
 
 from __future__ import annotations
@@ -130,13 +134,33 @@ def configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
     return configs
 
 
+def recorded_counts(path: Path) -> dict[str, dict[str, dict]]:
+    """{design: {layer: row}} of a rows file."""
+    recorded: dict[str, dict[str, dict]] = {}
+    for row in json.loads(path.read_text()):
+        recorded.setdefault(row["design"], {})[row["layer"]] = row
+    return recorded
+
+
+def check_exact_parts(name: str, rows: list[dict], recorded: dict[str, dict]) -> None:
+    """A rebuilt design must be the recorded one: same layers, same counted parts."""
+    for row in rows:
+        old = recorded.get(row["layer"])
+        if old is None or {r: old["exact"].get(r, 0) for r in ("BRAM18", "DSP", "LUTRAM")} != {
+            r: row["exact"].get(r, 0) for r in ("BRAM18", "DSP", "LUTRAM")
+        }:
+            raise SystemExit(f"{name}: layer {row['layer']} differs from the recorded design; synthesise it again")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", type=Path, default=REPO / "calibration" / "yosys_rows.json")
     ap.add_argument("--builds", type=Path, default=Path("build/calibration"), help="where the builds are kept")
     ap.add_argument("--only", type=int, help="the first N designs")
     ap.add_argument("--synth-only", help="K/N: synthesise every N-th design from the K-th, write no rows")
+    ap.add_argument("--measured", type=Path, help="rows whose counts stand in for synthesis (features changed only)")
     args = ap.parse_args(argv)
+    recorded = recorded_counts(args.measured) if args.measured else None
     shard = tuple(map(int, args.synth_only.split("/"))) if args.synth_only else None
     budget = Budget(device="xc7s50")  # room for every design: the counts are what is recorded
     rows = []
@@ -144,13 +168,22 @@ def main(argv=None) -> int:
         out = args.builds / f"{k:02d}"
         if shard and k % shard[1] != shard[0]:
             continue
-        if not (out / "report" / "synth.json").is_file():  # resumable: a kept synthesis is reused
+        kept = out / ("model_int.onnx" if recorded else "report/synth.json")
+        if not kept.is_file():  # resumable: a kept build and synthesis are reused
             with tempfile.TemporaryDirectory() as tmp:
                 onnx_path, _ = export_config(kind, params, Path(tmp) / "model.onnx")
                 build(BuildConfig(model=onnx_path, output_dir=out, memory_style=style, budget=budget, lanes=lanes))
-            seconds = synthesise(out)["seconds"]
-            print(f"{k + 1:3d} {name:44s} {style:12s} synthesised in {seconds:5.1f} s", flush=True)
-        rows += [] if shard else [{"design": name, **row} for row in build_rows(out)]
+            if not recorded:
+                seconds = synthesise(out)["seconds"]
+                print(f"{k + 1:3d} {name:44s} {style:12s} synthesised in {seconds:5.1f} s", flush=True)
+        if shard:
+            continue
+        if recorded:
+            new = build_rows(out, measured={layer: row["measured"] for layer, row in recorded[name].items()})
+            check_exact_parts(name, new, recorded[name])
+        else:
+            new = build_rows(out)
+        rows += [{"design": name, **row} for row in new]
     if shard:
         return 0
     args.output.write_text(json.dumps(rows, indent=1) + "\n")

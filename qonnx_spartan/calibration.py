@@ -27,13 +27,16 @@ VIVADO_REPORT = Path("vivado") / "utilization_hierarchical.rpt"
 YOSYS_REPORT = Path("report") / "synth.json"
 
 
-def build_rows(build_dir: Path, vivado_report: Path | None = None) -> list[dict]:
-    """One row per layer (and "top") of a synthesised build."""
+def build_rows(build_dir: Path, vivado_report: Path | None = None, measured: dict | None = None) -> list[dict]:
+    """One row per layer (and "top") of a synthesised build.  `measured` ({layer: counts}) stands in for
+    the synthesis report when only the features changed: the hardware, and so its counts, are the same."""
     build_dir = Path(build_dir)
     names = read_json(build_dir / "report" / "build.json").get("names")
     if not names:
         raise SpartanError(f"{build_dir}: not a build with generated HDL (report/build.json has no names)")
-    if vivado_report is not None:
+    if measured is not None:
+        tool = "yosys synth_xilinx -family xc7"
+    elif vivado_report is not None:
         measured, tool = vivado_layers(vivado_report, names), "vivado"
     else:
         measured, tool = read_json(build_dir / YOSYS_REPORT)["layers"], "yosys synth_xilinx -family xc7"

@@ -278,3 +278,42 @@ def test_distributed_buffers_cost_what_the_table_says(ghdl, yosys):
         assert Memory(depth, width, "distributed").lutram == lutram, (depth, width)
     assert Memory(84, 3, "distributed").lutram == measured["96x3"][0] == 12  # rows of 32 words, as 96 x 3
     assert lutram_periphery_luts(384, 8) > lutram_periphery_luts(512, 8)  # not a function of the size alone
+
+
+def bias_bits_layer(bias):
+    """An IntLinear whose product enters 5 bits up (acc_shift 5), so the accumulator's 5 low bits only
+    ever load the bias of the output that starts: the bias alone decides which of them synthesis keeps."""
+    rng = np.random.default_rng(8)
+    k, n = 6, len(bias)
+    x_t, y_t = IntType(True, 6), IntType(True, 6)
+    weights = rng.integers(-31, 32, (k, n))
+    node = linear_layer("lin", "x", "y", [1, 2, n], weights, x_t, y_t, bias=bias, acc_shift=5, rescale=Rescale(1, 9))
+    return lowered_model([node], tensor_io("x", [1, 2, k], x_t), tensor_io("y", [1, 2, n], y_t), {"y": y_t})
+
+
+def test_accumulator_low_bits_are_the_distinct_bias_bit_patterns(tmp_path, ghdl, yosys):
+    """Of the accumulator bits below acc_shift, synthesis drops those whose bias bit is 0 for every output
+    and merges those that load the same bit pattern over the outputs; the rescale register (a power of two:
+    no DSP) holds the same bits and loses the same.  Five distinct patterns against one pattern of ones
+    plus one repeated pattern (bits 0 and 3 alike): three flip-flops apart in each, as counted."""
+    import json
+
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    counts = {}
+    for name, bias in (("distinct", [1, 2, 4, 8, 16, 0]), ("merged", [9, 9, 1, 1, 9, 1])):
+        path = tmp_path / f"{name}.onnx"
+        bias_bits_layer(bias).save(str(path))
+        out = tmp_path / name
+        build(BuildConfig(model=path, output_dir=out, start_step="memory_style", memory_style="block", lanes=1))
+        op = getCustomOp(ModelWrapper(str(out / "model_int.onnx")).graph.node[0])
+        assert not op.scale_on_dsp()
+        synthesise(out)
+        measured = json.loads((out / "report" / "synth.json").read_text())["layers"]["lin"]["FF"]
+        counts[name] = (op.acc_bits(), op.registers(), measured)
+    (acc_bits, distinct, ff_distinct), (acc_bits_merged, merged, ff_merged) = counts["distinct"], counts["merged"]
+    assert acc_bits == acc_bits_merged
+    assert (distinct["accumulators"], merged["accumulators"]) == (acc_bits - 5 + 5, acc_bits - 5 + 2)
+    assert distinct["scaled"] - merged["scaled"] == 3
+    assert ff_distinct - ff_merged == sum(distinct.values()) - sum(merged.values()) == 6

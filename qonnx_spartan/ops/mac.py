@@ -239,17 +239,30 @@ class MacOp(SpartanOp):
         the accumulator out of a rescale DSP, see qonnx_spartan/synth.py)."""
         return self.product_on_dsp() and self.acc_shift == 0 and self.acc_bits() <= 48
 
-    def accumulator_register_bits(self) -> int:
-        """Accumulator flip-flops over the lanes: a lane's low bits that no product (shifted up by acc_shift)
-        and none of its bias values ever set stay zero, and synthesis drops them."""
-        lanes, shift = self.lanes(), self.acc_shift
+    def low_bit_registers(self, registers: list[range]) -> int:
+        """Flip-flops kept of the bits below acc_shift of registers that each hold the sums of the given
+        lanes.  The product enters acc_shift bits up, so those bits only ever hold the lanes' biases: a bit
+        that is 0 for every group and lane it holds stays 0 and synthesis drops it, and bits that take the
+        same pattern over the groups and lanes are merged (measured by signal in the netlists)."""
         bias = self.bias()
-        columns = self.bias_by_group(bias).T if bias is not None else [np.zeros(1, dtype=np.int64)] * lanes
-        total = 0
-        for column in columns:
-            set_bits = [int(v & -v).bit_length() - 1 for v in column if v != 0]
-            total += self.acc_bits() - min([shift, *set_bits])
-        return total
+        if bias is None:
+            return 0
+        table = self.bias_by_group(bias)
+        patterns = {
+            ((table[:, list(lanes)] >> bit) & 1).tobytes() for lanes in registers for bit in range(self.acc_shift)
+        }
+        return sum(1 for pattern in patterns if any(pattern))
+
+    def accumulator_register_bits(self) -> int:
+        """Accumulator flip-flops: each lane's bits from acc_shift up, and the low bits of all lanes'."""
+        lanes = self.lanes()
+        return lanes * (self.acc_bits() - self.acc_shift) + self.low_bit_registers(
+            [range(p, p + 1) for p in range(lanes)]
+        )
+
+    def sum_register_bits(self, lanes: range) -> int:
+        """Flip-flops of a register that takes the sums of the given lanes (hold, and a rescale in logic)."""
+        return self.acc_bits() - self.acc_shift + self.low_bit_registers([lanes])
 
     def wrap_compare_bits(self) -> int:
         """Bits of the loop counters whose wrap needs a comparison: a counter over a power of two wraps by
@@ -297,12 +310,14 @@ class MacOp(SpartanOp):
             "issue_counters": sum(counter_bits(size) for size in issue),
             "output_counters": counter_bits(n) + counter_bits(m) + counter_bits(h * m * n + 1),
             "address_bases": sum(g[0] for g in generators),
-            "write_address": y_abits,
+            "write_address": y_abits if h * m * n > 1 else 0,  # one output: a constant address
             "group_tags": 2 * group_bits,
             "products": 0 if self.product_on_dsp() else lanes * (x_bits + b_bits if multiplies else x_bits),
             "accumulators": 0 if self.accumulator_in_dsp() else self.accumulator_register_bits(),
-            "hold": (lanes - 1) * acc_bits + self.drain_counter_bits(),
-            "scaled": 0 if self.scale_on_dsp() else acc_bits,  # a power-of-two rescale is wiring
+            # hold[p] takes lane p's sum and shifts down those of lanes p+1 ..
+            "hold": sum(self.sum_register_bits(range(p, lanes)) for p in range(1, lanes)) + self.drain_counter_bits(),
+            # a power-of-two rescale is wiring: the register holds the sums as they are
+            "scaled": 0 if self.scale_on_dsp() else self.sum_register_bits(range(lanes)),
             "out_data": out_bits,
         }
 
