@@ -15,7 +15,7 @@ from importlib.resources import files
 
 import numpy as np
 
-from qonnx_spartan.rom_cells import cell_luts
+from qonnx_spartan.rom_cells import bit_rows, cell_luts
 
 STYLES = ("block", "distributed")
 #: The graph input's buffer has no producing op to carry its style: it is kept in the model's metadata.
@@ -148,8 +148,7 @@ class Memory:
 def rom(depth: int, fields: np.ndarray, bits: int, style: str) -> Memory:
     """A ROM whose word w holds fields[w, 0], fields[w, 1], ... of `bits` bits each (two's complement),
     measured for synthesis: the bit columns that vary, and in LUTs the LUTs of its cells."""
-    fields = np.ascontiguousarray(fields, dtype=np.int64).reshape(depth, -1)
-    rows = ((fields[:, :, None] >> np.arange(bits)) & 1).reshape(depth, -1).astype(bool)  # bit rows, LSB first
+    rows = bit_rows(np.asarray(fields).reshape(depth, -1), bits)
     varying = int((rows.any(axis=0) & ~rows.all(axis=0)).sum())
     luts = cell_luts(rows.tobytes(), rows.shape) if style == "distributed" else None
     return Memory(depth, rows.shape[1], style, read_only=True, varying_width=varying, cell_luts=luts)

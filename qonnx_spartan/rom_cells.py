@@ -230,3 +230,17 @@ def cell_luts(data: bytes, shape: tuple[int, int]) -> int:
     """LUTs of the cells of a ROM given as packed bit rows (cached: the searches estimate the same weights
     many times)."""
     return rom_cells(np.frombuffer(data, dtype=bool).reshape(shape)).luts
+
+
+def bit_rows(fields: np.ndarray, bits: int) -> np.ndarray:
+    """The words of a table whose row w holds fields[w, 0], fields[w, 1], ... of `bits` bits each (two's
+    complement), as bit rows, LSB first."""
+    fields = np.ascontiguousarray(fields, dtype=np.int64).reshape(fields.shape[0], -1)
+    return ((fields[:, :, None] >> np.arange(bits)) & 1).reshape(fields.shape[0], -1).astype(bool)
+
+
+def table_luts(fields: np.ndarray, bits: int) -> int:
+    """LUT6s of a constant table selected by its row number, as cells would build it: what the logic that
+    selects its words grows with when synthesis maps it (a MAC's bias table, a per-channel gain table)."""
+    rows = bit_rows(fields, bits)
+    return cell_luts(rows.tobytes(), rows.shape) if rows.shape[0] > 1 else 0

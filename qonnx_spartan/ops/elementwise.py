@@ -12,8 +12,8 @@ from abc import abstractmethod
 import numpy as np
 
 from qonnx_spartan.intarith import IntType, bits_signed, shift_round_half_even
-from qonnx_spartan.memory import varying_columns
 from qonnx_spartan.ops.base import SpartanOp, counter_bits, multiplier_dsps, multiplier_luts
+from qonnx_spartan.rom_cells import table_luts
 
 #: Cycles from the last element's issue to the done pulse: read, multiply, add, round/saturate
 #: (see the pipeline in elementwise.vhd.j2).
@@ -161,7 +161,7 @@ class Elementwise(SpartanOp):
             "multiplier_luts": 0,
             "sum_bits": sum_bits,
             "adder_bits": sum_bits * (len(self.terms()) - 1 + int(self.per_channel)),
-            "table_bits": 0,
+            "table_luts": 0,
             "table_register_bits": 0,
             "round_bits": sum_bits - shift,
             "shift_bits": shift,
@@ -178,9 +178,9 @@ class Elementwise(SpartanOp):
                 features["multiplier_luts"] += multiplier_luts(operand_bits, mult_bits)
         if self.per_channel:
             mults, mult_bits = self.terms()[0][1], word_bits(self.terms()[0][1])
-            slices = -(-self.channels // 64)
-            features["table_bits"] = slices * (
-                varying_columns(mults, mult_bits) + varying_columns(self.offsets(), sum_bits)
+            # the per-channel constants selected by channel: logic whose LUTs follow the tables' content
+            features["table_luts"] = table_luts(mults[:, None], mult_bits) + table_luts(
+                self.offsets()[:, None], sum_bits
             )
             features["table_register_bits"] = mult_bits + 2 * sum_bits  # mult1, offset1, offset2
         return features

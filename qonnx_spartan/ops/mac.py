@@ -27,8 +27,9 @@ import numpy as np
 
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType, Rescale, bits_signed, requantize
-from qonnx_spartan.memory import address_bits, varying_columns
+from qonnx_spartan.memory import address_bits
 from qonnx_spartan.ops.base import SpartanOp, counter_bits, multiplier_dsps, multiplier_luts
+from qonnx_spartan.rom_cells import table_luts
 
 #: Cycles from the last issue to the done pulse with one lane: read, product, accumulate, rescale,
 #: saturate/write.
@@ -67,13 +68,6 @@ def requantiser_features(scale_bits: int, shift: int | None, on_dsp: bool, out_b
     kind = "dsp" if on_dsp else "logic"
     kept, dropped = (scale_bits - shift, shift) if shift is not None else (0, 0)
     return {f"round_{kind}_bits": kept, f"shift_{kind}_bits": dropped, "out_bits": out_bits}
-
-
-def bias_table_bits(table: np.ndarray, acc_bits: int) -> int:
-    """LUT6 bits of the bias constants selected by group: per lane, its varying bit columns times the
-    64-entry slices they span (one lane's constant bias is wiring)."""
-    slices = -(-table.shape[0] // 64)
-    return sum(varying_columns(lane, acc_bits) * slices for lane in table.T)
 
 
 def last_address(loops, strides) -> int:
@@ -298,10 +292,10 @@ class MacOp(SpartanOp):
         lanes, groups = self.lanes(), self.groups()
         issue = (h, m, groups, k)
         x_bits, b_bits = self.signed_widths()
-        acc_bits, out_bits = self.acc_bits(), self.out_type().bits
+        out_bits = self.out_type().bits
         multiplies = self.b_source != B_IS_ONE
         bias = self.bias()
-        varying_bias = bias is not None and bias_table_bits(self.bias_by_group(bias), acc_bits) > 0
+        varying_bias = bias is not None and bool(np.any(self.bias_by_group(bias) != self.bias_by_group(bias)[0]))
         group_bits = counter_bits(groups) if varying_bias or lanes > 1 else 0  # g1, g2 select bias or lanes
         generators = self.address_generators()
         y_abits = self.output_buffer().address_bits
@@ -335,7 +329,9 @@ class MacOp(SpartanOp):
         generators = self.address_generators()
         acc_in_dsp = self.accumulator_in_dsp()
         bias = self.bias()
-        bias_bits = 0 if bias is None else bias_table_bits(self.bias_by_group(bias), acc_bits)
+        # the bias constants selected by group, all lanes' in one word: synthesis maps the selection as
+        # logic whose LUTs follow the table's content (a constant or repeated column costs nothing)
+        bias_luts = 0 if bias is None else table_luts(self.bias_by_group(bias), acc_bits)
         return {
             "one": 1,
             # the registers of the lanes beyond the first are weighed apart: a one-lane count is close to
@@ -355,7 +351,7 @@ class MacOp(SpartanOp):
             "acc_logic_bits": 0 if acc_in_dsp else lanes * (acc_bits - self.acc_shift),
             "acc_dsp_bits": lanes * acc_bits if acc_in_dsp else 0,
             "hold_bits": (lanes - 1) * acc_bits,
-            "bias_table_bits": bias_bits,
+            "bias_table_luts": bias_luts,
             "scale_logic_bits": 0 if scale_on_dsp else scale_bits,
             "scale_dsp_bits": scale_bits if scale_on_dsp else 0,
             "scale_multiplier_luts": multiplier_luts(acc_bits, self.rescale().multiplier_bits + 1)
