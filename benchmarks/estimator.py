@@ -28,6 +28,7 @@ from qonnx_spartan.estimate import estimate  # noqa: E402
 from qonnx_spartan.flow import BuildConfig, build, estimate_only  # noqa: E402
 from qonnx_spartan.model_file import load_model  # noqa: E402
 from qonnx_spartan.ops.base import RESOURCES  # noqa: E402
+from qonnx_spartan.ops.int_linear import IntLinear  # noqa: E402
 from qonnx_spartan.rom_cells import cell_luts  # noqa: E402
 from qonnx_spartan.simulation import simulate_build  # noqa: E402
 from qonnx_spartan.synth import synthesise  # noqa: E402
@@ -84,6 +85,7 @@ def run(name: str, kind: str, params: dict, style: str, lanes, out: Path) -> dic
         flow_ms = 1e3 * (time.perf_counter() - started)
     model = load_model(out / "build" / "model_int.onnx")
     cell_luts.cache_clear()  # timed from cold: every ROM's cells counted afresh
+    IntLinear.weight_memories.cache_clear()
     started = time.perf_counter()
     est = estimate(model, budget)
     estimate_ms = 1e3 * (time.perf_counter() - started)

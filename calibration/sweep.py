@@ -1,9 +1,10 @@
 """Synthesise the calibration designs and record, per layer, its resource features and yosys's counts.
 
     python calibration/sweep.py [--builds DIR] [--only N] [-o calibration/yosys_rows.json]
-    python calibration/sweep.py --measured calibration/yosys_rows.json   # features changed, hardware not
+    python calibration/sweep.py --measured calibration/yosys_rows.json   # features changed, hardware not:
+                                                   # recorded designs are rebuilt only, new ones synthesised
 
-The designs (58 MLPs and 32 forecasting Transformers over sizes, bit widths, mixed plans, lanes and
+The designs (74 MLPs and 32 forecasting Transformers over sizes, bit widths, mixed plans, lanes and
 memory styles) are drawn from a fixed seed and none of them is a benchmarks/estimator.py configuration.  The
 hierarchy is kept in synthesis, so each layer's count is its template's count in isolation.  The rows
 are what `qonnx-spartan calibrate` fits the estimator's coefficients to (see docs/estimator.md).  When
@@ -131,6 +132,13 @@ def configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
         configs.append(
             transformer(window, d_model, heads, bits, po2, None, 600 + i, wide.choice((6, 8)), wide.choice(style))
         )
+    many = random.Random(seed + 5)  # 3-8 lanes over MLP sizes: each lane count had a handful of layers
+    for i in range(16):
+        sizes = [many.choice((4, 8, 12, 20))] + [many.choice((16, 24, 32, 48)) for _ in range(many.choice((1, 2, 3)))]
+        sizes.append(many.choice((1, 3, 6)))
+        configs.append(
+            mlp(sizes, many.randint(3, 8), many.random() < 0.5, 700 + i, many.randint(3, 8), many.choice(styles))
+        )
     return configs
 
 
@@ -158,7 +166,9 @@ def main(argv=None) -> int:
     ap.add_argument("--builds", type=Path, default=Path("build/calibration"), help="where the builds are kept")
     ap.add_argument("--only", type=int, help="the first N designs")
     ap.add_argument("--synth-only", help="K/N: synthesise every N-th design from the K-th, write no rows")
-    ap.add_argument("--measured", type=Path, help="rows whose counts stand in for synthesis (features changed only)")
+    ap.add_argument(
+        "--measured", type=Path, help="rows whose counts stand in for synthesis of their designs (features changed)"
+    )
     args = ap.parse_args(argv)
     recorded = recorded_counts(args.measured) if args.measured else None
     shard = tuple(map(int, args.synth_only.split("/"))) if args.synth_only else None
@@ -168,17 +178,18 @@ def main(argv=None) -> int:
         out = args.builds / f"{k:02d}"
         if shard and k % shard[1] != shard[0]:
             continue
-        kept = out / ("model_int.onnx" if recorded else "report/synth.json")
+        known = recorded is not None and name in recorded
+        kept = out / ("model_int.onnx" if known else "report/synth.json")
         if not kept.is_file():  # resumable: a kept build and synthesis are reused
             with tempfile.TemporaryDirectory() as tmp:
                 onnx_path, _ = export_config(kind, params, Path(tmp) / "model.onnx")
                 build(BuildConfig(model=onnx_path, output_dir=out, memory_style=style, budget=budget, lanes=lanes))
-            if not recorded:
+            if not known:
                 seconds = synthesise(out)["seconds"]
                 print(f"{k + 1:3d} {name:44s} {style:12s} synthesised in {seconds:5.1f} s", flush=True)
         if shard:
             continue
-        if recorded:
+        if known:
             new = build_rows(out, measured={layer: row["measured"] for layer, row in recorded[name].items()})
             check_exact_parts(name, new, recorded[name])
         else:

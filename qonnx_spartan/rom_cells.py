@@ -241,6 +241,19 @@ def bit_rows(fields: np.ndarray, bits: int) -> np.ndarray:
 
 def table_luts(fields: np.ndarray, bits: int) -> int:
     """LUT6s of a constant table selected by its row number, as cells would build it: what the logic that
-    selects its words grows with when synthesis maps it (a MAC's bias table, a per-channel gain table)."""
+    selects its words grows with when synthesis maps it (a MAC's bias table, a per-channel gain table).
+    Up to 64 rows a column is one piece: a LUT6 unless it is constant or an address bit, and equal columns
+    share it, which is counted directly (the estimate asks for every layer's table)."""
     rows = bit_rows(fields, bits)
-    return cell_luts(rows.tobytes(), rows.shape) if rows.shape[0] > 1 else 0
+    depth = rows.shape[0]
+    if depth == 1:
+        return 0
+    if depth > 1 << LUT_INPUTS:
+        return cell_luts(rows.tobytes(), rows.shape)
+    levels = address_levels(depth)
+    padded = np.zeros((1 << levels, rows.shape[1]), dtype=bool)
+    padded[:depth] = rows
+    columns = fill(padded, depth).T
+    wires = (np.arange(1 << levels)[None] >> np.arange(levels)[:, None]) & 1
+    free = {c.tobytes() for c in columns[columns.any(axis=1) & ~columns.all(axis=1)]}
+    return len(free - {w.astype(bool).tobytes() for w in wires})

@@ -80,3 +80,23 @@ def test_the_estimator_counts_the_cells_of_the_rom_it_describes():
     assert memory.cell_luts == rom_cells(bits).luts > 0
     assert memory.exact_resources()["LUT"] == memory.cell_luts
     assert rom(300, fields, 4, "block").exact_resources()["LUT"] == 0
+
+
+def test_a_small_table_is_counted_as_its_cells():
+    """table_luts counts tables of up to 64 rows directly (constant and address-bit columns are free, equal
+    columns share a LUT6); the count is the cells' count on tables of every kind: random, small multiples
+    of a step (few distinct columns), and ramps (columns that are address bits)."""
+    from qonnx_spartan.rom_cells import bit_rows, table_luts
+
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        rows, fields, bits = int(rng.integers(2, 65)), int(rng.integers(1, 4)), int(rng.integers(2, 12))
+        values = [
+            rng.integers(-(2 ** (bits - 1)), 2 ** (bits - 1), (rows, fields)),
+            rng.integers(-3, 4, (rows, fields)) * int(rng.integers(1, 9)),
+            np.arange(rows)[:, None] * np.ones((1, fields), dtype=np.int64) * int(rng.choice([1, 2, 3, -1])),
+        ][int(rng.integers(0, 3))]
+        assert table_luts(values, bits) == rom_cells(bit_rows(values, bits)).luts
+    ramp = np.arange(16)[:, None]
+    assert table_luts(ramp, 6) == 0  # bits 0-3 are the address, 4-5 constant
+    assert table_luts(np.concatenate([ramp ^ 5, ramp ^ 5], axis=1), 6) == 2  # two inverted bits, repeated
