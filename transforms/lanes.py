@@ -42,11 +42,6 @@ class AnnotateLanes(Transformation):
         self.cache = None  # the estimator's per-layer cache, one per apply
         self.current = None  # the estimate of the model with the lanes chosen so far
 
-    def cost(self, model: ModelWrapper, changed: NodeProto | None = None) -> tuple[dict, int]:
-        """(totals, cycles) of `evaluate`, to compare with an estimate.json."""
-        report = self.evaluate(model, changed)
-        return report["total"], report["cycles"]
-
     def evaluate(self, model: ModelWrapper, changed: NodeProto | None = None) -> dict:
         """The estimate with the memories placed as the flow will place them (in place: the flow places
         them again after the lanes).  Placed by size, a memory's style depends on it alone: only the weight
