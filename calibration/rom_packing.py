@@ -1,4 +1,4 @@
-"""How yosys packs a ROM into RAMB18s, against the estimator's rule (qonnx_spartan/memory.py Memory.bram18).
+"""How yosys places a ROM in block RAM, against the estimator's rule (qonnx_spartan/memory.py Memory.rom_geometry).
 
     python calibration/rom_packing.py [DEPTHxWIDTH ...]
 
@@ -22,7 +22,8 @@ from qonnx_spartan.synth import yosys_command
 
 SHAPES = (
     "2304x4 2304x5 2304x7 2304x9 3000x5 2100x8 4500x3 4200x4 1100x12 1100x16 1500x10 1500x12 2560x6 3072x5 "
-    "6000x2 9000x2 4608x7 5000x6 3000x10 2500x13 6000x5 1200x24 700x30 800x40 512x36 1024x18 1152x14"
+    "6000x2 9000x2 4608x7 5000x6 3000x10 2500x13 6000x5 1200x24 700x30 800x40 512x36 1024x18 1152x14 1100x14 1296x28 "
+    "1400x24 1536x24 1700x10 1700x20 1900x28"
 ).split()
 
 

@@ -9,8 +9,8 @@ memory styles) are drawn from a fixed seed and none of them is a benchmarks/esti
 hierarchy is kept in synthesis, so each layer's count is its template's count in isolation.  The rows
 are what `qonnx-spartan calibrate` fits the estimator's coefficients to (see docs/estimator.md).  When
 only the estimator's features change, `--measured` rebuilds the designs without synthesising them and takes
-each layer's counts from the rows already recorded (the builds are deterministic; the exact parts are
-checked against the recorded ones).
+each layer's counts from the rows already recorded (the builds are deterministic, and each layer's
+hardware digest is checked against the recorded one).
 """
 
 from __future__ import annotations
@@ -150,14 +150,15 @@ def recorded_counts(path: Path) -> dict[str, dict[str, dict]]:
     return recorded
 
 
-def check_exact_parts(name: str, rows: list[dict], recorded: dict[str, dict]) -> None:
-    """A rebuilt design must be the recorded one: same layers, same counted parts."""
+def check_same_hardware(name: str, rows: list[dict], recorded: dict[str, dict]) -> None:
+    """A rebuilt design must be the recorded one: the same layers, each with the recorded hardware digest
+    (rows recorded before digests were kept are matched by their layers)."""
     for row in rows:
         old = recorded.get(row["layer"])
-        if old is None or {r: old["exact"].get(r, 0) for r in ("BRAM18", "DSP", "LUTRAM")} != {
-            r: row["exact"].get(r, 0) for r in ("BRAM18", "DSP", "LUTRAM")
-        }:
+        if old is None or old.get("hardware", row["hardware"]) != row["hardware"]:
             raise SystemExit(f"{name}: layer {row['layer']} differs from the recorded design; synthesise it again")
+    if len(rows) != len(recorded):
+        raise SystemExit(f"{name}: {len(rows)} layers against {len(recorded)} recorded; synthesise it again")
 
 
 def main(argv=None) -> int:
@@ -191,7 +192,7 @@ def main(argv=None) -> int:
             continue
         if known:
             new = build_rows(out, measured={layer: row["measured"] for layer, row in recorded[name].items()})
-            check_exact_parts(name, new, recorded[name])
+            check_same_hardware(name, new, recorded[name])
         else:
             new = build_rows(out)
         rows += [{"design": name, **row} for row in new]

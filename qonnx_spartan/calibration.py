@@ -9,6 +9,7 @@ The fit is a non-negative least-squares problem per resource: every feature can 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -41,6 +42,8 @@ def build_rows(build_dir: Path, vivado_report: Path | None = None, measured: dic
     else:
         measured, tool = read_json(build_dir / YOSYS_REPORT)["layers"], "yosys synth_xilinx -family xc7"
     design = Design(load_model(build_dir / "model_int.onnx"))
+    fingerprints = {lay.name: hardware_fingerprint(lay.op.onnx_node) for lay in design.layers}
+    fingerprints["top"] = hashlib.sha1("".join(fingerprints.values()).encode()).hexdigest()[:16]
     rows = []
     for layer, parts in layer_parts(design).items():
         if layer not in measured:
@@ -58,9 +61,24 @@ def build_rows(build_dir: Path, vivado_report: Path | None = None, measured: dic
                 "features": {g: dict(f) for g, f in features.items()},
                 "exact": part_resources([(g, {}, exact) for g, _, exact in parts]),
                 "measured": {r: int(measured[layer][r]) for r in RESOURCES},
+                "hardware": fingerprints[layer],
             }
         )
     return rows
+
+
+#: Node attributes the estimator writes: they change with the estimator, not with the hardware.
+ESTIMATE_ATTRIBUTES = ("res_estimate", "cycles_estimate")
+
+
+def hardware_fingerprint(node) -> str:
+    """A short digest of everything in a layer's node that decides its hardware (not the estimate written
+    on it): a rebuilt design whose layers have the recorded digests has the recorded counts."""
+    kept = [a.SerializeToString() for a in node.attribute if a.name not in ESTIMATE_ATTRIBUTES]
+    digest = hashlib.sha1(node.op_type.encode() + b"".join(sorted(kept)))
+    for name in (*node.input, *node.output):
+        digest.update(name.encode())
+    return digest.hexdigest()[:16]
 
 
 def read_json(path: Path) -> dict:

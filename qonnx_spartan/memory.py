@@ -23,6 +23,15 @@ INPUT_STYLE_KEY = "qonnx_spartan.input_mem_style"
 
 # (depth, width) of one RAMB18E1 in simple dual port mode (UG473, table 1-6 and 1-7).
 RAMB18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+#: The block RAM kinds yosys maps a ROM to, as its xilinx library declares them (brams_xc4v.txt, 7 series):
+#: (cost, address bits at width 1, port widths, RAMB18s): true dual port RAMB18 and RAMB36, simple dual
+#: port RAMB18 and RAMB36, in the library's order.
+ROM_KINDS = (
+    (129, 14, (1, 2, 4, 9, 18), 1),
+    (257, 15, (1, 2, 4, 9, 18, 36), 2),
+    (129, 14, (1, 2, 4, 9, 18, 36), 1),
+    (257, 15, (1, 2, 4, 9, 18, 36, 72), 2),
+)
 
 
 @lru_cache(maxsize=1)
@@ -88,22 +97,31 @@ class Memory:
 
     @property
     def bram18(self) -> int:
-        """RAMB18s: depth and width tiled over one aspect ratio (UG473).  A ROM reads through one port, so
-        yosys (memory_libmap) also puts parts of its words behind the second port of the same RAMB18 at
-        other addresses: it then takes as many RAMB18s as its bits need, 16 Kb each (18 Kb with the parity
-        bits when the width is not a multiple of 8), for words of up to 36 bits - calibration/rom_packing.py
-        measures the rule."""
-        return min(self.block_tiles())
-
-    def block_tiles(self) -> tuple[int, int]:
-        """(RAMB18s tiled, RAMB18s packed behind both ports); packing applies to ROMs only."""
+        """RAMB18s (a RAMB36 counts two).  A RAM is tiled over one RAMB18E1 aspect ratio (UG473); a ROM is
+        placed as yosys places it (`rom_geometry`)."""
         if self.style != "block" or self.stored_width == 0:
-            return 0, 0
-        tiled = min(math.ceil(self.depth / d) * math.ceil(self.stored_width / w) for d, w in RAMB18_SHAPES)
-        if not self.read_only or self.stored_width > 36:
-            return tiled, tiled
-        capacity = 16384 if self.stored_width % 8 == 0 else 18432
-        return tiled, math.ceil(self.depth * self.stored_width / capacity)
+            return 0
+        if self.read_only:
+            return self.rom_geometry()[0]
+        return min(math.ceil(self.depth / d) * math.ceil(self.width / w) for d, w in RAMB18_SHAPES)
+
+    def rom_geometry(self) -> tuple[int, int]:
+        """(RAMB18s, address blocks) of a ROM in block RAM, chosen as yosys's memory_libmap chooses it
+        (passes/memory/memory_libmap.cc `handle_geom`, techlibs/xilinx/brams_xc4v.txt).  For each block RAM
+        kind and base width it cuts the address range into blocks of the base depth, lays the blocks side by
+        side in the data bits, and takes as many RAMs as those bits need; the cost is the RAMs' (129 a
+        RAMB18, 257 a RAMB36) plus half a unit per bit of the multiplexer between blocks, and the cheapest
+        wins (the first, on a tie).  So a 1,100 x 12 ROM is three 512-word blocks of 12 bits in one 36-bit
+        RAMB18 behind a 3:1 multiplexer, while a 1,100 x 14 one takes a RAMB36."""
+        best = None
+        for cost, address_bits, widths, bram18 in ROM_KINDS:
+            for level, width in enumerate(widths):
+                blocks = math.ceil(self.depth / (1 << (address_bits - level)))
+                rams = math.ceil(blocks * self.stored_width / width)
+                total = cost * rams + 0.5 * (blocks - 1) * self.stored_width
+                if best is None or total < best[0]:
+                    best = (total, rams * bram18, blocks)
+        return best[1], best[2]
 
     @property
     def lutram(self) -> int:
@@ -129,11 +147,10 @@ class Memory:
         weigh them, see qonnx_spartan/coefficients.py).  A ROM in LUTs is counted exactly (`exact_resources`):
         only its read register is fitted."""
         if self.style == "block":
-            tiled, packed = self.block_tiles()
-            # a packed ROM's second port reads at an offset address: an adder
-            offset_bits = self.address_bits if packed < tiled else 0
-            # one RAMB18 needs no logic (its registers are inside); more are joined by multiplexers
-            return {"block_offset_bits": offset_bits, "block_join_bits": (self.bram18 - 1) * self.stored_width}
+            # one block RAM needs no logic (its registers are inside); more, or a ROM's address blocks side
+            # by side, are joined by multiplexers
+            joins = self.rom_geometry()[1] - 1 if self.read_only else self.bram18 - 1
+            return {"block_join_bits": joins * self.stored_width}
         if self.read_only:
             return {"rom_bits": self.stored_width}
         return {"ram_periphery_luts": lutram_periphery_luts(self.depth, self.width), "ram_bits": self.width}

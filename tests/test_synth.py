@@ -317,3 +317,21 @@ def test_accumulator_low_bits_are_the_distinct_bias_bit_patterns(tmp_path, ghdl,
     assert (distinct["accumulators"], merged["accumulators"]) == (acc_bits - 5 + 5, acc_bits - 5 + 2)
     assert distinct["scaled"] - merged["scaled"] == 3
     assert ff_distinct - ff_merged == sum(distinct.values()) - sum(merged.values()) == 6
+
+
+def test_block_roms_take_the_block_rams_yosys_chooses(tmp_path, yosys):
+    """A ROM in block RAM costs what yosys's memory_libmap chooses (Memory.rom_geometry): 1,100 x 12 is
+    three 512-word blocks side by side in one RAMB18, 1,100 x 14 takes a RAMB36, 1,400 x 24 a RAMB36 of
+    three blocks, 1,700 x 10 a RAMB36 at 2K x 18 - shapes a bits-per-RAMB18 rule got wrong both ways."""
+    import sys
+    from pathlib import Path
+
+    from qonnx_spartan.memory import Memory
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "calibration"))
+    from rom_packing import synthesised_bram18
+
+    shapes = {(1100, 12): 1, (1100, 14): 2, (1400, 24): 2, (1700, 10): 2}
+    for (depth, width), rams in shapes.items():
+        assert Memory(depth, width, "block", read_only=True, varying_width=width).bram18 == rams
+        assert synthesised_bram18(depth, width, tmp_path) == rams, (depth, width)
