@@ -106,3 +106,47 @@ def test_estimate_command_agrees_with_build(tmp_path, mlp, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((out / "report" / "estimate.json").read_text())
     assert not any(tmp_path.glob("qs_estimate_*"))
+
+
+@pytest.mark.parametrize("order", ["as exported", "reversed", "shuffled"])
+def test_the_fast_cleanup_leaves_the_model_as_qonnx_does(order):
+    """transforms/cleanup.py replaces qonnx's graph scans with lookups: on the forecaster's QONNX graph in
+    any node order, and on a graph whose two nodes share an initializer, the model it leaves is qonnx's,
+    byte for byte (new tensor names are random in qonnx: both runs start from the same seed)."""
+    import copy
+    import random
+    from importlib.resources import files
+
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from qonnx_spartan.model_file import load_model
+    from qonnx_spartan.transforms.cleanup import cleanup
+
+    shared = helper.make_graph(
+        [
+            helper.make_node("Add", ["t", "c"], ["y"], name="second"),
+            helper.make_node("Add", ["x", "c"], ["t"], name="first"),
+        ],
+        "shared",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(np.ones((1, 4), dtype=np.float32), "c")],
+    )
+    models = [load_model(files("qonnx_spartan") / "data" / "forecaster.onnx"), ModelWrapper(helper.make_model(shared))]
+    for model in models:
+        nodes = list(model.graph.node)
+        if order == "reversed":
+            nodes.reverse()
+        elif order == "shuffled":
+            random.Random(1).shuffle(nodes)
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+        theirs, ours = copy.deepcopy(model), copy.deepcopy(model)
+        random.seed(5)
+        theirs.cleanup()
+        random.seed(5)
+        ours = cleanup(ours)
+        assert ours.model.SerializeToString() == theirs.model.SerializeToString()
+    assert [n.name for n in ours.graph.node] == ["first", "second"]  # sorted
+    assert len(models[1].graph.initializer) == 1 and len(ours.graph.initializer) == 2  # "c" was shared

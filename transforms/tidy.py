@@ -18,6 +18,7 @@ from qonnx.transformation.general import GiveUniqueNodeNames, RemoveStaticGraphI
 from qonnx.transformation.infer_shapes import InferShapes
 
 from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.transforms.cleanup import cleanup
 from qonnx_spartan.transforms.quant import node_label
 
 
@@ -26,7 +27,7 @@ class Tidy(Transformation):
     after Tidy changes nothing."""
 
     def apply(self, model: ModelWrapper):
-        model = model.transform(RemoveStaticGraphInputs())
+        model = cleanup(model.transform(RemoveStaticGraphInputs(), cleanup=False))
         graph = model.graph
         if len(graph.input) != 1 or len(graph.output) != 1:
             raise SpartanError(
@@ -62,7 +63,8 @@ class Tidy(Transformation):
             (RemoveUnusedTensors(), False),
         ):
             try:
-                model = model.transform(step, make_deepcopy=False, cleanup=changes_nodes)
+                model = model.transform(step, make_deepcopy=False, cleanup=False)
+                model = cleanup(model) if changes_nodes else model
             except InferenceError as e:
                 raise SpartanError(
                     f"the model's tensor shapes contradict each other ({' '.join(str(e).split())})"
