@@ -1,8 +1,8 @@
 """Memories of a design (inter-layer buffers and weight ROMs): geometry, style and resource cost.
 
-BRAM18 counts follow the RAMB18E1 simple-dual-port aspect ratios of UG473 (16K x 1 ... 512 x 36); LUTRAM
-counts follow the SLICEM primitives yosys maps distributed memories to (RAM32M: 32 x 6, RAM64M: 64 x 3,
-each four LUTs).
+A buffer's BRAM18 count follows the RAMB18E1 simple-dual-port aspect ratios of UG473 (16K x 1 ... 512 x
+36), a ROM's the geometry yosys's memory_libmap chooses for it; LUTRAM counts follow the SLICEM primitives
+yosys maps distributed memories to (RAM32M: 32 x 6, RAM64M: 64 x 3, each four LUTs).
 """
 
 from __future__ import annotations
