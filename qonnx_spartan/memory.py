@@ -171,14 +171,5 @@ def rom(depth: int, fields: np.ndarray, bits: int, style: str) -> Memory:
     return Memory(depth, rows.shape[1], style, read_only=True, varying_width=varying, cell_luts=luts)
 
 
-def varying_columns(values, width: int) -> int:
-    """Bit columns (two's complement, `width` bits) in which the values are not all the same."""
-    values = np.asarray(values, dtype=np.int64).ravel()
-    if values.size == 0:
-        return 0
-    differ = np.bitwise_or.reduce(values ^ values[0]) & ((1 << width) - 1)
-    return int(differ).bit_count()
-
-
 def input_buffer_style(model) -> str:
     return model.get_metadata_prop(INPUT_STYLE_KEY) or "distributed"

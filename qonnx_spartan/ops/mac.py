@@ -295,7 +295,8 @@ class MacOp(SpartanOp):
         out_bits = self.out_type().bits
         multiplies = self.b_source != B_IS_ONE
         bias = self.bias()
-        varying_bias = bias is not None and bool(np.any(self.bias_by_group(bias) != self.bias_by_group(bias)[0]))
+        table = None if bias is None else self.bias_by_group(bias)
+        varying_bias = table is not None and bool(np.any(table != table[0]))
         group_bits = counter_bits(groups) if varying_bias or lanes > 1 else 0  # g1, g2 select bias or lanes
         generators = self.address_generators()
         y_abits = self.output_buffer().address_bits
