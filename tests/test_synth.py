@@ -335,3 +335,29 @@ def test_block_roms_take_the_block_rams_yosys_chooses(tmp_path, yosys):
     for (depth, width), rams in shapes.items():
         assert Memory(depth, width, "block", read_only=True, varying_width=width).bram18 == rams
         assert synthesised_bram18(depth, width, tmp_path) == rams, (depth, width)
+
+
+@pytest.mark.brevitas
+def test_attention_matmuls_keep_the_registers_counted(tmp_path, ghdl, yosys):
+    """The two matrix products of a two-head attention core, synthesised: their flip-flops are the ones
+    MacOp.registers() names (block memories: no read registers outside the RAMs), including the output
+    address generator's h-level register, whose bits below its stride's lowest set bit synthesis drops."""
+
+    from brevitas_models import export, make_attention_core
+
+    from qonnx_spartan.design import Design
+    from qonnx_spartan.model_file import load_model
+
+    window, d_model = 4, 8
+    path = export(make_attention_core(window, d_model, 2, 6, po2=True), tmp_path / "core.onnx", (1, window, d_model))
+    out = tmp_path / "build"
+    build(BuildConfig(model=path, output_dir=out, memory_style="block", lanes=1))
+    measured = synthesise(out)["layers"]
+    products = [
+        layer
+        for layer in Design(load_model(out / "model_int.onnx")).layers
+        if layer.op.onnx_node.op_type == "IntMatMul"
+    ]
+    assert len(products) == 2 and any(layer.op.output_head_zero_bits() for layer in products)
+    for layer in products:
+        assert measured[layer.name]["FF"] == sum(layer.op.registers().values()), layer.name

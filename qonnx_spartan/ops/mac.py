@@ -285,6 +285,16 @@ class MacOp(SpartanOp):
         generators.append(address_generator(self.y_strides(), (h, m, n), self.output_buffer().address_bits))
         return generators
 
+    def output_head_zero_bits(self) -> int:
+        """Bits of the output address generator's h-level register (y_h) that stay 0: it only ever adds the
+        h stride to itself, so its bits below the stride's lowest set bit never change, and synthesis drops
+        them (the registers below it and the input generators' keep theirs; measured by signal)."""
+        h = self.loops()[0]
+        stride = self.y_strides()[0]
+        if h == 1 or stride == 0:
+            return 0
+        return min((stride & -stride).bit_length() - 1, self.output_buffer().address_bits)
+
     def registers(self) -> dict[str, int]:
         """The template's flip-flops, by signal, as synthesis keeps them: DSP registers (a product's M, an
         accumulator's P, the rescale's output) and bits that never change are not counted."""
@@ -304,7 +314,7 @@ class MacOp(SpartanOp):
             "flags": 11,  # running, v1, v2, first1, first2, last1, last2, acc_valid, scaled_valid, out_we, done
             "issue_counters": sum(counter_bits(size) for size in issue),
             "output_counters": counter_bits(n) + counter_bits(m) + counter_bits(h * m * n + 1),
-            "address_bases": sum(g[0] for g in generators),
+            "address_bases": sum(g[0] for g in generators) - self.output_head_zero_bits(),
             "write_address": y_abits if h * m * n > 1 else 0,  # one output: a constant address
             "group_tags": 2 * group_bits,
             "products": 0 if self.product_on_dsp() else lanes * (x_bits + b_bits if multiplies else x_bits),
