@@ -51,10 +51,10 @@ class Tidy(Transformation):
         names = [n.name for n in graph.node]
         if "" in names or len(set(names)) != len(names):
             model = model.transform(GiveUniqueNodeNames(), make_deepcopy=False, cleanup=False)
-        # The model is this apply's own copy, cleaned up by the first step.  qonnx's cleanup is idempotent
-        # and reads only the nodes, their inputs and the initializers, so it runs again only after the steps
+        # The model is this apply's own copy, cleaned up by the first step.  The cleanup is idempotent and
+        # reads only the nodes, their inputs and the initializers, so it runs again only after the steps
         # that change those: after renaming nodes, inferring shapes (value_info of used tensors) or removing
-        # unused tensors it would change nothing, and it costs most of Tidy (its lookups scan the graph).
+        # unused tensors it would change nothing.
         for step, changes_nodes in (
             (InferShapes(), False),
             (FoldConstants(exclude_op_types=["Quant"]), True),
