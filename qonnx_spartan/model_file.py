@@ -10,6 +10,7 @@ from onnx import numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
 
 from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.transforms.cleanup import wrap
 
 
 def load_model(path: str | Path) -> ModelWrapper:
@@ -41,7 +42,7 @@ def load_model(path: str | Path) -> ModelWrapper:
     except onnx.checker.ValidationError as e:
         text = " ".join(str(e).split()) or "invalid"  # the checker names the node on further lines
         raise SpartanError(f"{path}: invalid ONNX model: {text[:300]}") from None
-    return ModelWrapper(proto)
+    return wrap(proto)
 
 
 def non_text_field(message) -> str | None:

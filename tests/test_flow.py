@@ -150,3 +150,26 @@ def test_the_fast_cleanup_leaves_the_model_as_qonnx_does(order):
         assert ours.model.SerializeToString() == theirs.model.SerializeToString()
     assert [n.name for n in ours.graph.node] == ["first", "second"]  # sorted
     assert len(models[1].graph.initializer) == 1 and len(ours.graph.initializer) == 2  # "c" was shared
+
+
+def test_the_fast_wrap_and_shape_inference_leave_the_model_as_qonnx_does():
+    """transforms/cleanup.py's `wrap` and `infer_shapes` find initializers without a shape by lookup: on
+    the forecaster's QONNX graph (Quant custom ops included) with its shapes stripped, the models they
+    leave are qonnx's, byte for byte."""
+    import copy
+    from importlib.resources import files
+
+    import onnx
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    from qonnx_spartan.transforms.cleanup import infer_shapes, wrap
+
+    proto = onnx.load(str(files("qonnx_spartan") / "data" / "forecaster.onnx"))
+    del proto.graph.value_info[:]  # every initializer and intermediate tensor without a shape
+    theirs, ours = ModelWrapper(copy.deepcopy(proto)), wrap(copy.deepcopy(proto))
+    assert len(ours.graph.value_info) > 0
+    assert ours.model.SerializeToString() == theirs.model.SerializeToString()
+    theirs = theirs.transform(InferShapes(), make_deepcopy=False, cleanup=False)
+    ours = infer_shapes(ours)
+    assert len(ours.graph.value_info) > len(theirs.graph.initializer)
+    assert ours.model.SerializeToString() == theirs.model.SerializeToString()

@@ -113,6 +113,8 @@ class Lowering:
         self.nodes = []
         self.consumed: set[str] = set()  # output tensors of exported nodes already lowered
         self.sources: dict[str, list[str]] = {}  # buffer tensor -> exported names its writer replaced
+        # each tensor's (first) producer, as find_producer's scan would find it; the lowering only reads the model
+        self.producers = {tensor: node for node in reversed(model.graph.node) for tensor in node.output}
 
     # -- graph helpers -------------------------------------------------------------------------------
     def shape(self, tensor: str) -> tuple[int, ...]:
@@ -138,7 +140,7 @@ class Lowering:
         if tensor in self.views:
             base, table = self.views[tensor]
             return self.tensors[base], table
-        producer = self.model.find_producer(tensor)
+        producer = self.producers.get(tensor)
         origin = f"from {node_label(producer)}" if producer is not None else "a float tensor"
         raise SpartanError(
             f"{node_label(user)}: input '{tensor}' ({origin}) is not quantised; "
@@ -157,7 +159,7 @@ class Lowering:
         values = self.model.get_initializer(tensor)
         if values is not None:
             return np.asarray(values, dtype=np.float64), None
-        producer = self.model.find_producer(tensor)
+        producer = self.producers.get(tensor)
         if (
             producer is not None
             and producer.op_type == "Quant"
@@ -205,7 +207,7 @@ class Lowering:
         nodes, pending = {n.name: n for n in fused}, list(fused)
         while pending:
             for tensor in pending.pop().input:
-                producer = self.model.find_producer(tensor)
+                producer = self.producers.get(tensor)
                 if producer is not None and producer.name not in nodes and not self.is_activation(tensor):
                     nodes[producer.name] = producer
                     pending.append(producer)
@@ -252,7 +254,7 @@ class Lowering:
                 except ValueError as e:  # the integer ops refuse constants they cannot represent (NaN, too large)
                     raise SpartanError(f"{node_label(node)}: {e}") from None
             elif node.op_type == "Quant" and self.model.get_initializer(node.input[0]) is None:
-                source = self.model.find_producer(node.input[0])
+                source = self.producers.get(node.input[0])
                 what = node_label(source) if source is not None else f"input '{node.input[0]}'"
                 raise SpartanError(f"{node_label(node)}: re-quantising the output of {what} is not supported")
             elif node.op_type in ("Relu", "Mul"):

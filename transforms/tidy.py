@@ -15,10 +15,9 @@ from qonnx.custom_op.registry import is_custom_op
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.fold_constants import FoldConstants
 from qonnx.transformation.general import GiveUniqueNodeNames, RemoveStaticGraphInputs, RemoveUnusedTensors
-from qonnx.transformation.infer_shapes import InferShapes
 
 from qonnx_spartan.errors import SpartanError
-from qonnx_spartan.transforms.cleanup import cleanup
+from qonnx_spartan.transforms.cleanup import cleanup, infer_shapes
 from qonnx_spartan.transforms.quant import node_label
 
 
@@ -56,14 +55,17 @@ class Tidy(Transformation):
         # that change those: after renaming nodes, inferring shapes (value_info of used tensors) or removing
         # unused tensors it would change nothing.
         for step, changes_nodes in (
-            (InferShapes(), False),
+            (infer_shapes, False),
             (FoldConstants(exclude_op_types=["Quant"]), True),
             (SplitGemm(), True),
-            (InferShapes(), False),
+            (infer_shapes, False),
             (RemoveUnusedTensors(), False),
         ):
             try:
-                model = model.transform(step, make_deepcopy=False, cleanup=False)
+                if isinstance(step, Transformation):
+                    model = model.transform(step, make_deepcopy=False, cleanup=False)
+                else:
+                    model = step(model)
                 model = cleanup(model) if changes_nodes else model
             except InferenceError as e:
                 raise SpartanError(

@@ -88,6 +88,20 @@ def node_memo(method):
     return memoized
 
 
+def op_memo(method):
+    """Keep a method's result on the op object until it sets an attribute: derived values such as the loops
+    and the accumulator's width are asked for dozens of times per estimate.  For immutable results."""
+
+    @wraps(method)
+    def memoized(self):
+        derived = self.__dict__.setdefault("_derived", {})
+        if method.__name__ not in derived:
+            derived[method.__name__] = method(self)
+        return derived[method.__name__]
+
+    return memoized
+
+
 def add_resources(*parts: dict[str, int]) -> dict[str, int]:
     return {r: sum(int(p.get(r, 0)) for p in parts) for r in RESOURCES}
 
@@ -124,6 +138,7 @@ class SpartanOp(CustomOp):
     def set_nodeattr(self, name, value):
         super().set_nodeattr(name, value)
         self.__dict__.get("_attributes", {}).pop(name, None)
+        self.__dict__.pop("_derived", None)  # what op_memo kept may follow from this attribute
 
     def make_shape_compatible_op(self, model):
         return self.make_const_shape_op(self.get_nodeattr("out_shape"))

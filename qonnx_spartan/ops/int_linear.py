@@ -15,7 +15,7 @@ import numpy as np
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import bits_signed
 from qonnx_spartan.memory import STYLES, Memory, rom
-from qonnx_spartan.ops.base import node_memo
+from qonnx_spartan.ops.base import node_memo, op_memo
 from qonnx_spartan.ops.mac import B_FROM_ROM, MacOp
 
 
@@ -39,6 +39,7 @@ class IntLinear(MacOp):
     def bias(self) -> np.ndarray:
         return np.asarray(self.get_nodeattr("bias"), dtype=np.int64)
 
+    @op_memo
     def lanes(self) -> int:
         """The requested lanes clamped to min(P, K, N): a group's results drain through the shared rescale
         one per cycle while the next group accumulates for K cycles, and lanes past N would be idle."""
@@ -48,6 +49,7 @@ class IntLinear(MacOp):
         k, n = self.weights().shape
         return min(requested, k, n)
 
+    @op_memo
     def loops(self):
         k, n = self.weights().shape
         rows = int(np.prod(self.get_nodeattr("out_shape")[1:-1], dtype=np.int64))
@@ -64,10 +66,12 @@ class IntLinear(MacOp):
     def b_operand(self, context) -> np.ndarray:
         return self.weights().T.reshape(-1)
 
+    @op_memo
     def b_bits(self) -> int:
         w = self.weights()
         return max(bits_signed(int(w.min())), bits_signed(int(w.max())), 2)
 
+    @op_memo
     def b_range(self) -> tuple[int, int]:
         w = self.weights()
         return int(w.min()), int(w.max())

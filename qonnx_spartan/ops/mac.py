@@ -28,7 +28,7 @@ import numpy as np
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType, Rescale, bits_signed, requantize
 from qonnx_spartan.memory import address_bits
-from qonnx_spartan.ops.base import SpartanOp, counter_bits, multiplier_dsps, multiplier_luts
+from qonnx_spartan.ops.base import SpartanOp, counter_bits, multiplier_dsps, multiplier_luts, op_memo
 from qonnx_spartan.rom_cells import table_luts
 
 #: Cycles from the last issue to the done pulse with one lane: read, product, accumulate, rescale,
@@ -121,6 +121,7 @@ class MacOp(SpartanOp):
         """Effective lanes P (output features in parallel): one unless B is a ROM that holds P per word."""
         return 1
 
+    @op_memo
     def groups(self) -> int:
         """Groups of P output features per dot-product row: the issue loop steps over them, not over n."""
         return -(-self.loops()[2] // self.lanes())
@@ -156,6 +157,7 @@ class MacOp(SpartanOp):
             lo, hi = lo + int(min(bias.min(), 0)), hi + int(max(bias.max(), 0))
         return lo, hi
 
+    @op_memo
     def acc_bits(self) -> int:
         return max(bits_signed(v) for v in self.acc_range())
 
@@ -238,10 +240,9 @@ class MacOp(SpartanOp):
         lanes.  The product enters acc_shift bits up, so those bits only ever hold the lanes' biases: a bit
         that is 0 for every group and lane it holds stays 0 and synthesis drops it, and bits that take the
         same pattern over the groups and lanes are merged (measured by signal in the netlists)."""
-        bias = self.bias()
-        if bias is None:
+        table = self.bias_table()
+        if table is None:
             return 0
-        table = self.bias_by_group(bias)
         patterns = {
             ((table[:, list(lanes)] >> bit) & 1).tobytes() for lanes in registers for bit in range(self.acc_shift)
         }
@@ -304,8 +305,7 @@ class MacOp(SpartanOp):
         x_bits, b_bits = self.signed_widths()
         out_bits = self.out_type().bits
         multiplies = self.b_source != B_IS_ONE
-        bias = self.bias()
-        table = None if bias is None else self.bias_by_group(bias)
+        table = self.bias_table()
         varying_bias = table is not None and bool(np.any(table != table[0]))
         group_bits = counter_bits(groups) if varying_bias or lanes > 1 else 0  # g1, g2 select bias or lanes
         generators = self.address_generators()
@@ -339,10 +339,10 @@ class MacOp(SpartanOp):
         scale_bits = acc_bits + self.rescale().multiplier_bits + 1 if self.rescales() else acc_bits
         generators = self.address_generators()
         acc_in_dsp = self.accumulator_in_dsp()
-        bias = self.bias()
         # the bias constants selected by group, all lanes' in one word: synthesis maps the selection as
         # logic whose LUTs follow the table's content (a constant or repeated column costs nothing)
-        bias_luts = 0 if bias is None else table_luts(self.bias_by_group(bias), acc_bits)
+        table = self.bias_table()
+        bias_luts = 0 if table is None else table_luts(table, acc_bits)
         return {
             "one": 1,
             # the registers of the lanes beyond the first are weighed apart: a one-lane count is close to
@@ -391,7 +391,7 @@ class MacOp(SpartanOp):
         # the lanes of a group share one read of A; B's n-stride is the stride of its words over groups
         assert lanes == 1 or a_strides[2] == 0, "lanes need A independent of n"
         issue = (h, m, groups, k)
-        bias = self.bias()
+        table = self.bias_table()
         context = {
             "loops": dict(zip("hmnk", (h, m, n, k))),
             "lanes": lanes,
@@ -407,7 +407,7 @@ class MacOp(SpartanOp):
             "b_signed": self.b_signed(),
             "acc_bits": self.acc_bits(),
             "acc_shift": self.acc_shift,
-            "bias": None if bias is None else self.bias_by_group(bias).tolist(),
+            "bias": None if table is None else table.tolist(),
             "requant": bool(self.get_nodeattr("requant")),
             "multiplier": rescale.multiplier,
             "multiplier_bits": rescale.multiplier_bits,
@@ -419,12 +419,19 @@ class MacOp(SpartanOp):
             context["b_abits"] = memories["w"].address_bits
         return context
 
-    def bias_by_group(self, bias: np.ndarray) -> np.ndarray:
-        """(groups, lanes): the bias of output feature g*P + p; lanes past N are never written, 0."""
+    @op_memo
+    def bias_table(self) -> np.ndarray | None:
+        """(groups, lanes): the bias of output feature g*P + p (lanes past N are never written, 0); None
+        without a bias.  Read-only: it is kept (op_memo)."""
+        bias = self.bias()
+        if bias is None:
+            return None
         n, lanes, groups = self.loops()[2], self.lanes(), self.groups()
         padded = np.zeros(groups * lanes, dtype=np.int64)
         padded[:n] = bias
-        return padded.reshape(groups, lanes)
+        table = padded.reshape(groups, lanes)
+        table.flags.writeable = False
+        return table
 
     def b_signed(self) -> bool:
         """Whether B's memory word is signed (weights are stored signed; a buffer as its type says)."""
