@@ -101,7 +101,8 @@ def support(bits: np.ndarray, level: int, slices: np.ndarray) -> list[int]:
     first seven (it is then no single LUT).  `slices`: the piece's rows of `slice_support`."""
     if level <= LUT_INPUTS:
         return [b for b in reversed(range(level)) if dependence(bits[None], b)[0]]
-    low = [b for b in reversed(range(LUT_INPUTS)) if slices[:, b].any()]
+    depends = slices.any(axis=0).tolist()
+    low = [b for b in reversed(range(LUT_INPUTS)) if depends[b]]
     top = level - 1
     if len(low) == LUT_INPUTS and dependence(bits[None], top)[0]:
         return [top, *low]  # the common case, decided in two reductions
@@ -111,11 +112,17 @@ def support(bits: np.ndarray, level: int, slices: np.ndarray) -> list[int]:
 
 def piece(bits: np.ndarray, level: int, slices: np.ndarray) -> Piece:
     """A column's 2**level words (address bit 0 first) as a Piece; `slices` as for `support`."""
-    if level == LUT_INPUTS and slices[0].all():  # the common slice, on all six bits: one LUT6
-        return ("f", tuple(range(LUT_INPUTS)), int.from_bytes(np.packbits(bits[::-1]).tobytes(), "big"))
-    if not bits.any() or bits.all():
+    if level == LUT_INPUTS:  # one 64-word slice: its row of slice_support is its support
+        depends = slices[0].tolist()
+        if all(depends):  # the common slice, on all six bits: one LUT6
+            return ("f", tuple(range(LUT_INPUTS)), int.from_bytes(np.packbits(bits[::-1]).tobytes(), "big"))
+        if not any(depends):
+            return ("c", int(bits[0]))
+        inputs = [b for b in reversed(range(LUT_INPUTS)) if depends[b]]
+    elif not bits.any() or bits.all():
         return ("c", int(bits[0]))
-    inputs = support(bits, level, slices)
+    else:
+        inputs = support(bits, level, slices)
     if len(inputs) <= LUT_INPUTS:
         inputs = inputs[::-1]
         j = np.arange(1 << len(inputs))
