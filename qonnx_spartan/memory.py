@@ -153,7 +153,10 @@ class Memory:
             return {"block_join_bits": joins * self.stored_width}
         if self.read_only:
             return {"rom_bits": self.stored_width}
-        return {"ram_periphery_luts": lutram_periphery_luts(self.depth, self.width), "ram_bits": self.width}
+        periphery = lutram_periphery_luts(self.depth, self.width)
+        # a buffer deeper than one LUTRAM has a read multiplexer and write decoder: in a design they cost
+        # about 4 LUTs more than measured alone (docs/estimator.md, "Buffers in LUTs")
+        return {"ram_periphery_luts": periphery, "ram_bits": self.width, "ram_decoded": float(periphery > 0)}
 
     def exact_resources(self) -> dict[str, int]:
         """What is counted, not fitted: block RAMs, the LUTs used as RAM (which are LUTs too) and the LUTs
