@@ -173,3 +173,36 @@ def test_the_fast_wrap_and_shape_inference_leave_the_model_as_qonnx_does():
     ours = infer_shapes(ours)
     assert len(ours.graph.value_info) > len(theirs.graph.initializer)
     assert ours.model.SerializeToString() == theirs.model.SerializeToString()
+
+
+def test_the_fast_constant_folding_leaves_the_model_as_qonnx_does():
+    """transforms/cleanup.py's `fold_constants` runs qonnx's FoldConstants only when a node can be folded:
+    on the forecaster's graph (nothing to fold, the Quants excluded) and on a graph with a sum of two
+    constants, the model it leaves is qonnx's, byte for byte."""
+    import copy
+    from importlib.resources import files
+
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    from qonnx.transformation.fold_constants import FoldConstants
+
+    from qonnx_spartan.model_file import load_model
+    from qonnx_spartan.transforms.cleanup import fold_constants, infer_shapes
+
+    folded = helper.make_graph(
+        [
+            helper.make_node("Add", ["a", "b"], ["c"], name="constant"),
+            helper.make_node("Mul", ["x", "c"], ["y"], name="dynamic"),
+        ],
+        "folded",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(np.full((1, 4), v, dtype=np.float32), n) for n, v in (("a", 1.0), ("b", 2.0))],
+    )
+    models = [load_model(files("qonnx_spartan") / "data" / "forecaster.onnx"), ModelWrapper(helper.make_model(folded))]
+    models = [infer_shapes(model) for model in models]  # as Tidy folds them
+    for model, nodes_left in zip(models, (len(models[0].graph.node), 1)):
+        theirs = copy.deepcopy(model).transform(FoldConstants(exclude_op_types=["Quant"]), cleanup=False)
+        ours = fold_constants(copy.deepcopy(model), exclude_op_types=["Quant"])
+        assert len(ours.graph.node) == nodes_left
+        assert ours.model.SerializeToString() == theirs.model.SerializeToString()

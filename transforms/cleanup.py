@@ -1,12 +1,14 @@
-"""qonnx's model cleanup, wrapping and shape inference, with their graph scans replaced by lookups.
+"""qonnx's model cleanup, wrapping, shape inference and constant folding, with their graph scans replaced by
+lookups.
 
 qonnx's SortGraph finds every input's producer, and GiveUniqueParameterTensors every input's initializer, by
 scanning the graph, which made the cleanups most of the time to estimate a QONNX file (about 15 ms each on
-the forecaster).  `cleanup` runs the same five steps in the same order; the two rewritten here index the
+the forecaster).  `cleanup` runs the same five steps in the same order; the three rewritten here index the
 graph once.  Wrapping a model (`ModelWrapper(proto)`, also at the end of qonnx's InferShapes) looks up
 every node's tensors in lists rebuilt per tensor to find initializers without a shape (about 10 ms per
-wrap): `wrap` and `infer_shapes` find them with one index.  Each leaves the model exactly as qonnx's would
-(tests/test_flow.py compares them).
+wrap): `wrap` and `infer_shapes` find them with one index.  FoldConstants decodes every initializer to
+find a node to fold: `fold_constants` runs it only when there is one.  Each leaves the model exactly as
+qonnx's would (tests/test_flow.py compares them).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import onnx.shape_inference
 from onnx import helper, numpy_helper
 from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.fold_constants import FoldConstants
 from qonnx.transformation.general import (
     RemoveStaticGraphInputs,
     RemoveUnusedTensors,
@@ -29,7 +32,7 @@ def cleanup(model: ModelWrapper) -> ModelWrapper:
     model = model.transform(RemoveUnusedTensors(), cleanup=False, make_deepcopy=False)
     model = model.transform(RemoveStaticGraphInputs(), cleanup=False, make_deepcopy=False)
     sort_graph(model)
-    model = model.transform(SortCommutativeInputsInitializerLast(), cleanup=False, make_deepcopy=False)
+    sort_commutative_inputs(model)
     give_unique_parameters(model)
     return model
 
@@ -55,6 +58,18 @@ def sort_graph(model: ModelWrapper) -> None:
             dependencies[index] = set()
     del graph.node[:]
     graph.node.extend(nodes[i] for i in toposort_flatten(dependencies))
+
+
+def sort_commutative_inputs(model: ModelWrapper) -> None:
+    """qonnx's SortCommutativeInputsInitializerLast: a commutative node's initializer inputs last, each group
+    in its order (qonnx decodes each input's initializer to tell)."""
+    initializers = {t.name for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type in SortCommutativeInputsInitializerLast.SUPPORTED_COMMUTATIVE_OPS:
+            dynamic = [name for name in node.input if name not in initializers]
+            constant = [name for name in node.input if name in initializers]
+            for position, name in enumerate(dynamic + constant):
+                node.input[position] = name
 
 
 def give_unique_parameters(model: ModelWrapper) -> None:
@@ -105,3 +120,20 @@ def infer_shapes(model: ModelWrapper) -> ModelWrapper:
     model = wrap(onnx.shape_inference.infer_shapes(model.model))
     _restore_finn_ops(model, hidden)
     return model
+
+
+def fold_constants(model: ModelWrapper, exclude_op_types: list[str]) -> ModelWrapper:
+    """qonnx's FoldConstants, which decodes every initializer to look for a node to fold, run only when a
+    node can be folded: not excluded, and without inputs, with only initializers, or a Shape of a known one."""
+    initializers = {t.name for t in model.graph.initializer}
+
+    def foldable(node) -> bool:
+        if node.op_type in exclude_op_types:
+            return False
+        if not node.input or all(name in initializers for name in node.input):
+            return True
+        return node.op_type == "Shape" and model.get_tensor_shape(node.input[0]) is not None
+
+    if not any(foldable(node) for node in model.graph.node):
+        return model
+    return model.transform(FoldConstants(exclude_op_types=exclude_op_types), make_deepcopy=False, cleanup=False)

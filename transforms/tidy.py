@@ -8,16 +8,17 @@ Brevitas module names that plans and reports refer to.
 
 from __future__ import annotations
 
+from functools import partial
+
 from onnx import helper
 from onnx.shape_inference import InferenceError
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import is_custom_op
 from qonnx.transformation.base import Transformation
-from qonnx.transformation.fold_constants import FoldConstants
 from qonnx.transformation.general import GiveUniqueNodeNames, RemoveStaticGraphInputs, RemoveUnusedTensors
 
 from qonnx_spartan.errors import SpartanError
-from qonnx_spartan.transforms.cleanup import cleanup, infer_shapes
+from qonnx_spartan.transforms.cleanup import cleanup, fold_constants, infer_shapes
 from qonnx_spartan.transforms.quant import node_label
 
 
@@ -56,7 +57,7 @@ class Tidy(Transformation):
         # unused tensors it would change nothing.
         for step, changes_nodes in (
             (infer_shapes, False),
-            (FoldConstants(exclude_op_types=["Quant"]), True),
+            (partial(fold_constants, exclude_op_types=["Quant"]), True),
             (SplitGemm(), True),
             (infer_shapes, False),
             (RemoveUnusedTensors(), False),
