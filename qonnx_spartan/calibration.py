@@ -43,7 +43,10 @@ def build_rows(build_dir: Path, vivado_report: Path | None = None, measured: dic
         measured, tool = read_json(build_dir / YOSYS_REPORT)["layers"], "yosys synth_xilinx -family xc7"
     design = Design(load_model(build_dir / "model_int.onnx"))
     fingerprints = {lay.name: hardware_fingerprint(lay.op.onnx_node) for lay in design.layers}
-    fingerprints["top"] = hashlib.sha1("".join(fingerprints.values()).encode()).hexdigest()[:16]
+    # the top level: its layers in order, and the input buffer the host fills
+    source = design.input_buffer.memory
+    top = "".join(fingerprints.values()) + f"{source.depth}x{source.width} {source.style}"
+    fingerprints["top"] = hashlib.sha1(top.encode()).hexdigest()[:16]
     rows = []
     for layer, parts in layer_parts(design).items():
         if layer not in measured:

@@ -149,6 +149,31 @@ def test_rows_of_a_synthesised_build(tmp_path, ghdl, yosys):
         assert row["exact"]["BRAM18"] == layer["BRAM18"] == row["measured"]["BRAM18"]
 
 
+def test_hardware_digests_follow_the_hardware(tmp_path):
+    """`calibration/sweep.py --measured` takes recorded counts only for the hardware they were measured on:
+    a layer's digest ignores the estimate written on its node, and the top level's covers the input buffer
+    the host fills, which no layer's node holds."""
+    from test_synth import wide_requant_layer
+
+    from qonnx_spartan.flow import BuildConfig, build
+    from qonnx_spartan.memory import INPUT_STYLE_KEY
+    from qonnx_spartan.model_file import load_model
+
+    path = tmp_path / "m.onnx"
+    wide_requant_layer(3, 4).save(str(path))
+    out = tmp_path / "build"
+    build(BuildConfig(model=path, output_dir=out, start_step="memory_style", memory_style="distributed"))
+    counts = {"LUT": 1, "LUTRAM": 0, "FF": 1, "BRAM18": 0, "DSP": 0}
+    before = {r["layer"]: r["hardware"] for r in build_rows(out, measured={"wide": counts, "top": counts})}
+    model = load_model(out / "model_int.onnx")
+    model.set_metadata_prop(INPUT_STYLE_KEY, "block")
+    for node in model.graph.node:
+        node.attribute.remove(next(a for a in node.attribute if a.name == "cycles_estimate"))
+    model.save(str(out / "model_int.onnx"))
+    after = {r["layer"]: r["hardware"] for r in build_rows(out, measured={"wide": counts, "top": counts})}
+    assert after["wide"] == before["wide"] and after["top"] != before["top"]
+
+
 def test_calibrate_command_fits_and_the_estimate_uses_the_fit(tmp_path, ghdl, yosys):
     """`calibrate` on a synthesised build writes coefficients that `estimate --estimator` then uses; a
     budget can name them too (relative to the budget file)."""
