@@ -181,6 +181,19 @@ def without_cell_stubs(verilog: str) -> str:
     return re.sub(rf"^module ({cells})\b.*?^endmodule\n", "", verilog, flags=re.S | re.M)
 
 
+def synth_script(verilog: str, names: dict, top_instances: dict[str, str]) -> list[str]:
+    """The yosys commands that synthesise design.v (GHDL's `verilog` of a build whose report/build.json
+    holds `names`): each memory's annotated style set again, the accumulators kept, synth_xilinx."""
+    script = ["read_verilog design.v", f"hierarchy -top {TOP}"]
+    for vhdl_name, style in names["memory_styles"].items():
+        if vhdl_name in top_instances:  # a buffer
+            script.append(f'setattr -set ram_style "{style}" {top_instances[vhdl_name]}/m:*')
+        elif style == "block":  # a ROM in LUTs is built from cells: it has no memory to style
+            script.append(f'setattr -set rom_style "block" {module_for_entity(verilog, vhdl_name)}/m:*')
+    script += [f"setattr -set keep 1 {wire}" for wire in kept_registers(verilog)]
+    return [*script, f"synth_xilinx -family xc7 -top {TOP}"]
+
+
 def synthesise(build_dir: Path, progress=None) -> dict:
     """Synthesise a built design; write and return report/synth.json."""
     names = json.loads((build_dir / "report" / "build.json").read_text()).get("names")
@@ -195,15 +208,8 @@ def synthesise(build_dir: Path, progress=None) -> dict:
         (work / "design.v").write_text(verilog)
 
         top_instances = module_of_instances(verilog, TOP)
-        script = ["read_verilog design.v", f"hierarchy -top {TOP}"]
-        for vhdl_name, style in names["memory_styles"].items():
-            if vhdl_name in top_instances:  # a buffer
-                script.append(f'setattr -set ram_style "{style}" {top_instances[vhdl_name]}/m:*')
-            elif style == "block":  # a ROM in LUTs is built from cells: it has no memory to style
-                script.append(f'setattr -set rom_style "block" {module_for_entity(verilog, vhdl_name)}/m:*')
-        script += [f"setattr -set keep 1 {wire}" for wire in kept_registers(verilog)]
-        script += [
-            f"synth_xilinx -family xc7 -top {TOP}",
+        script = [
+            *synth_script(verilog, names, top_instances),
             # no template asks for a DSP pre-adder: one is the signature of the miscompile above
             "tee -q -o preadders.txt select -count t:DSP48E1 r:USE_DPORT=TRUE %i",
             "tee -q -o stat.json stat -json",

@@ -361,3 +361,27 @@ def test_attention_matmuls_keep_the_registers_counted(tmp_path, ghdl, yosys):
     assert len(products) == 2 and any(layer.op.output_head_zero_bits() for layer in products)
     for layer in products:
         assert measured[layer.name]["FF"] == sum(layer.op.registers().values()), layer.name
+
+
+def test_lut_attribution_accounts_for_every_lut(tmp_path, ghdl, yosys):
+    """calibration/lut_attribution.py shares each logic LUT among the registers it feeds: the shares add up
+    to the logic LUTs `synth` counts, and the output word and an address are among the signals."""
+    import sys
+    from pathlib import Path
+
+    from qonnx_spartan.flow import BuildConfig, build
+    from qonnx_spartan.synth import synthesise
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "calibration"))
+    from lut_attribution import attribute
+
+    path = tmp_path / "m.onnx"
+    wide_requant_layer(3, 4).save(str(path))
+    out = tmp_path / "build"
+    build(BuildConfig(model=path, output_dir=out, start_step="memory_style", memory_style="distributed"))
+    report = synthesise(out)
+    modules = attribute(out)  # every module is instantiated once here
+    logic_luts = report["total"]["LUT"] - report["total"]["LUTRAM"]  # memory LUTs are not attributed
+    assert round(sum(sum(signals.values()) for signals in modules.values())) == logic_luts
+    layer = next(signals for module, signals in modules.items() if module.startswith("l0_wide"))
+    assert {"out_data", "a_addr"} <= set(layer)  # the accumulator is the product DSP's P register here
