@@ -192,7 +192,6 @@ def main(argv=None) -> int:
                 print(f"{k + 1:3d} {name:44s} {style:12s} synthesised in {seconds:5.1f} s", flush=True)
         if shard:
             continue
-        new = None
         if known:
             new = build_rows(out, measured={layer: row["measured"] for layer, row in recorded[name].items()})
             change = hardware_change(new, recorded[name])
@@ -201,8 +200,8 @@ def main(argv=None) -> int:
                 # the CPU): a design whose quantisation came out otherwise is synthesised again
                 seconds = synthesise(out)["seconds"]
                 print(f"{k + 1:3d} {name:44s} {change}: synthesised again in {seconds:5.1f} s", flush=True)
-                new = None
-        if new is None:
+                new = build_rows(out)
+        else:
             new = build_rows(out)
         rows += [{"design": name, **row} for row in new]
     if shard:
