@@ -7,6 +7,9 @@ use ieee.numeric_std.all;
 package qs_arith is
   -- v / 2**s rounded half to even (the rounding of QONNX Quant with rounding_mode ROUND)
   function shift_round_half_even(v : signed; s : natural) return signed;
+  -- the same for v that holds x + 2**(s-1) (added where it costs nothing): x / 2**s rounded half to even
+  -- is v / 2**s floored, with bit 0 cleared when v's s low bits are 0 (a tie); v'length - s >= 2
+  function shift_rounded(v : signed; s : positive) return signed;
   -- clamp v to [lo, hi] and return it w bits wide
   function saturate(v : signed; lo, hi : integer; w : positive) return signed;
   -- the whole requantisation in one call (the ops pipeline the multiply and the rest)
@@ -46,6 +49,17 @@ package body qs_arith is
       floor_v := floor_v + 1;
     end if;
     return resize(floor_v, v'length);
+  end function;
+
+  function shift_rounded(v : signed; s : positive) return signed is
+    alias x : signed(v'length - 1 downto 0) is v;
+    variable q : signed(v'length - s - 1 downto 0);
+  begin
+    q := x(x'length - 1 downto s);
+    if x(s - 1 downto 0) = 0 then
+      q(0) := '0';
+    end if;
+    return q;
   end function;
 
   -- Compares only 32-bit quantities: GHDL's synthesis zero-extends a negative integer bound compared with

@@ -36,6 +36,19 @@ def half_even(v: int, s: int) -> int:
     return q + (2 * r > (1 << s) or (s > 0 and 2 * r == (1 << s) and q % 2 == 1))
 
 
+def shift_rounded(v: int, s: int) -> int:
+    """The hardware's rounding of a v that already holds the half (qs_arith.shift_rounded): v / 2**s
+    floored, bit 0 cleared when the s bits shifted out are all 0 (a tie)."""
+    q = v >> s
+    return q & ~1 if s > 0 and v & ((1 << s) - 1) == 0 else q
+
+
+def test_adding_the_half_then_flooring_rounds_half_to_even():
+    for s in range(1, 9):
+        for x in range(-(1 << (s + 3)), 1 << (s + 3)):
+            assert shift_rounded(x + (1 << (s - 1)), s) == half_even(x, s), (x, s)
+
+
 def clamp(v: int, lo: int, hi: int) -> int:
     return min(max(v, lo), hi)
 
@@ -58,7 +71,8 @@ def input_extremes(io: HostIO) -> np.ndarray:
 
 
 def exact_mac(op, inputs: list[list[int]]) -> tuple[list[int], list[int], list[int]]:
-    """(outputs in buffer order, every partial sum the accumulator holds, every acc * M)."""
+    """(outputs in buffer order, every partial sum the accumulator holds, every rescaled sum), as the
+    hardware computes them: the rounding half in the accumulator's start or added to acc * M."""
     h, m, n, k = op.loops()
     a_s, b_s, y_s = op.a_strides(), op.b_strides(), op.y_strides()
     x = inputs[0]
@@ -68,7 +82,8 @@ def exact_mac(op, inputs: list[list[int]]) -> tuple[list[int], list[int], list[i
         b = inputs[1]
     else:
         b = None
-    bias = op.bias()
+    start = op.start_values()
+    round_start, round_product = op.rounding_half()
     f = op.acc_shift
     requant = op.get_nodeattr("requant")
     mult, shift = op.get_nodeattr("multiplier"), op.get_nodeattr("shift")
@@ -78,14 +93,15 @@ def exact_mac(op, inputs: list[list[int]]) -> tuple[list[int], list[int], list[i
     for ih in range(h):
         for im in range(m):
             for jn in range(n):
-                acc = int(bias[jn]) if bias is not None else 0
+                acc = int(start[jn]) if start is not None else 0
                 for jk in range(k):
                     a = x[ih * a_s[0] + im * a_s[1] + jn * a_s[2] + jk * a_s[3]]
                     bv = 1 if b is None else b[ih * b_s[0] + im * b_s[1] + jn * b_s[2] + jk * b_s[3]]
                     acc += a * bv * 2**f
                     partials.append(acc)
-                scaled.append(acc * mult)
-                out = clamp(half_even(acc * mult, shift), lo, hi) if requant else acc
+                scaled.append(acc * mult + round_product)
+                assert round_start == 0 or mult == 1
+                out = clamp(shift_rounded(acc * mult + round_product, shift), lo, hi) if requant else acc
                 y[ih * y_s[0] + im * y_s[1] + jn * y_s[2]] = out
     return y, partials, scaled
 
@@ -95,9 +111,7 @@ def check_mac_widths(op, partials: list[int], scaled: list[int]) -> None:
     assert all(acc_lo <= p <= acc_hi for p in partials)
     assert all(fits_signed(p, op.acc_bits()) for p in partials)
     if op.get_nodeattr("requant"):
-        # the template's rescale register: AW + MW bits, MW = multiplier bits + 1 (signed)
-        width = op.acc_bits() + op.rescale().multiplier_bits + 1
-        assert all(fits_signed(v, width) for v in scaled)
+        assert all(fits_signed(v, op.scaled_bits()) for v in scaled)  # the template's rescale register
     else:
         assert op.out_type().bits == op.acc_bits()  # the output word is the accumulator
 
@@ -114,9 +128,10 @@ def exact_elementwise(op, inputs: list[list[int]]) -> tuple[list[int], list[int]
     else:
         mult = [int(v) for v in op.mult()]
         products = [[x * mult[i % channels]] for i, x in enumerate(inputs[0])]
-        offsets = [int(v) for v in op.offsets()]
+        offsets = [int(v) for v in op.sum_offsets()]  # the hardware's: the rounding half included
     sums = [sum(p) + offsets[i % channels] for i, p in enumerate(products)]
-    outputs = [clamp(half_even(s, shift), lo, hi) for s in sums]
+    rounding = shift_rounded if op.rounding_half() else half_even
+    outputs = [clamp(rounding(s, shift), lo, hi) for s in sums]
     return outputs, sums, [v for p in products for v in p]
 
 

@@ -113,6 +113,19 @@ class Elementwise(SpartanOp):
         """Added to the sum before rounding: one value, or one per channel."""
         return np.zeros(1, dtype=np.int64)
 
+    def rounding_half(self) -> int:
+        """2**(shift-1) when the hardware adds it to the sum, in the per-channel offsets where it costs
+        nothing: the output stage then rounds half to even by flooring and clearing bit 0 on a tie
+        (`shift_rounded` in templates/qs_arith.vhd), without an incrementer.  A sum without offsets keeps
+        the incrementer: a constant third term cost more than it saved (measured on the Transformers' adds,
+        whose DSP post-adder then left the sum's register in the fabric)."""
+        shift = self.get_nodeattr("shift")
+        return 1 << (shift - 1) if shift > 0 and self.per_channel else 0
+
+    def sum_offsets(self) -> np.ndarray:
+        """What the hardware adds to the products: the offsets and the rounding half."""
+        return np.asarray(self.offsets(), dtype=np.int64) + self.rounding_half()
+
     def second_operand(self) -> str:
         """Where the second term's operand comes from: "z" (port), "rom" (weight memory "c"), "" (none)."""
         return ""
@@ -120,7 +133,7 @@ class Elementwise(SpartanOp):
     def sum_range(self) -> tuple[int, int]:
         """Exact extremes over every input and channel of the sum, of each product and of the offsets
         (and 0, the registers' reset value): the one word width that holds them all."""
-        offsets = np.asarray(self.offsets(), dtype=object)
+        offsets = np.asarray(self.sum_offsets(), dtype=object)
         lo, hi = offsets, offsets
         extremes = [0, offsets.min(), offsets.max()]
         for dtype, mults in self.terms():
@@ -133,7 +146,9 @@ class Elementwise(SpartanOp):
         return int(min(extremes)), int(max(extremes))
 
     def sum_bits(self) -> int:
-        return max(bits_signed(v) for v in self.sum_range())
+        """The sum's word: its range (with the rounding half, at least two bits above the shifted-out ones)."""
+        bits = max(bits_signed(v) for v in self.sum_range())
+        return max(bits, self.get_nodeattr("shift") + 2) if self.rounding_half() else bits
 
     # -- the integer reference -----------------------------------------------------------------------
     def finish(self, acc: np.ndarray) -> np.ndarray:
@@ -180,7 +195,7 @@ class Elementwise(SpartanOp):
             mults, mult_bits = self.terms()[0][1], word_bits(self.terms()[0][1])
             # the per-channel constants selected by channel: logic whose LUTs follow the tables' content
             features["table_luts"] = table_luts(mults[:, None], mult_bits) + table_luts(
-                self.offsets()[:, None], sum_bits
+                self.sum_offsets()[:, None], sum_bits
             )
             features["table_register_bits"] = mult_bits + 2 * sum_bits  # mult1, offset1, offset2
         return features
@@ -197,7 +212,8 @@ class Elementwise(SpartanOp):
             "x_signed": x_type.signed,
             "x_mults": [int(v) for v in x_mults],
             "x_mult_bits": word_bits(x_mults),
-            "offsets": [int(v) for v in self.offsets()],
+            "offsets": [int(v) for v in self.sum_offsets()],
+            "half_added": self.rounding_half() > 0,
             "second": self.second_operand(),
             "sum_bits": self.sum_bits(),
             "shift": self.get_nodeattr("shift"),

@@ -80,7 +80,7 @@ class IntLinear(MacOp):
         """Tighter than the engine's generic bound: the actual weights are known."""
         from qonnx_spartan.intarith import matmul_range
 
-        return matmul_range(self.in_type(), self.weights() * 2**self.acc_shift, self.bias())
+        return matmul_range(self.in_type(), self.weights() * 2**self.acc_shift, self.start_values())
 
     @node_memo
     def weight_memories(self) -> dict[str, Memory]:

@@ -146,16 +146,37 @@ class MacOp(SpartanOp):
         return Rescale(self.get_nodeattr("multiplier"), self.get_nodeattr("shift"))
 
     def acc_range(self) -> tuple[int, int]:
-        """Exact bound of every partial sum: each product's range contains 0, so sums of them stay
-        between the sums of the extremes."""
+        """Exact bound of every partial sum: each product's range contains 0, so sums of them, from the
+        start value on, stay between the sums of the extremes."""
         k = self.loops()[3]
         a, (b_lo, b_hi) = self.in_type(), self.b_range()
         corners = [a.lo * b_lo, a.lo * b_hi, a.hi * b_lo, a.hi * b_hi]
         lo, hi = k * min(corners + [0]) * 2**self.acc_shift, k * max(corners + [0]) * 2**self.acc_shift
-        bias = self.bias()
-        if bias is not None:
-            lo, hi = lo + int(min(bias.min(), 0)), hi + int(max(bias.max(), 0))
+        start = self.start_values()
+        if start is not None:
+            lo, hi = lo + int(start.min()), hi + int(start.max())
         return lo, hi
+
+    @op_memo
+    def rounding_half(self) -> tuple[int, int]:
+        """Where the half that rounds the rescale (2**(s-1)) is added: (to the accumulator's start, to the
+        rescale's product).  With it added, the output stage rounds half to even by flooring and clearing
+        bit 0 on a tie (`shift_rounded` in templates/qs_arith.vhd): no incrementer and no sticky bit.  A
+        power-of-two rescale takes it in the start value (no adder at all), a multiplier on its DSP's
+        post-adder."""
+        shift, multiplier = self.rescale().shift, self.rescale().multiplier
+        if not self.get_nodeattr("requant") or shift == 0:
+            return (0, 0)
+        half = 1 << (shift - 1)
+        return (half // multiplier, 0) if half % multiplier == 0 else (0, half)
+
+    def start_values(self) -> np.ndarray | None:
+        """(N,): what each output feature's accumulator starts from - its bias, plus the rounding half of a
+        power-of-two rescale; None when that is 0 throughout without a bias."""
+        bias, half = self.bias(), self.rounding_half()[0]
+        if bias is None:
+            return None if half == 0 else np.full(self.loops()[2], half, dtype=np.int64)
+        return bias + half
 
     @op_memo
     def acc_bits(self) -> int:
@@ -237,10 +258,10 @@ class MacOp(SpartanOp):
 
     def low_bit_registers(self, registers: list[range]) -> int:
         """Flip-flops kept of the bits below acc_shift of registers that each hold the sums of the given
-        lanes.  The product enters acc_shift bits up, so those bits only ever hold the lanes' biases: a bit
+        lanes.  The product enters acc_shift bits up, so those bits only ever hold the lanes' start values: a bit
         that is 0 for every group and lane it holds stays 0 and synthesis drops it, and bits that take the
         same pattern over the groups and lanes are merged (measured by signal in the netlists)."""
-        table = self.bias_table()
+        table = self.start_table()
         if table is None:
             return 0
         patterns = {
@@ -305,9 +326,9 @@ class MacOp(SpartanOp):
         x_bits, b_bits = self.signed_widths()
         out_bits = self.out_type().bits
         multiplies = self.b_source != B_IS_ONE
-        table = self.bias_table()
-        varying_bias = table is not None and bool(np.any(table != table[0]))
-        group_bits = counter_bits(groups) if varying_bias or lanes > 1 else 0  # g1, g2 select bias or lanes
+        table = self.start_table()
+        varying_start = table is not None and bool(np.any(table != table[0]))
+        group_bits = counter_bits(groups) if varying_start or lanes > 1 else 0  # g1, g2 select a start or lanes
         generators = self.address_generators()
         y_abits = self.output_buffer().address_bits
         return {
@@ -339,9 +360,9 @@ class MacOp(SpartanOp):
         scale_bits = acc_bits + self.rescale().multiplier_bits + 1 if self.rescales() else acc_bits
         generators = self.address_generators()
         acc_in_dsp = self.accumulator_in_dsp()
-        # the bias constants selected by group, all lanes' in one word: synthesis maps the selection as
-        # logic whose LUTs follow the table's content (a constant or repeated column costs nothing)
-        table = self.bias_table()
+        # the start values (biases) selected by group, all lanes' in one word: synthesis maps the selection
+        # as logic whose LUTs follow the table's content (a constant or repeated column costs nothing)
+        table = self.start_table()
         bias_luts = 0 if table is None else table_luts(table, acc_bits)
         return {
             "one": 1,
@@ -373,6 +394,13 @@ class MacOp(SpartanOp):
             ),
         }
 
+    def scaled_bits(self) -> int:
+        """Width of the rescaled sum: the product's, and at least two bits above the shifted-out ones."""
+        if not self.get_nodeattr("requant"):
+            return self.acc_bits()
+        rescale = self.rescale()
+        return max(self.acc_bits() + rescale.multiplier_bits + 1, rescale.shift + 2)
+
     def x_abits(self) -> int:
         """Address bits of A's buffer: wide enough for every address the loops read."""
         return address_bits(last_address(self.loops(), self.a_strides()) + 1)
@@ -391,7 +419,7 @@ class MacOp(SpartanOp):
         # the lanes of a group share one read of A; B's n-stride is the stride of its words over groups
         assert lanes == 1 or a_strides[2] == 0, "lanes need A independent of n"
         issue = (h, m, groups, k)
-        table = self.bias_table()
+        table = self.start_table()
         context = {
             "loops": dict(zip("hmnk", (h, m, n, k))),
             "lanes": lanes,
@@ -407,11 +435,15 @@ class MacOp(SpartanOp):
             "b_signed": self.b_signed(),
             "acc_bits": self.acc_bits(),
             "acc_shift": self.acc_shift,
-            "bias": None if table is None else table.tolist(),
+            "start": None if table is None else table.tolist(),
+            "has_bias": self.bias() is not None,
+            "round_start": self.rounding_half()[0],
+            "round_product": self.rounding_half()[1],
             "requant": bool(self.get_nodeattr("requant")),
             "multiplier": rescale.multiplier,
             "multiplier_bits": rescale.multiplier_bits,
             "shift": rescale.shift,
+            "scaled_bits": self.scaled_bits(),
             **self.output_context(),
         }
         memories = self.weight_memories()
@@ -420,15 +452,16 @@ class MacOp(SpartanOp):
         return context
 
     @op_memo
-    def bias_table(self) -> np.ndarray | None:
-        """(groups, lanes): the bias of output feature g*P + p (lanes past N are never written, 0); None
-        without a bias.  Read-only: it is kept (op_memo)."""
-        bias = self.bias()
-        if bias is None:
+    def start_table(self) -> np.ndarray | None:
+        """(groups, lanes): the start value of output feature g*P + p (lanes past N are never written and
+        repeat the rounding half, so a constant column stays constant); None when there is none.
+        Read-only: it is kept (op_memo)."""
+        start = self.start_values()
+        if start is None:
             return None
         n, lanes, groups = self.loops()[2], self.lanes(), self.groups()
-        padded = np.zeros(groups * lanes, dtype=np.int64)
-        padded[:n] = bias
+        padded = np.full(groups * lanes, self.rounding_half()[0], dtype=np.int64)
+        padded[:n] = start
         table = padded.reshape(groups, lanes)
         table.flags.writeable = False
         return table
