@@ -357,13 +357,16 @@ class MacOp(SpartanOp):
         multiplies = self.b_source != B_IS_ONE
         product_bits = x_bits + b_bits if multiplies else x_bits
         on_dsp, scale_on_dsp = self.product_on_dsp(), self.scale_on_dsp()
-        scale_bits = acc_bits + self.rescale().multiplier_bits + 1 if self.rescales() else acc_bits
+        scale_bits = self.scaled_bits()
         generators = self.address_generators()
         acc_in_dsp = self.accumulator_in_dsp()
-        # the start values (biases) selected by group, all lanes' in one word: synthesis maps the selection
-        # as logic whose LUTs follow the table's content (a constant or repeated column costs nothing)
+        # the start values (biases) selected by group: an accumulator bit's LUT6 takes the bit, the product's
+        # bit and `first`, so a group index of up to 3 bits selects the start value in the same LUT (one-lane
+        # layers with 2-3 index bits came out 3-6 LUTs over with the table weighed); a wider index makes the
+        # selection logic of its own, whose LUTs follow the table's content (`table_luts`)
         table = self.start_table()
-        bias_luts = 0 if table is None else table_luts(table, acc_bits)
+        bias_luts = 0 if table is None or counter_bits(self.groups()) <= 3 else table_luts(table, acc_bits)
+        acc_logic_bits = 0 if acc_in_dsp else lanes * (acc_bits - self.acc_shift)
         return {
             "one": 1,
             # the registers of the lanes beyond the first are weighed apart: a one-lane count is close to
@@ -380,7 +383,10 @@ class MacOp(SpartanOp):
             else 0,
             "product_dsp_bits": lanes * product_bits if on_dsp else 0,
             # the product enters shifted by acc_shift: the adder spans the bits above it
-            "acc_logic_bits": 0 if acc_in_dsp else lanes * (acc_bits - self.acc_shift),
+            "acc_logic_bits": acc_logic_bits,
+            # measured, not explained: layers whose lane count is not a power of two take more LUTs per
+            # accumulator bit (3, 5 and 7 lanes came out 3-10 LUTs under per layer, 4 and 8 lanes 3 over)
+            "uneven_lanes_acc_bits": acc_logic_bits if lanes & (lanes - 1) else 0,
             "acc_dsp_bits": lanes * acc_bits if acc_in_dsp else 0,
             "hold_bits": (lanes - 1) * acc_bits,
             "bias_table_luts": bias_luts,
