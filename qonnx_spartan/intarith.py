@@ -3,11 +3,14 @@
 Rescaling a wide integer by a real ratio r is done as  y = saturate(round_half_even(acc * M / 2**s))
 with an unsigned integer multiplier M and a shift s.  Half-to-even is what QONNX's Quant node does for
 rounding_mode ROUND (numpy.round, torch.round), so for power-of-two scales the integer graph reproduces the
-Brevitas model exactly instead of differing on every tie.
+Brevitas model exactly instead of differing on every tie.  A ratio p/q whose q is not a power of two (a
+mean over 6 steps: 1/6) has no exact M, s; `Rescale.for_fraction` rounds acc * p/q itself half to even, for
+every acc of a known range, with a rounding offset and a narrower tie test (docs/architecture.md).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -63,10 +66,16 @@ def bits_signed(v: int) -> int:
 
 @dataclass(frozen=True)
 class Rescale:
-    """y = round_half_even(x * multiplier / 2**shift): an integer approximation of a real ratio."""
+    """y = round_half_even(x * multiplier / 2**shift): an integer approximation of a real ratio.
+
+    With an offset or tie bits (`for_fraction`) the hardware's form is the definition:
+    v = x * multiplier + 2**(shift-1) + offset, y = v / 2**shift floored, bit 0 cleared when v's bits
+    shift-1 .. tie_bits are all 0."""
 
     multiplier: int
     shift: int
+    offset: int = 0
+    tie_bits: int = 0
 
     @classmethod
     def from_ratio(cls, ratio: float) -> "Rescale":
@@ -74,19 +83,45 @@ class Rescale:
         if not ratio > 0 or not np.isfinite(ratio):
             raise ValueError(f"rescale ratio must be positive and finite, not {ratio:g}")
         frac = Fraction(ratio)
-        shift = 0
-        limit = (1 << MULTIPLIER_BITS) - 1
-        while frac * 2 ** (shift + 1) <= limit and shift < 62:
-            shift += 1
+        shift = widest_shift(frac)
         multiplier = round(frac * 2**shift)
         while multiplier % 2 == 0 and shift > 0:
             multiplier //= 2
             shift -= 1
         if multiplier == 0:
             raise ValueError(f"rescale ratio {ratio:g} is too small to represent")
-        if multiplier > limit:
-            raise ValueError(f"rescale ratio {ratio:g} is too large to represent (at most {limit})")
+        if multiplier > (1 << MULTIPLIER_BITS) - 1:
+            raise ValueError(f"rescale ratio {ratio:g} is too large to represent (at most {(1 << MULTIPLIER_BITS) - 1})")
         return cls(int(multiplier), shift)
+
+    @classmethod
+    def for_fraction(cls, ratio: Fraction, lo: int, hi: int) -> "Rescale | None":
+        """M, s, offset and tie bits that give round_half_even(x * ratio) exactly for every integer x in
+        [lo, hi] (lo <= 0 <= hi), or None when the range is too wide for a MULTIPLIER_BITS multiplier.
+
+        With M the closest to ratio * 2**s and d = M - ratio * 2**s (|d| <= 1/2), the hardware's
+        v = x*M + 2**(s-1) + c equals 2**s * (x*ratio + 1/2) + e with e = x*d + c.  x*ratio + 1/2 is a
+        multiple of 1/g (g = q for an even denominator q, 2q for an odd one): an integer on an exact tie,
+        else at least 1/g away from one.  So with 0 <= e < 2**t <= 2**s / g for every x, v / 2**s floored
+        is round-half-up, and a tie is exactly when v's bits s-1 .. t are all 0 (below t lies e): clearing
+        bit 0 then rounds it to even.  c lifts the most negative x*d to 0."""
+        ratio = Fraction(ratio)
+        p, q = ratio.numerator, ratio.denominator
+        if ratio <= 0 or lo > 0 or hi < 0:
+            raise ValueError(f"need a positive ratio and lo <= 0 <= hi, not {ratio}, [{lo}, {hi}]")
+        if q & (q - 1) == 0:  # a power of two: M = p, no rounding error at all
+            return cls(p, q.bit_length() - 1) if p < 1 << MULTIPLIER_BITS else None
+        shift = widest_shift(ratio)
+        multiplier = round(ratio * 2**shift)
+        if not 0 < multiplier < 1 << MULTIPLIER_BITS:
+            return None
+        d = multiplier - ratio * 2**shift
+        g = q if q % 2 == 0 else 2 * q
+        tie_bits = shift - (g - 1).bit_length()  # 2**tie_bits <= 2**shift / g
+        offset = math.ceil(-min(lo * d, hi * d))
+        if tie_bits < 0 or offset + max(lo * d, hi * d) >= 2**tie_bits or offset >= 2**31:
+            return None  # (the offset is a VHDL integer in the templates)
+        return cls(int(multiplier), shift, offset, tie_bits)
 
     @property
     def ratio(self) -> float:
@@ -98,7 +133,18 @@ class Rescale:
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Rescale int64 values (no saturation)."""
-        return shift_round_half_even(np.asarray(x, dtype=np.int64) * self.multiplier, self.shift)
+        v = np.asarray(x, dtype=np.int64) * self.multiplier
+        if self.offset == 0 and self.tie_bits == 0:
+            return shift_round_half_even(v, self.shift)
+        return shift_rounded(v + (1 << (self.shift - 1)) + self.offset, self.shift, self.tie_bits)
+
+
+def widest_shift(ratio: Fraction) -> int:
+    """The largest shift s (at most 62) with ratio * 2**s below 2**MULTIPLIER_BITS: the most precise M."""
+    shift, limit = 0, (1 << MULTIPLIER_BITS) - 1
+    while ratio * 2 ** (shift + 1) <= limit and shift < 62:
+        shift += 1
+    return shift
 
 
 def shift_round_half_even(v: np.ndarray, shift: int) -> np.ndarray:
@@ -111,6 +157,16 @@ def shift_round_half_even(v: np.ndarray, shift: int) -> np.ndarray:
     half = 1 << (shift - 1)
     round_up = (rem > half) | ((rem == half) & ((floor & 1) == 1))
     return floor + round_up.astype(np.int64)
+
+
+def shift_rounded(v: np.ndarray, shift: int, tie_bits: int = 0) -> np.ndarray:
+    """The hardware's output stage (qs_arith.shift_rounded over v's bits from tie_bits up): v / 2**shift
+    floored, bit 0 cleared when v's bits shift-1 .. tie_bits are all 0.  For v = x + 2**(shift-1) and no
+    tie bits, that is x / 2**shift rounded half to even."""
+    v = np.asarray(v, dtype=np.int64)
+    floor = v >> shift
+    tie = ((v >> tie_bits) & ((1 << (shift - tie_bits)) - 1)) == 0
+    return np.where(tie, floor & ~1, floor)
 
 
 def requantize(acc: np.ndarray, rescale: Rescale, lo: int, hi: int) -> np.ndarray:

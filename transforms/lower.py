@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from onnx import TensorProto, helper
@@ -559,7 +560,11 @@ class Lowering:
             raise SpartanError(f"{node_label(reduce)}: the mean must be quantised")
         shape = self.shape(chain[-1].output[0])
         out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
-        rescale = Rescale.from_ratio(x.scale / steps / out_quant.scale)
+        # with power-of-two scales the ratio is 2**e / steps, and a sum's mean can be an exact tie, which
+        # Brevitas rounds half to even: rounded exactly over every reachable sum (float scales: the closest M, s)
+        exact = Fraction(x.scale) / Fraction(out_quant.scale) / steps
+        sums = (steps * x.dtype.lo, steps * x.dtype.hi)
+        rescale = Rescale.for_fraction(exact, *sums) or Rescale.from_ratio(x.scale / steps / out_quant.scale)
         node = helper.make_node(
             "IntMean",
             [x.name],
@@ -575,6 +580,7 @@ class Lowering:
             y_stride=[0, 0, 1],
             multiplier=rescale.multiplier,
             shift=rescale.shift,
+            **({"round_offset": rescale.offset, "tie_bits": rescale.tie_bits} if rescale.tie_bits else {}),
             out_lo=out.lo,
             out_hi=out.hi,
         )

@@ -94,6 +94,9 @@ class MacOp(SpartanOp):
             "requant": ("i", False, 1),  # 0: the output is the accumulator itself
             "multiplier": ("i", False, 1),
             "shift": ("i", False, 0),
+            # an exact rescale by p/q (Rescale.for_fraction): added to the rounding half; bits the tie test skips
+            "round_offset": ("i", False, 0),
+            "tie_bits": ("i", False, 0),
             "acc_shift": ("i", False, 0),  # f: fractional accumulator bits below the product's LSB
             "out_lo": ("i", False, 0),
             "out_hi": ("i", False, 0),
@@ -143,7 +146,7 @@ class MacOp(SpartanOp):
         return self.get_nodeattr("acc_shift")
 
     def rescale(self) -> Rescale:
-        return Rescale(self.get_nodeattr("multiplier"), self.get_nodeattr("shift"))
+        return Rescale(*(self.get_nodeattr(a) for a in ("multiplier", "shift", "round_offset", "tie_bits")))
 
     def acc_range(self) -> tuple[int, int]:
         """Exact bound of every partial sum: each product's range contains 0, so sums of them, from the
@@ -163,12 +166,13 @@ class MacOp(SpartanOp):
         rescale's product).  With it added, the output stage rounds half to even by flooring and clearing
         bit 0 on a tie (`shift_rounded` in templates/qs_arith.vhd): no incrementer and no sticky bit.  A
         power-of-two rescale takes it in the start value (no adder at all), a multiplier on its DSP's
-        post-adder."""
-        shift, multiplier = self.rescale().shift, self.rescale().multiplier
+        post-adder, with the offset of an exact rescale by p/q (`Rescale.for_fraction`)."""
+        rescale = self.rescale()
+        shift, multiplier = rescale.shift, rescale.multiplier
         if not self.get_nodeattr("requant") or shift == 0:
             return (0, 0)
         half = 1 << (shift - 1)
-        return (half // multiplier, 0) if half % multiplier == 0 else (0, half)
+        return (half // multiplier, 0) if half % multiplier == 0 else (0, half + rescale.offset)
 
     def start_values(self) -> np.ndarray | None:
         """(N,): what each output feature's accumulator starts from - its bias, plus the rounding half of a
@@ -358,6 +362,7 @@ class MacOp(SpartanOp):
         product_bits = x_bits + b_bits if multiplies else x_bits
         on_dsp, scale_on_dsp = self.product_on_dsp(), self.scale_on_dsp()
         scale_bits = self.scaled_bits()
+        rescale = self.rescale()
         generators = self.address_generators()
         acc_in_dsp = self.accumulator_in_dsp()
         # the start values (biases) selected by group: an accumulator bit's LUT6 takes the bit, the product's
@@ -392,11 +397,13 @@ class MacOp(SpartanOp):
             "bias_table_luts": bias_luts,
             "scale_logic_bits": 0 if scale_on_dsp else scale_bits,
             "scale_dsp_bits": scale_bits if scale_on_dsp else 0,
-            "scale_multiplier_luts": multiplier_luts(acc_bits, self.rescale().multiplier_bits + 1)
-            if self.rescales()
-            else 0,
+            "scale_multiplier_luts": multiplier_luts(acc_bits, rescale.multiplier_bits + 1) if self.rescales() else 0,
+            # the output stage reads the rescaled sum from the tie bits up (templates/mac.vhd.j2)
             **requantiser_features(
-                scale_bits, self.rescale().shift if self.get_nodeattr("requant") else None, scale_on_dsp, out_bits
+                scale_bits - rescale.tie_bits,
+                rescale.shift - rescale.tie_bits if self.get_nodeattr("requant") else None,
+                scale_on_dsp,
+                out_bits,
             ),
         }
 
@@ -445,6 +452,8 @@ class MacOp(SpartanOp):
             "has_bias": self.bias() is not None,
             "round_start": self.rounding_half()[0],
             "round_product": self.rounding_half()[1],
+            "round_offset": rescale.offset,
+            "tie_bits": rescale.tie_bits,
             "requant": bool(self.get_nodeattr("requant")),
             "multiplier": rescale.multiplier,
             "multiplier_bits": rescale.multiplier_bits,
