@@ -151,6 +151,18 @@ def recorded_counts(path: Path) -> dict[str, dict[str, dict]]:
     return recorded
 
 
+def changed_layers(rows: list[dict], recorded: dict[str, dict]) -> set[str] | None:
+    """The layers (not the top level) whose hardware digest differs from the recorded one, when the design
+    has the recorded layers; None when it does not."""
+    if {row["layer"] for row in rows} != set(recorded):
+        return None
+    return {
+        row["layer"]
+        for row in rows
+        if row["layer"] != "top" and recorded[row["layer"]].get("hardware", row["hardware"]) != row["hardware"]
+    }
+
+
 def hardware_change(rows: list[dict], recorded: dict[str, dict]) -> str | None:
     """Why a rebuilt design is not the recorded one (None when it is): the same layers, each with the
     recorded hardware digest (rows recorded before digests were kept are matched by their layers)."""
@@ -171,6 +183,12 @@ def main(argv=None) -> int:
     ap.add_argument("--synth-only", help="K/N: synthesise every N-th design from the K-th, write no rows")
     ap.add_argument(
         "--measured", type=Path, help="rows whose counts stand in for synthesis of their designs (features changed)"
+    )
+    ap.add_argument(
+        "--changed-layers",
+        action="store_true",
+        help="with --measured: synthesise only the layers whose hardware changed (the others' and the top "
+        "level's counts as recorded), e.g. after a change to one op's template",
     )
     args = ap.parse_args(argv)
     recorded = recorded_counts(args.measured) if args.measured else None
@@ -195,7 +213,16 @@ def main(argv=None) -> int:
         if known:
             new = build_rows(out, measured={layer: row["measured"] for layer, row in recorded[name].items()})
             change = hardware_change(new, recorded[name])
-            if change is not None:
+            changed = changed_layers(new, recorded[name])
+            if change is not None and changed and args.changed_layers:
+                # the hierarchy is kept: a layer's count is its own, and the top level sees the layers' ports
+                report = synthesise(out, layers=changed)
+                measured = {layer: row["measured"] for layer, row in recorded[name].items()}
+                measured.update({layer: report["layers"][layer] for layer in changed})
+                print(f"{k + 1:3d} {name:44s} {', '.join(sorted(changed))} synthesised again in "
+                      f"{report['seconds']:5.1f} s", flush=True)
+                new = build_rows(out, measured=measured)
+            elif change is not None:
                 # an export is not bit-for-bit the same on every machine (torch's float reductions follow
                 # the CPU): a design whose quantisation came out otherwise is synthesised again
                 seconds = synthesise(out)["seconds"]

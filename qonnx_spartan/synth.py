@@ -119,24 +119,26 @@ def kept_registers(verilog: str) -> list[str]:
     return selections
 
 
-def ghdl_verilog(build_dir: Path, work: Path) -> str:
+def ghdl_verilog(build_dir: Path, work: Path, layers: set[str] | None = None) -> str:
     """The built design as GHDL's synthesis writes it in Verilog, ready for yosys's reader.
 
     Each layer is synthesised on its own (with its ROMs), then the top level with every layer as an empty
     stub, and the modules are joined: GHDL 2.0 fails with STORAGE_ERROR on a whole design that holds a few
-    thousand XC7 cells (a w24 d64 Transformer, about 5,500 LUT6), while each of its layers passes."""
+    thousand XC7 cells (a w24 d64 Transformer, about 5,500 LUT6), while each of its layers passes.  With
+    `layers`, the other layers stay empty stubs."""
     sources = design_sources(build_dir)
     names = json.loads((build_dir / "report" / "build.json").read_text())["names"]
     by_name = {path.stem: path for path in sources}
     own = {info["entity"]: [info["entity"], *info.get("roms", {}).values()] for info in names["layers"].values()}
     in_layers = {entity for entities in own.values() for entity in entities}
     shared = [path for path in sources if path.stem not in in_layers and path.stem != TOP]
+    kept = {names["layers"][layer]["entity"] for layer in layers} if layers is not None else set(own)
     modules: dict[str, str] = {}
-    for entity, entities in own.items():
-        modules.update(verilog_modules(run_ghdl_synth([*shared, *(by_name[e] for e in entities)], entity, work)))
+    for entity in (entity for entity in own if entity in kept):
+        modules.update(verilog_modules(run_ghdl_synth([*shared, *(by_name[e] for e in own[entity])], entity, work)))
     stubs = [layer_stub(by_name[entity], entity, work) for entity in own]
     top = verilog_modules(run_ghdl_synth([*shared, *stubs, by_name[TOP]], TOP, work))
-    modules.update({name: text for name, text in top.items() if name not in own})
+    modules.update({name: text for name, text in top.items() if name not in kept})
     return without_cell_stubs(split_wide_literals("".join(modules.values())))
 
 
@@ -194,8 +196,9 @@ def synth_script(verilog: str, names: dict, top_instances: dict[str, str]) -> li
     return [*script, f"synth_xilinx -family xc7 -top {TOP}"]
 
 
-def synthesise(build_dir: Path, progress=None) -> dict:
-    """Synthesise a built design; write and return report/synth.json."""
+def synthesise(build_dir: Path, progress=None, layers: set[str] | None = None) -> dict:
+    """Synthesise a built design; write and return report/synth.json.  With `layers`, only those layers
+    (their counts do not depend on the rest: the hierarchy is kept), and the report is only returned."""
     names = json.loads((build_dir / "report" / "build.json").read_text()).get("names")
     if not names:
         raise SpartanError(f"{build_dir}: the build has no generated HDL (run build without stopping early)")
@@ -204,7 +207,7 @@ def synthesise(build_dir: Path, progress=None) -> dict:
         work = Path(tmp)
         if progress:
             progress("ghdl synthesis")
-        verilog = ghdl_verilog(build_dir, work)
+        verilog = ghdl_verilog(build_dir, work, layers)
         (work / "design.v").write_text(verilog)
 
         top_instances = module_of_instances(verilog, TOP)
@@ -229,7 +232,8 @@ def synthesise(build_dir: Path, progress=None) -> dict:
         stat = json.loads((work / "stat.json").read_text())
     report = hierarchy_report(stat, names, top_instances)
     report["seconds"] = round(time.perf_counter() - started, 1)
-    (build_dir / "report" / "synth.json").write_text(json.dumps(report, indent=2) + "\n")
+    if layers is None:
+        (build_dir / "report" / "synth.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 

@@ -10,6 +10,7 @@ multipliers, biases and offsets are extreme too, for every op.  For each design:
 from __future__ import annotations
 
 import copy
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +37,11 @@ def half_even(v: int, s: int) -> int:
     return q + (2 * r > (1 << s) or (s > 0 and 2 * r == (1 << s) and q % 2 == 1))
 
 
-def shift_rounded(v: int, s: int) -> int:
-    """The hardware's rounding of a v that already holds the half (qs_arith.shift_rounded): v / 2**s
-    floored, bit 0 cleared when the s bits shifted out are all 0 (a tie)."""
+def shift_rounded(v: int, s: int, tie_bits: int = 0) -> int:
+    """The hardware's rounding of a v that already holds the half (qs_arith.shift_rounded of v's bits from
+    tie_bits up): v / 2**s floored, bit 0 cleared when the bits s-1 .. tie_bits are all 0 (a tie)."""
     q = v >> s
-    return q & ~1 if s > 0 and v & ((1 << s) - 1) == 0 else q
+    return q & ~1 if s > 0 and (v >> tie_bits) & ((1 << (s - tie_bits)) - 1) == 0 else q
 
 
 def test_adding_the_half_then_flooring_rounds_half_to_even():
@@ -86,7 +87,7 @@ def exact_mac(op, inputs: list[list[int]]) -> tuple[list[int], list[int], list[i
     round_start, round_product = op.rounding_half()
     f = op.acc_shift
     requant = op.get_nodeattr("requant")
-    mult, shift = op.get_nodeattr("multiplier"), op.get_nodeattr("shift")
+    mult, shift, tie_bits = op.get_nodeattr("multiplier"), op.get_nodeattr("shift"), op.get_nodeattr("tie_bits")
     lo, hi = op.get_nodeattr("out_lo"), op.get_nodeattr("out_hi")
     y = [0] * int(np.prod(op.get_nodeattr("out_shape")[1:]))
     partials, scaled = [], []
@@ -101,7 +102,7 @@ def exact_mac(op, inputs: list[list[int]]) -> tuple[list[int], list[int], list[i
                     partials.append(acc)
                 scaled.append(acc * mult + round_product)
                 assert round_start == 0 or mult == 1
-                out = clamp(shift_rounded(acc * mult + round_product, shift), lo, hi) if requant else acc
+                out = clamp(shift_rounded(acc * mult + round_product, shift, tie_bits), lo, hi) if requant else acc
                 y[ih * y_s[0] + im * y_s[1] + jn * y_s[2]] = out
     return y, partials, scaled
 
@@ -229,8 +230,8 @@ def matmul_design(in_type: IntType, b_type: IntType, size: int, transposed: bool
 
 
 def mean_design(in_type: IntType, steps: int, features: int):
-    """The mean over `steps` time steps, requantised to the input's own type."""
-    rescale = Rescale.from_ratio(1 / steps)
+    """The mean over `steps` time steps, requantised to the input's own type, ties rounded exactly."""
+    rescale = Rescale.for_fraction(Fraction(1, steps), steps * in_type.lo, steps * in_type.hi)
     node = helper.make_node(
         "IntMean",
         ["x"],
@@ -245,6 +246,8 @@ def mean_design(in_type: IntType, steps: int, features: int):
         y_stride=[0, 0, 1],
         multiplier=rescale.multiplier,
         shift=rescale.shift,
+        round_offset=rescale.offset,
+        tie_bits=rescale.tie_bits,
         out_lo=in_type.lo,
         out_hi=in_type.hi,
     )
@@ -315,6 +318,7 @@ DESIGNS = {
     "matmul-int8-negated": (lambda: matmul_design(INT8, INT8, 8, transposed=False, negate=True), False),
     "matmul-int16-uint4-transposed": (lambda: matmul_design(INT16, UINT4, 4, transposed=True, negate=False), True),
     "mean-int16": (lambda: mean_design(INT16, 64, 3), True),
+    "mean-int8-24-steps": (lambda: mean_design(INT8, 24, 3), True),
     "add-int16": (lambda: add_design(INT16, INT16, (0.9999, 0.7777, 1.0), None), False),
     "add-uint8-constant-int16": (lambda: add_design(UINT8, UINT8, (1.0, 0.00913, 1.7), INT16), False),
     "affine-int16": (lambda: affine_design(INT16, INT16), False),

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from brevitas_models import calibrated
 from fidelity import requantised_tensor_lsb_errors
+from qonnx.custom_op.registry import getCustomOp
 
 from qonnx_spartan.budget import Budget
 from qonnx_spartan.design import Design
@@ -99,3 +100,20 @@ def test_reference_tracks_brevitas_on_real_data(tmp_path, bits, brevitas):
             y_brevitas = model(torch.from_numpy(x)).numpy().reshape(len(x))
         y_int = io.output.dequantize(run_reference(lowered, io.batch(x, "x"))).reshape(len(x))
         assert np.abs(y_int - y_brevitas).max() / io.output.scale <= 3
+
+
+@pytest.mark.parametrize("window", [12, 24])
+def test_power_of_two_forecaster_equals_brevitas_on_every_tensor(tmp_path, window, brevitas):
+    """The mean over 12 and 24 steps rescales by 1/6 here: its exact ties round half to even, as Brevitas's
+    do, so that every requantised tensor is Brevitas's on real windows (the closest M, s was 1 LSB off)."""
+    from data import make_dataset
+
+    from qonnx_spartan.transforms import LowerToIntegerOps
+
+    model = calibrated_forecaster(window, 8, 1, 4, po2=True)
+    tidied = load_model(export_forecaster(model, tmp_path / "tf.onnx", window)).transform(Tidy())
+    lowered = tidied.transform(LowerToIntegerOps())
+    (mean,) = [n for n in lowered.graph.node if n.op_type == "IntMean"]
+    assert getCustomOp(mean).rescale().tie_bits > 0
+    errors = requantised_tensor_lsb_errors(tidied, lowered, make_dataset(window).test.x[:16])
+    assert max(errors.values()) == 0, {name: err for name, err in errors.items() if err}
