@@ -183,14 +183,18 @@ def without_cell_stubs(verilog: str) -> str:
     return re.sub(rf"^module ({cells})\b.*?^endmodule\n", "", verilog, flags=re.S | re.M)
 
 
-def synth_script(verilog: str, names: dict, top_instances: dict[str, str]) -> list[str]:
+def synth_script(verilog: str, names: dict, top_instances: dict[str, str], layers: set[str] | None = None) -> list[str]:
     """The yosys commands that synthesise design.v (GHDL's `verilog` of a build whose report/build.json
-    holds `names`): each memory's annotated style set again, the accumulators kept, synth_xilinx."""
+    holds `names`, with all its layers or only `layers`): each memory's annotated style set again, the
+    accumulators kept, synth_xilinx."""
     script = ["read_verilog design.v", f"hierarchy -top {TOP}"]
+    stubbed = set() if layers is None else {
+        rom for layer, info in names["layers"].items() if layer not in layers for rom in info.get("roms", {}).values()
+    }
     for vhdl_name, style in names["memory_styles"].items():
         if vhdl_name in top_instances:  # a buffer
             script.append(f'setattr -set ram_style "{style}" {top_instances[vhdl_name]}/m:*')
-        elif style == "block":  # a ROM in LUTs is built from cells: it has no memory to style
+        elif style == "block" and vhdl_name not in stubbed:  # a ROM in LUTs is built from cells: no memory
             script.append(f'setattr -set rom_style "block" {module_for_entity(verilog, vhdl_name)}/m:*')
     script += [f"setattr -set keep 1 {wire}" for wire in kept_registers(verilog)]
     return [*script, f"synth_xilinx -family xc7 -top {TOP}"]
@@ -212,7 +216,7 @@ def synthesise(build_dir: Path, progress=None, layers: set[str] | None = None) -
 
         top_instances = module_of_instances(verilog, TOP)
         script = [
-            *synth_script(verilog, names, top_instances),
+            *synth_script(verilog, names, top_instances, layers),
             # no template asks for a DSP pre-adder: one is the signature of the miscompile above
             "tee -q -o preadders.txt select -count t:DSP48E1 r:USE_DPORT=TRUE %i",
             "tee -q -o stat.json stat -json",

@@ -147,6 +147,22 @@ def check_cell_roms(build_dir, work) -> None:
     assert checked == 2  # the weights and the added constants
 
 
+def test_a_layer_synthesised_alone_counts_as_in_the_whole_design(tmp_path, ghdl, yosys):
+    """synthesise(layers=...) (calibration/sweep.py --changed-layers): the other layers are empty stubs, and
+    with the hierarchy kept each synthesised layer's count is the one it has in the whole design, a layer
+    with a block ROM too (whose style is set only when the layer is synthesised)."""
+    path = tmp_path / "m.onnx"
+    rom_and_constant_layers(np.random.default_rng(2)).save(str(path))
+    out = tmp_path / "build"
+    build(BuildConfig(model=path, output_dir=out, start_step="memory_style", memory_style="block"))
+    whole = synthesise(out)["layers"]
+    for layer in ("linear", "add"):
+        alone = synthesise(out, layers={layer})["layers"]
+        assert alone[layer] == whole[layer], layer
+        other = ({"linear", "add"} - {layer}).pop()
+        assert alone[other]["DSP"] == 0 < whole[other]["DSP"]  # a stub: no logic
+
+
 def test_layers_synthesised_apart_join_into_the_whole_designs_netlist(tmp_path, ghdl):
     """GHDL synthesises each layer apart and the top level over stubs (it fails on a whole w24 d64
     Transformer); the joined netlist has every module of the one-run netlist, the same up to GHDL's net
