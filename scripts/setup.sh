@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything qonnx-spartan needs on a fresh Debian machine (run as root, or with sudo available):
-# GHDL from apt when missing, and a virtual environment (.venv) with the pinned Python dependencies.
+# GHDL and Verilator from apt when missing, and a virtual environment (.venv) with the pinned Python dependencies.
 # Sourced by scripts/main.sh and scripts/test.sh; safe to run again (it skips what is already there).
 set -euo pipefail
 
@@ -10,10 +10,15 @@ PYTHON="${PYTHON:-python3}"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v ghdl >/dev/null 2>&1 || ! command -v ghdl-llvm >/dev/null 2>&1; then
-  echo "setup: installing GHDL with its LLVM back end (apt)" >&2
+# GHDL with its LLVM back end; Verilator and the C++ compiler and make it builds with (the compiled simulator)
+missing=()
+for tool in ghdl ghdl-llvm verilator g++ make; do  # each is also its Debian package's name
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]} (apt)" >&2
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq ghdl ghdl-llvm >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 stamp="$VENV/.qonnx-spartan-setup"
