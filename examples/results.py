@@ -2,8 +2,9 @@
 
     python examples/results.py [--window 6]
 
-Each configuration is trained (float, then QAT), built for the XC7S15, simulated in GHDL over the whole
-test set, and synthesised; the table collects their summaries (out/results/<name>/summary.json).
+Each configuration is trained (float, then QAT), built for the XC7S15, simulated over the whole test set
+(compiled by Verilator, or in GHDL where it is not installed), and synthesised; the table collects their
+summaries (out/results/<name>/summary.json).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def render(summaries: dict, window: str) -> str:
         "",
         f"Baselines: persistence {rmse0['persistence']:.4f} GW, float model {rmse0['float']:.4f} GW.",
         "",
-        "| configuration | QAT Brevitas | integer reference | GHDL hardware | hardware vs QAT | bit-exact vectors "
+        "| configuration | QAT Brevitas | integer reference | hardware | hardware vs QAT | bit-exact vectors "
         "| LUT | LUTRAM | FF | BRAM18 | DSP | cycles | latency at 100 MHz |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -64,8 +65,8 @@ def render(summaries: dict, window: str) -> str:
         qat = next(v for k, v in r.items() if k.startswith("QAT"))
         t = s["synthesis"]
         lines.append(
-            f"| {name} | {qat:.4f} | {r['integer reference']:.4f} | {r['GHDL hardware']:.4f} | "
-            f"{100 * (r['GHDL hardware'] / qat - 1):+.2f} % | {s['vectors'] if s['bit_exact'] else 'NO'} | "
+            f"| {name} | {qat:.4f} | {r['integer reference']:.4f} | {r['hardware']:.4f} | "
+            f"{100 * (r['hardware'] / qat - 1):+.2f} % | {s['vectors'] if s['bit_exact'] else 'NO'} | "
             f"{t['LUT']} | {t['LUTRAM']} | {t['FF']} | {t['BRAM18']} | {t['DSP']} | {s['cycles']} | "
             f"{s['cycles'] / 100:.1f} us |"
         )

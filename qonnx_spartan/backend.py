@@ -25,6 +25,12 @@ FILE_LIST = "files.txt"
 TB_FILE = f"{TOP}_tb.vhd"
 
 
+def max_cycles(cycles: int) -> int:
+    """The test benches' limit on the cycles from an inference's first input to its last output: a design
+    that has not answered by then is hung."""
+    return 2 * cycles + 1000
+
+
 def template_environment() -> jinja2.Environment:
     loader = jinja2.FileSystemLoader(str(files("qonnx_spartan.templates")))
     return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
@@ -160,7 +166,7 @@ def generate(design: Design, out_dir: Path) -> dict:
     order.append(f"{TOP}.vhd")
     (hdl / FILE_LIST).write_text("\n".join(order) + "\n")
     (sim / CELL_MODELS).write_text((files("qonnx_spartan.templates") / CELL_MODELS).read_text())
-    (sim / TB_FILE).write_text(env.get_template("tb.vhd.j2").render(max_cycles=2 * design.cycles() + 1000, **common))
+    (sim / TB_FILE).write_text(env.get_template("tb.vhd.j2").render(max_cycles=max_cycles(design.cycles()), **common))
     return {
         "top": TOP,
         "testbench": f"{TOP}_tb",

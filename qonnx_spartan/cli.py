@@ -83,11 +83,13 @@ def cmd_simulate(args) -> int:
         inputs,
         source=str(args.inputs),
         progress=lambda done, total: print(f"simulate: {done} of {total} vectors", file=sys.stderr),
+        simulator=args.simulator,
+        status=lambda message: print(f"simulate: {message}", file=sys.stderr),
     )
     write_outputs(report, args.build_dir, args.output)
     verdict = "bit-exact" if report.bit_exact else f"{report.mismatches} MISMATCHED"
     print(
-        f"simulate: {report.vectors} vectors, {verdict} against the integer reference, "
+        f"simulate: {report.vectors} vectors in {report.simulator}, {verdict} against the integer reference, "
         f"{report.cycles_per_inference} cycles per inference"
     )
     return 0 if report.bit_exact else EXIT_MISMATCH
@@ -179,6 +181,7 @@ def positive_int(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from qonnx_spartan.simulation import SIMULATORS
     from qonnx_spartan.transforms.memory_style import MEMORY_CHOICES
 
     p = argparse.ArgumentParser(prog="qonnx-spartan", description=__doc__.splitlines()[0])
@@ -211,8 +214,13 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the estimate.json document")
     e.set_defaults(run=cmd_estimate)
 
-    s = sub.add_parser("simulate", help="run a built design in GHDL, bit-exact against the integer reference")
+    s = sub.add_parser("simulate", help="run a built design, bit-exact against the integer reference")
     s.add_argument("build_dir", type=Path)
+    s.add_argument(
+        "--simulator",
+        choices=SIMULATORS,
+        help="verilator (compiled once per build, fast) or ghdl (the VHDL itself); default: verilator when installed",
+    )
     s.add_argument("--inputs", type=Path, help="float inputs (.npy), batch first (default: the embedded example's)")
     s.add_argument("--output", type=Path, help="where to write the dequantised outputs (.npy)")
     s.set_defaults(run=cmd_simulate)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -15,11 +12,9 @@ import numpy as np
 
 from qonnx_spartan.backend import CELL_MODELS, FILE_LIST, TB_FILE, TOP
 from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.sim_jobs import SimResult, run_jobs
 
 GHDL_FLAGS = ["--std=08", "-frelaxed"]
-#: Below this many vectors a second simulator process costs more than it saves.
-MIN_VECTORS_PER_JOB = 8
-PROGRESS_SECONDS = 10
 
 
 def ghdl_path() -> str | None:
@@ -33,20 +28,6 @@ def require_ghdl() -> str:
     if path is None:
         raise SpartanError("GHDL is not installed (Debian: apt-get install ghdl ghdl-llvm)")
     return path
-
-
-def lines_in(path: Path) -> int:
-    """Result lines a running simulation has written so far (the test bench writes one per vector)."""
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
-@dataclass
-class SimResult:
-    outputs: np.ndarray  # (vectors, output elements) integers
-    cycles: np.ndarray  # (vectors,) cycles per inference
 
 
 def design_sources(build_dir: Path) -> list[Path]:
@@ -90,37 +71,20 @@ def simulate(
     ghdl = require_ghdl()
     vectors = np.asarray(vectors, dtype=np.int64).reshape(len(vectors), -1)
     sources = [build_dir / "sim" / CELL_MODELS, *design_sources(build_dir), build_dir / "sim" / TB_FILE]
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(vectors) // MIN_VECTORS_PER_JOB or 1))
     tb = f"{TOP}_tb"
     with tempfile.TemporaryDirectory(prefix="qs_ghdl_") as tmp:
         work = Path(tmp)
         analyse(sources, work)
         run_checked([ghdl, "-e", *GHDL_FLAGS, f"--workdir={work}", "-o", str(work / tb), tb], work, "elaboration")
         compiled = (work / tb).is_file()  # the mcode back end elaborates in memory: run it with -r
-        running = []
-        for k, chunk in enumerate(np.array_split(vectors, jobs)):
-            in_file, out_file = work / f"inputs{k}.txt", work / f"outputs{k}.txt"
-            in_file.write_text("".join(" ".join(map(str, row)) + "\n" for row in chunk))
-            run = [str(work / tb)] if compiled else [ghdl, "-r", *GHDL_FLAGS, f"--workdir={work}", tb]
-            args = [f"-gIN_FILE={in_file}", f"-gOUT_FILE={out_file}", "--ieee-asserts=disable"]
-            running.append(
-                (
-                    subprocess.Popen(
-                        [*run, *args], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-                    ),
-                    out_file,
-                )
-            )
-        while progress and any(proc.poll() is None for proc, _ in running):
-            time.sleep(PROGRESS_SECONDS)
-            progress(sum(lines_in(out_file) for _, out_file in running), len(vectors))
-        rows = []
-        for proc, out_file in running:
-            output, _ = proc.communicate()
-            if proc.returncode != 0:
-                raise RuntimeError("GHDL simulation failed: " + " | ".join(output.strip().splitlines()[:8]))
-            rows += [list(map(int, line.split())) for line in out_file.read_text().splitlines() if line.strip()]
-    if len(rows) != len(vectors) or any(len(r) != out_count + 1 for r in rows):
-        raise RuntimeError(f"GHDL simulation returned {len(rows)} result lines for {len(vectors)} vectors")
-    table = np.array(rows, dtype=np.int64)
+        run = [str(work / tb)] if compiled else [ghdl, "-r", *GHDL_FLAGS, f"--workdir={work}", tb]
+
+        def command(in_file: Path, out_file: Path) -> list[str]:
+            return [*run, f"-gIN_FILE={in_file}", f"-gOUT_FILE={out_file}", "--ieee-asserts=disable"]
+
+        lines = [" ".join(map(str, row)) for row in vectors]
+        rows = run_jobs(lines, command, work, "GHDL", jobs, progress)
+    if any(len(r) != out_count + 1 for r in rows):
+        raise RuntimeError(f"GHDL simulation returned result lines without {out_count} outputs")
+    table = np.array([list(map(int, r)) for r in rows], dtype=np.int64)
     return SimResult(outputs=table[:, 1:], cycles=table[:, 0])

