@@ -154,6 +154,29 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from qonnx_spartan.study.runner import connect, run_study, store_root
+    from qonnx_spartan.study.spec import load_study
+
+    if args.scheduler and args.workers:
+        raise SpartanError("study: give --scheduler (a running cluster) or --workers (a local one), not both")
+    study = load_study(args.study)
+    store = store_root(study, args.store)
+    client, cluster = connect(args.scheduler, args.workers)
+    try:
+        doc = run_study(study, args.output, store, client, resume=args.resume)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    by = doc["tasks_by_status"]
+    counts = ", ".join(f"{k} {sum(v.values())}" for k, v in by.items() if v)
+    print(f"study {study.name}: {doc['rows']} rows, {doc['tasks']} tasks ({counts}) in {doc['seconds']} s -> {args.output}")
+    for line in doc["internal_errors"][:3]:
+        print(f"study: internal error in {line}", file=sys.stderr)
+    return EXIT_INTERNAL if doc["internal_errors"] else 0
+
+
 def cmd_devices(args) -> int:
     from qonnx_spartan.devices import DEFAULT_DEVICE, DEVICES
 
@@ -238,6 +261,16 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--bits", default="4,6,8", help="the widths each layer may take (default 4,6,8)")
     q.add_argument("--points", type=positive_int, default=8, help="budgets on the Pareto front (default 8)")
     q.set_defaults(run=cmd_search)
+
+    t = sub.add_parser("study", help="run a design-space study on Dask (docs/study.md)")
+    t.add_argument("study", type=Path, help="study file (YAML or JSON)")
+    t.add_argument("-o", "--output", type=Path, required=True, help="folder for the table, plots and study.json")
+    t.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    t.add_argument("--workers", type=positive_int, help="worker processes of a local cluster (default: one per core)")
+    t.add_argument("--resume", action="store_true", help="continue the study in OUTPUT (finished stages are reused)")
+    t.add_argument("--store", type=Path, help="the content-addressed store (default: the study's, else "
+                   "$QONNX_SPARTAN_STORE, else ~/.cache/qonnx-spartan/store)")
+    t.set_defaults(run=cmd_study)
 
     d = sub.add_parser("devices", help="list the device profiles")
     d.set_defaults(run=cmd_devices)
