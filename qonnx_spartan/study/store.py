@@ -26,25 +26,38 @@ from typing import Callable
 RESULT = "result.json"
 
 
-@lru_cache(maxsize=1)
-def hardware_version() -> str:
-    """A digest of everything that decides the hardware and its estimate: the VHDL templates, the library's
-    Python sources (ops, estimator, backend, transforms; the study runner itself excepted, it decides no
-    hardware) and its data files (the fitted coefficients and measured tables)."""
+#: Files that decide hardware: sources, templates, and data (fitted coefficients, measured tables).
+HARDWARE_SUFFIXES = (".py", ".json", ".j2", ".vhd")
+
+
+def hardware_roots() -> list[Path]:
+    """The package (ops, estimator, backend, ...), its transforms and its VHDL templates."""
     import qonnx_spartan
     import qonnx_spartan.templates
     import qonnx_spartan.transforms
 
-    package = Path(qonnx_spartan.__file__).parent
-    roots = [package, Path(qonnx_spartan.transforms.__file__).parent, Path(qonnx_spartan.templates.__file__).parent]
+    return [Path(m.__file__).parent for m in (qonnx_spartan, qonnx_spartan.transforms, qonnx_spartan.templates)]
+
+
+def tree_digest(roots: list[Path], skip: Path | None = None) -> str:
+    """A digest of the hardware files under `roots` (names and contents), leaving out the folder `skip`."""
     digest = hashlib.sha256()
     for root in roots:
         for f in sorted(root.rglob("*")):
-            if not f.is_file() or "__pycache__" in f.parts or (package / "study") in f.parents:
+            if not f.is_file() or f.suffix not in HARDWARE_SUFFIXES or "__pycache__" in f.parts:
                 continue
-            if f.suffix in (".py", ".json", ".j2", ".vhd"):
-                digest.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+            if skip is not None and skip in f.parents:
+                continue
+            digest.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
     return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def hardware_version() -> str:
+    """The library's hardware version: the digest of its hardware files, the study runner's own left out
+    (it decides no hardware).  Part of the key of every stage that builds or measures hardware."""
+    roots = hardware_roots()
+    return tree_digest(roots, skip=roots[0] / "study")
 
 
 def content_key(stage: str, inputs: dict) -> str:
