@@ -155,12 +155,15 @@ def cmd_search(args) -> int:
 
 
 def cmd_study(args) -> int:
-    from qonnx_spartan.study.runner import connect, run_study, store_root
+    from qonnx_spartan.study.runner import connect, prepare_output, run_study, store_root
     from qonnx_spartan.study.spec import load_study
 
     if args.scheduler and args.workers:
         raise SpartanError("study: give --scheduler (a running cluster) or --workers (a local one), not both")
     study = load_study(args.study)
+    if args.stages:
+        study = only_stages(study, args.stages)
+    prepare_output(args.output, study, args.resume)  # before starting a cluster
     store = store_root(study, args.store)
     client, cluster = connect(args.scheduler, args.workers)
     try:
@@ -175,6 +178,18 @@ def cmd_study(args) -> int:
     for line in doc["internal_errors"][:3]:
         print(f"study: internal error in {line}", file=sys.stderr)
     return EXIT_INTERNAL if doc["internal_errors"] else 0
+
+
+def only_stages(study, text: str):
+    """The study with some of its stages: the cheap ones first, the rest later from the same store."""
+    stages = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in study.stages]
+    if unknown or not stages:
+        raise SpartanError(f"--stages: '{text}' is not a list of the study's stages ({', '.join(study.stages)})")
+    subset = study.model_copy(update={"stages": [s for s in study.stages if s in stages]})
+    for field, message in subset.problems():
+        raise SpartanError(f"--stages: {field}: {message}")
+    return subset
 
 
 def cmd_devices(args) -> int:
@@ -268,6 +283,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
     t.add_argument("--workers", type=positive_int, help="worker processes of a local cluster (default: one per core)")
     t.add_argument("--resume", action="store_true", help="continue the study in OUTPUT (finished stages are reused)")
+    t.add_argument("--stages", help="run only these of the study's stages, e.g. export,estimate,search")
     t.add_argument("--store", type=Path, help="the content-addressed store (default: the study's, else "
                    "$QONNX_SPARTAN_STORE, else ~/.cache/qonnx-spartan/store)")
     t.set_defaults(run=cmd_study)
