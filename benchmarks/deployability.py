@@ -1,11 +1,12 @@
 """docs/deployability.md from the deployability study's table (examples/studies/deployability.yaml).
 
     qonnx-spartan study examples/studies/deployability.yaml -o out/deployability [--scheduler ...]
-    python benchmarks/deployability.py out/deployability [--doc docs/deployability.md]
+    python benchmarks/deployability.py out/deployability [OUT2 ...] [--doc docs/deployability.md]
 
 The study computes (and keeps, content-addressed, in its store); this script only writes the report: the
 grid with (a) every memory in LUTs, (b) the BRAM placement and (c) the search, the counts, the syntheses and
-the test RMSE over seeds (mean and spread).  A stage the study has not run yet is reported as not run.
+the test RMSE over seeds (mean and spread).  Several outputs of the study (runs of some of its stages,
+`--stages`) are read together; a stage none of them ran is reported as not run.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def train_table(rows: list[dict]) -> str:
     if not trained:
         return "(not run: the study's train stage has no results yet)"
     lines = [
-        "| config | plan | seeds | persistence | float | QAT Brevitas | integer reference | GHDL hardware | bit-exact |",
+        "| config | plan | seeds | persistence | float | QAT Brevitas | integer reference | GHDL hardware | bit-exact"
+        " |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     by = {}
@@ -116,13 +118,14 @@ def synth_table(rows: list[dict]) -> str:
         return "(not run: the study's synth stage has no results yet)"
     rs = ("LUT", "LUTRAM", "FF", "BRAM18", "DSP")
     lines = [
-        "| config | seed | strategy | " + " | ".join(f"{r} est / syn" for r in rs) + " | synth s | fits (synthesis) |",
+        "| config | model | strategy | " + " | ".join(f"{r} est / syn" for r in rs) + " | synth s | fits (synthesis) |",
         "|" + "---|" * (len(rs) + 5),
     ]
     for r in done:
         pair = " | ".join(f"{r[f'build_{k}']} / {r[f'synth_{k}']}" for k in rs)
         fits = "yes" if r["synth_fits"] else f"no ({r['synth_over']})"
-        lines.append(f"| {name(r)} | {r['seed']} | {r['build_strategy']} | {pair} | {r['synth_seconds']} | {fits} |")
+        model = f"trained, seed {r['seed']}" if r.get("build_trained") else "untrained"
+        lines.append(f"| {name(r)} | {model} | {r['build_strategy']} | {pair} | {r['synth_seconds']} | {fits} |")
     errs = [(r["build_LUT"] - r["synth_LUT"]) / r["synth_LUT"] for r in done]
     lines.append(f"\nLUT estimate against synthesis: {100 * min(errs):+.1f} % to {100 * max(errs):+.1f} %.")
     return "\n".join(lines)
@@ -144,9 +147,9 @@ DOC = """# Deployability on the XC7S15
 The grid of arXiv 2410.03294: window {{6, 12, 24}} x d_model {{16, 32, 64}} x uniform bits {{4, 6, 8}}, the
 example forecaster (examples/forecasting: one encoder layer, 1 head, 3 features, power-of-two scales, FFN
 4 d_model), as the study examples/studies/deployability.yaml describes it.  This page is written by
-`python benchmarks/deployability.py {out}` from the study's table; the last run of the study
-(`qonnx-spartan study examples/studies/deployability.yaml -o {out} --stages {stages}`) took {seconds:.0f} s at hardware
-version `{hardware}`: {ran}.
+`python benchmarks/deployability.py {outs}` from the study's tables, made by
+
+{runs}
 
 - **Estimates** (`qonnx_spartan.flow.estimate_only`, one lane) of the untrained model whose activation
   ranges Brevitas calibrated on elecdemand training windows: DSP, BRAM18, LUTRAM and cycles are counted, LUT
@@ -180,21 +183,25 @@ the built design on the simulated test windows.
 """
 
 
+def run_line(out: Path, doc: dict) -> str:
+    stages = ",".join(doc["study"]["stages"])
+    return (
+        f"- `qonnx-spartan study examples/studies/deployability.yaml -o {out} --stages {stages}`: "
+        f"{doc['seconds']:.0f} s at hardware version `{doc['hardware_version']}`; {ran(doc)}."
+    )
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("study_out", type=Path, help="the deployability study's output folder (table.csv, study.json)")
+    ap.add_argument("outs", type=Path, nargs="+", help="the study's output folders (table.csv, study.json)")
     ap.add_argument("--doc", type=Path, default=REPO / "docs" / "deployability.md")
     args = ap.parse_args(argv)
-    rows = read_csv(args.study_out / "table.csv")
-    doc = json.loads((args.study_out / "study.json").read_text())
-    stages = ",".join(doc["study"]["stages"])
+    rows = [r for out in args.outs for r in read_csv(out / "table.csv")]
+    docs = [json.loads((out / "study.json").read_text()) for out in args.outs]
     configs = per_config(rows)
     text = DOC.format(
-        out=args.study_out,
-        stages=stages,
-        seconds=doc["seconds"],
-        hardware=doc["hardware_version"],
-        ran=ran(doc),
+        outs=" ".join(map(str, args.outs)),
+        runs="\n".join(run_line(out, doc) for out, doc in zip(args.outs, docs)),
         grid=grid_table(configs),
         counts=counts(configs),
         synth=synth_table(rows),

@@ -174,7 +174,8 @@ def cmd_study(args) -> int:
             cluster.close()
     by = doc["tasks_by_status"]
     counts = ", ".join(f"{k} {sum(v.values())}" for k, v in by.items() if v)
-    print(f"study {study.name}: {doc['rows']} rows, {doc['tasks']} tasks ({counts}) in {doc['seconds']} s -> {args.output}")
+    rows, tasks, seconds = doc["rows"], doc["tasks"], doc["seconds"]
+    print(f"study {study.name}: {rows} rows, {tasks} tasks ({counts}) in {seconds} s -> {args.output}")
     for line in doc["internal_errors"][:3]:
         print(f"study: internal error in {line}", file=sys.stderr)
     return EXIT_INTERNAL if doc["internal_errors"] else 0
@@ -284,8 +285,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=positive_int, help="worker processes of a local cluster (default: one per core)")
     t.add_argument("--resume", action="store_true", help="continue the study in OUTPUT (finished stages are reused)")
     t.add_argument("--stages", help="run only these of the study's stages, e.g. export,estimate,search")
-    t.add_argument("--store", type=Path, help="the content-addressed store (default: the study's, else "
-                   "$QONNX_SPARTAN_STORE, else ~/.cache/qonnx-spartan/store)")
+    t.add_argument(
+        "--store",
+        type=Path,
+        help="the content-addressed store (default: the study's, else "
+        "$QONNX_SPARTAN_STORE, else ~/.cache/qonnx-spartan/store)",
+    )
     t.set_defaults(run=cmd_study)
 
     d = sub.add_parser("devices", help="list the device profiles")

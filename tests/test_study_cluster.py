@@ -67,7 +67,14 @@ def cluster(tmp_path):
     sched_file = tmp_path / "scheduler.json"
     procs = [
         start(
-            "scheduler", "--host", LOOPBACK, "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file),
+            "scheduler",
+            "--host",
+            LOOPBACK,
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(sched_file),
             log=tmp_path / "scheduler.log",
         )
     ]
@@ -78,8 +85,18 @@ def cluster(tmp_path):
         assert address.startswith(f"tcp://{LOOPBACK}:")
         for name in ("w1", "w2"):
             workers[name] = start(
-                "worker", "--scheduler-file", str(sched_file), "--host", LOOPBACK, "--nthreads", "1", "--no-nanny",
-                "--no-dashboard", "--name", name, log=tmp_path / f"{name}.log",
+                "worker",
+                "--scheduler-file",
+                str(sched_file),
+                "--host",
+                LOOPBACK,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--name",
+                name,
+                log=tmp_path / f"{name}.log",
             )
             procs.append(workers[name])
         from distributed import Client
@@ -100,8 +117,18 @@ def cluster(tmp_path):
 
 
 def study_command(path: Path, out: Path, store: Path, address: str, *more: str) -> list[str]:
-    return [str(SCRIPTS / "qonnx-spartan"), "study", str(path), "-o", str(out), "--store", str(store),
-            "--scheduler", address, *more]
+    return [
+        str(SCRIPTS / "qonnx-spartan"),
+        "study",
+        str(path),
+        "-o",
+        str(out),
+        "--store",
+        str(store),
+        "--scheduler",
+        address,
+        *more,
+    ]
 
 
 @pytest.mark.brevitas
@@ -109,8 +136,9 @@ def test_a_study_survives_a_lost_worker_and_resumes_without_redoing_work(tmp_pat
     address, workers = cluster
     path, out, store = study_file(tmp_path), tmp_path / "out", tmp_path / "store"
     started = time.monotonic()
-    run = subprocess.Popen(study_command(path, out, store, address), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
+    run = subprocess.Popen(
+        study_command(path, out, store, address), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         # kill worker 1 once the study is under way, and before it is done (18 stages in all)
         wait_for("the first stored results", lambda: entries(store) >= 2 or run.poll() is not None, seconds=BOUND)
@@ -140,15 +168,14 @@ def test_a_study_survives_a_lost_worker_and_resumes_without_redoing_work(tmp_pat
     assert len(stored_by) == 2  # both workers stored results: w1 before it died, w2 the rest
 
     mtimes = {f: (f / "result.json").stat().st_mtime_ns for f in folders}
-    resumed = subprocess.run(study_command(path, out, store, address, "--resume"), capture_output=True, text=True,
-                             timeout=BOUND)
+    resumed = subprocess.run(
+        study_command(path, out, store, address, "--resume"), capture_output=True, text=True, timeout=BOUND
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     doc = json.loads((out / "study.json").read_text())
     assert doc["tasks_by_status"]["computed"] == {} and sum(doc["tasks_by_status"]["reused"].values()) == 18
     assert {f: (f / "result.json").stat().st_mtime_ns for f in folders} == mtimes  # nothing rewritten
-    assert read_csv(out / "table.csv") == [
-        {**r, **{k: "reused" for k in r if k.endswith("_status")}} for r in rows
-    ]
+    assert read_csv(out / "table.csv") == [{**r, **{k: "reused" for k in r if k.endswith("_status")}} for r in rows]
     print(f"\nstudy of 6 configurations on 2 workers, one killed: {first_seconds:.0f} s")
 
 

@@ -92,8 +92,13 @@ def draw(pts: list[dict], x: str, y: str, path: Path) -> None:
     for device, group in sorted(by_device.items()):
         dots = ax.plot([p[x] for p in group], [p[y] for p in group], "o", alpha=0.6, label=f"{device}")
         front = pareto(group, x, y)
-        ax.step([p[x] for p in front], [p[y] for p in front], where="post", color=dots[0].get_color(),
-                label=f"{device} Pareto front")
+        ax.step(
+            [p[x] for p in front],
+            [p[y] for p in front],
+            where="post",
+            color=dots[0].get_color(),
+            label=f"{device} Pareto front",
+        )
         for p in front:
             ax.annotate(p["label"], (p[x], p[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     if x == "latency_us":

@@ -46,7 +46,9 @@ def connect(scheduler: str | None, workers: int | None):
         try:
             return Client(scheduler, timeout="20s"), None
         except (OSError, TimeoutError) as e:
-            raise SpartanError(f"--scheduler {scheduler}: no Dask scheduler answers there ({e.__class__.__name__})") from None
+            raise SpartanError(
+                f"--scheduler {scheduler}: no Dask scheduler answers there ({e.__class__.__name__})"
+            ) from None
     cluster = LocalCluster(
         n_workers=workers or os.cpu_count() or 1,
         threads_per_worker=1,  # a stage runs its own processes (GHDL, yosys) and threads
@@ -129,7 +131,9 @@ def run_study(
     table.write_csv(table_rows, out / "table.csv")
     table.write_parquet(table_rows, out / "table.parquet")
     config_keys = list(dict.fromkeys(k for c in study.configurations() for k in c))
-    plotted = plots.write_plots(table_rows, study.estimate.memory_styles, config_keys, study.budget.device, out / "plots")
+    plotted = plots.write_plots(
+        table_rows, study.estimate.memory_styles, config_keys, study.budget.device, out / "plots"
+    )
     counts = {
         "computed": dict(Counter(s for (s, _), r in results.items() if table.status(r) == "computed")),
         "reused": dict(Counter(s for (s, _), r in results.items() if table.status(r) == "reused")),

@@ -112,7 +112,12 @@ def estimate(folder: Path, study: Study, config: dict, seed, up: dict) -> dict:
             lanes=study.estimate.lanes,
         )
         report = estimate_only(cfg)
-        styles[style] = {"total": report["total"], "cycles": report["cycles"], "fits": report["fits"], "over": over(report)}
+        styles[style] = {
+            "total": report["total"],
+            "cycles": report["cycles"],
+            "fits": report["fits"],
+            "over": over(report),
+        }
     first = styles[study.estimate.memory_styles[0]]
     return {"styles": styles, "cycles": first["cycles"], "latency_us": first["cycles"] / budget.clock_mhz}
 
@@ -157,7 +162,9 @@ def search(folder: Path, study: Study, config: dict, seed, up: dict) -> dict:
     onnx = Path(up["export"]["entry"]) / MODEL
     x = evenly(np.asarray(dataset(study, config).val.x), study.search.calib_windows)
     try:
-        result = run_search(onnx, study.budget_for(config), x, integer_reference(onnx, x), study.search.bits, study.search.points)
+        result = run_search(
+            onnx, study.budget_for(config), x, integer_reference(onnx, x), study.search.bits, study.search.points
+        )
     except SpartanError as e:
         return {"fits": False, "error": str(e)}
     write_outputs(result, folder / "plan.json")
@@ -184,7 +191,11 @@ def train_float(folder: Path, study: Study, config: dict, seed, up: dict) -> dic
     # the QAT stage rebuilds the model from its state (the builder with quant=False gives the same modules)
     torch.save(model.state_dict(), folder / "float.pt")
     persistence = data.persistence_rmse("test") if hasattr(data, "persistence_rmse") else None
-    return {"rmse_float": metrics["test_rmse"], "rmse_persistence": persistence, "seconds_train": metrics.get("train_seconds")}
+    return {
+        "rmse_float": metrics["test_rmse"],
+        "rmse_persistence": persistence,
+        "seconds_train": metrics.get("train_seconds"),
+    }
 
 
 def train(folder: Path, study: Study, config: dict, seed, up: dict) -> dict:
@@ -203,8 +214,12 @@ def train(folder: Path, study: Study, config: dict, seed, up: dict) -> dict:
     fixed = dict(seed=seed, epochs=study.train.epochs, quant=True, init_from=float_model, data=data)
     model, metrics = call_with(fn, values, plan=plan, **fixed) if plan else call_with(fn, values, **fixed)
     export_onnx(model, folder / MODEL, tuple(np.asarray(data.train.x).shape[1:]))
-    return {"model": MODEL, "rmse_qat": metrics["test_rmse"], "plan": "searched" if plan else None,
-            "seconds_qat": metrics.get("train_seconds")}
+    return {
+        "model": MODEL,
+        "rmse_qat": metrics["test_rmse"],
+        "plan": "searched" if plan else None,
+        "seconds_qat": metrics.get("train_seconds"),
+    }
 
 
 def build(folder: Path, study: Study, config: dict, seed, up: dict) -> dict:
@@ -278,7 +293,12 @@ def synth(folder: Path, study: Study, config: dict, seed, up: dict) -> dict:
         report = synthesise(copy)
     caps = study.budget_for(config).profile.capacities()
     overflow = [r for r in caps if report["total"][r] > caps[r]]
-    return {"total": report["total"], "tool_seconds": report["seconds"], "fits": not overflow, "over": ", ".join(overflow)}
+    return {
+        "total": report["total"],
+        "tool_seconds": report["seconds"],
+        "fits": not overflow,
+        "over": ", ".join(overflow),
+    }
 
 
 STAGE_FUNCTIONS = {

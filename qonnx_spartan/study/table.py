@@ -3,9 +3,10 @@
 Columns: the configuration's values and seed; rmse_persistence, rmse_float, rmse_qat, rmse_integer,
 rmse_hardware (test set, the data's units; integer and hardware on the simulated windows); per estimated
 memory style S: S_LUT .. S_DSP, S_fits, S_over; cycles and latency_us (estimate); search_* (the plan's
-resources, fits, rms_lsb, widths); build_* (the built design's estimate and strategy); sim_* (GHDL:
-windows, bit_exact, cycles); synth_* (yosys: resources, fits, over, seconds); verdict; and per stage
-`<stage>_status` (computed, reused, skipped: why, error: message).  Written as CSV and Parquet.
+resources, fits, rms_lsb, widths); build_* (the built design's estimate, strategy, whether from the
+trained model); sim_* (GHDL: windows, bit_exact, cycles); synth_* (yosys: resources, fits, over,
+seconds); verdict; and per stage `<stage>_status` (computed, reused, skipped: why, error: message).
+Written as CSV and Parquet.
 """
 
 from __future__ import annotations
@@ -77,9 +78,17 @@ def row(config: dict, seed: int, results: dict[str, dict | None], stages: list[s
         out["train_plan"] = tr.get("plan")
     if "build" in stages:
         b = usable(results.get("build"))
-        out |= resources("build", b.get("total")) | {"build_strategy": b.get("strategy"), "build_cycles": b.get("cycles")}
+        out |= resources("build", b.get("total")) | {
+            "build_strategy": b.get("strategy"),
+            "build_trained": b.get("trained"),
+            "build_cycles": b.get("cycles"),
+        }
     if "simulate" in stages:
-        out |= {"sim_windows": sim.get("windows"), "sim_bit_exact": sim.get("bit_exact"), "sim_cycles": sim.get("cycles")}
+        out |= {
+            "sim_windows": sim.get("windows"),
+            "sim_bit_exact": sim.get("bit_exact"),
+            "sim_cycles": sim.get("cycles"),
+        }
     if "synth" in stages:
         sy = usable(results.get("synth"))
         out |= resources("synth", sy.get("total")) | {
