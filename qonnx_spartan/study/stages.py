@@ -64,6 +64,16 @@ def dataset(study: Study, config: dict):
     return _dataset(study.data.load, tuple(map(str, study.model.paths)), tuple(sorted(values.items(), key=str)))
 
 
+def one_thread():
+    """torch with one thread: a worker is one of several processes on the cores, and torch's own thread pool
+    in each (one thread per core) makes them wait on each other; measured here, exports 6 times slower with
+    two workers on two cores.  (The example's training does the same.)"""
+    import torch
+
+    torch.set_num_threads(1)
+    return torch
+
+
 def export_onnx(model, path: Path, input_shape: tuple) -> None:
     """QONNX export with the TorchScript exporter: torch's default (dynamo) silently drops the Quant nodes."""
     import torch
@@ -76,7 +86,7 @@ def export_onnx(model, path: Path, input_shape: tuple) -> None:
 def export(folder: Path, study: Study, config: dict, seed, up: dict) -> dict:
     """The untrained model (seed 0), its activation ranges calibrated by Brevitas in train mode on training
     windows, exported to QONNX: resources depend on the widths and the ranges, hardly on trained weights."""
-    import torch
+    torch = one_thread()
 
     torch.manual_seed(0)
     build = user_callable(study.model.build, study.model.paths)
@@ -182,7 +192,7 @@ def search(folder: Path, study: Study, config: dict, seed, up: dict) -> dict:
 
 def train_float(folder: Path, study: Study, config: dict, seed, up: dict) -> dict:
     """The float model of the configuration (its quant-only values left out), trained once for all of them."""
-    import torch
+    torch = one_thread()
 
     train = user_callable(study.train.function, study.model.paths)
     data = dataset(study, config)
@@ -201,7 +211,7 @@ def train_float(folder: Path, study: Study, config: dict, seed, up: dict) -> dic
 def train(folder: Path, study: Study, config: dict, seed, up: dict) -> dict:
     """QAT from the float model's weights, with the search's widths where it found a plan; the trained model
     exported to QONNX for the hardware stages of this seed."""
-    import torch
+    torch = one_thread()
 
     fn = user_callable(study.train.function, study.model.paths)
     build = user_callable(study.model.build, study.model.paths)
