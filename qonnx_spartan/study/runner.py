@@ -29,6 +29,8 @@ from qonnx_spartan.study.store import Store, hardware_version
 
 SUMMARY = "study.json"
 DEFAULT_STORE = Path.home() / ".cache" / "qonnx-spartan" / "store"
+#: While a study runs, its table.csv is rewritten this often (rows not finished say "pending").
+PARTIAL_TABLE_SECONDS = 30
 
 
 def store_root(study: Study, option: Path | None) -> Path:
@@ -113,6 +115,14 @@ def run_study(
         ids[future.key] = (stage, key)
     say(f"study {study.name}: {len(rows)} rows, {len(futures)} tasks on {describe(client)}; store {store}")
     results, failures, done = {}, {}, 0
+
+    def table_rows() -> list[dict]:
+        return [
+            table.row(r["config"], r["seed"], {s: results.get((s, k)) for s, k in r["keys"].items()}, study.stages)
+            for r in rows
+        ]
+
+    written = time.monotonic()
     for future in as_completed(list(futures.values())):
         done += 1
         node_id = ids[future.key]
@@ -124,16 +134,14 @@ def run_study(
             results[node_id] = future.result()
         node = nodes[node_id]
         say(f"study: [{done}/{len(futures)}] {node.stage} {node.label}: {table.status(results[node_id])[:100]}")
-    table_rows = [
-        table.row(r["config"], r["seed"], {s: results.get((s, k)) for s, k in r["keys"].items()}, study.stages)
-        for r in rows
-    ]
-    table.write_csv(table_rows, out / "table.csv")
-    table.write_parquet(table_rows, out / "table.parquet")
+        if time.monotonic() - written > PARTIAL_TABLE_SECONDS:  # a study stopped early leaves what it has
+            table.write_csv(table_rows(), out / "table.csv")
+            written = time.monotonic()
+    final = table_rows()
+    table.write_csv(final, out / "table.csv")
+    table.write_parquet(final, out / "table.parquet")
     config_keys = list(dict.fromkeys(k for c in study.configurations() for k in c))
-    plotted = plots.write_plots(
-        table_rows, study.estimate.memory_styles, config_keys, study.budget.device, out / "plots"
-    )
+    plotted = plots.write_plots(final, study.estimate.memory_styles, config_keys, study.budget.device, out / "plots")
     counts = {
         "computed": dict(Counter(s for (s, _), r in results.items() if table.status(r) == "computed")),
         "reused": dict(Counter(s for (s, _), r in results.items() if table.status(r) == "reused")),
@@ -143,7 +151,7 @@ def run_study(
     doc |= {
         "status": "finished" if not failures else "finished with internal errors",
         "seconds": round(time.perf_counter() - started, 1),
-        "rows": len(table_rows),
+        "rows": len(final),
         "tasks": len(futures),
         "tasks_by_status": counts,
         "internal_errors": [f"{s} {k[:8]}: {m}" for (s, k), m in failures.items()],

@@ -5,7 +5,8 @@ rmse_hardware (test set, the data's units; integer and hardware on the simulated
 memory style S: S_LUT .. S_DSP, S_fits, S_over; cycles and latency_us (estimate); search_* (the plan's
 resources, fits, rms_lsb, widths); build_* (the built design's estimate, strategy, whether from the
 trained model); sim_* (GHDL: windows, bit_exact, cycles); synth_* (yosys: resources, fits, over,
-seconds); verdict; and per stage `<stage>_status` (computed, reused, skipped: why, error: message).
+seconds); verdict; and per stage `<stage>_status` (computed, reused, skipped: why, error: message;
+pending while the study runs).
 Written as CSV and Parquet.
 """
 
@@ -22,7 +23,7 @@ from qonnx_spartan.study.stages import SKIPPED
 
 def status(result: dict | None) -> str:
     if result is None:
-        return "lost"
+        return "pending"
     if SKIPPED in result:
         return f"skipped: {result[SKIPPED]}"
     if "error" in result:
