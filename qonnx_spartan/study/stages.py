@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from qonnx_spartan.errors import SpartanError
-from qonnx_spartan.study.spec import Study
+from qonnx_spartan.study.spec import NEEDS, Study
 from qonnx_spartan.study.store import Store
 
 MODEL = "model.onnx"
@@ -322,14 +322,7 @@ STAGE_FUNCTIONS = {
     "synth": synth,
 }
 #: The upstream results without which a stage cannot run (the others are optional inputs).
-REQUIRED = {
-    "estimate": ("export",),
-    "search": ("export", "estimate"),
-    "train": ("train_float",),
-    "build": ("export",),
-    "simulate": ("build",),
-    "synth": ("build",),
-}
+REQUIRED = {**NEEDS, "train": ("train_float",)}
 
 #: The study section whose `when` decides whether a stage runs (the float model is trained for the QAT one).
 CONDITION = {s: s for s in ("search", "train", "build", "simulate", "synth")} | {"train_float": "train"}

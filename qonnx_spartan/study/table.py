@@ -18,7 +18,7 @@ from pathlib import Path
 
 from qonnx_spartan.atomic import write_atomically
 from qonnx_spartan.ops.base import RESOURCES
-from qonnx_spartan.study.stages import SKIPPED
+from qonnx_spartan.study.stages import SKIPPED, unusable
 
 
 def status(result: dict | None) -> str:
@@ -49,7 +49,7 @@ def verdict(estimate: dict | None, search: dict | None) -> str | None:
 
 
 def usable(result: dict | None) -> dict:
-    return result if result and SKIPPED not in result and "error" not in result else {}
+    return {} if unusable(result) else result
 
 
 def row(config: dict, seed: int, results: dict[str, dict | None], stages: list[str]) -> dict:
