@@ -56,7 +56,7 @@ def connect(scheduler: str | None, workers: int | None):
         threads_per_worker=1,  # a stage runs its own processes (GHDL, yosys) and threads
         processes=True,
         memory_limit=0,  # training and synthesis peak briefly; a nanny killing them would only repeat the work
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # the scheduler's HTTP server on a free port of this machine only
         silence_logs=logging.ERROR,  # the nannies' notes on shutting workers down are not the study's news
     )
     return Client(cluster), cluster
