@@ -182,3 +182,16 @@ def test_a_study_file_in_another_folder_finds_its_model(tmp_path):
     text = (STUDIES / "smoke.yaml").read_text().replace("../forecasting", str(FORECASTING))
     (tmp_path / "elsewhere.yaml").write_text(textwrap.dedent(text))
     assert load_study(tmp_path / "elsewhere.yaml").model.paths == [FORECASTING.resolve()]
+
+
+def test_the_estimator_coefficients_are_in_the_hardware_keys(tmp_path):
+    from qonnx_spartan.coefficients import Coefficients
+
+    Coefficients.default().save(tmp_path / "c.json")
+    a, _ = graph(tmp_path, budget={"estimator": "c.json"})
+    data = json.loads((tmp_path / "c.json").read_text())
+    data["tool"] = "another tool"
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    b, _ = graph(tmp_path, budget={"estimator": "c.json"})
+    assert keys_of(a, "export") == keys_of(b, "export") and not keys_of(a, "estimate") & keys_of(b, "estimate")
+    assert "field 'budget.estimator'" in error(tmp_path, budget={"estimator": "missing.json"})

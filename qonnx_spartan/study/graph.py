@@ -75,6 +75,8 @@ def build_graph(study: Study, hardware: str) -> tuple[dict[tuple[str, str], Node
     data = {"load": study.data.load, **study.data.model_dump(mode="json", exclude={"load"})}
     for config in study.configurations():
         budget = budget_to_json(study.budget_for(config))
+        if study.budget.estimator is not None:  # the coefficients' contents, not only their file's name
+            budget["estimator"] = file_digest(study.budget.estimator)
         model = {"build": study.model.build, "params": study.model.params, "config": config, "code": code}
         keys = {"export": add("export", {**model, "data": data, "tools": tools}, config, None, {})}
         if "estimate" in stages:

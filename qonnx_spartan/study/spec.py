@@ -217,6 +217,12 @@ def load_study(path: Path) -> Study:
     here = path.resolve().parent
     model = study.model.model_copy(update={"paths": [(here / p).resolve() for p in study.model.paths]})
     study = study.model_copy(update={"model": model, "store": here / study.store if study.store else None})
+    if study.budget.estimator is not None:
+        try:
+            budget = study.budget.with_estimator((here / study.budget.estimator).resolve())
+        except SpartanError as e:
+            raise SpartanError(f"{path}: field 'budget.estimator': {e}") from None
+        study = study.model_copy(update={"budget": budget})
     for field, ref in callables(study).items():
         check_callable(path, field, ref, model.paths)
     return study
