@@ -195,3 +195,35 @@ def test_the_estimator_coefficients_are_in_the_hardware_keys(tmp_path):
     b, _ = graph(tmp_path, budget={"estimator": "c.json"})
     assert keys_of(a, "export") == keys_of(b, "export") and not keys_of(a, "estimate") & keys_of(b, "estimate")
     assert "field 'budget.estimator'" in error(tmp_path, budget={"estimator": "missing.json"})
+
+
+@pytest.mark.parametrize(
+    "fits, searched, expected",
+    [
+        # (all-LUT fits, BRAM fits), search fits -> unfit, fits, made_deployable
+        ((True, True), None, (False, True, False)),
+        ((False, True), None, (False, True, True)),
+        ((False, False), True, (True, True, True)),
+        ((False, False), False, (True, False, False)),
+    ],
+)
+def test_when_a_conditional_stage_runs(fits, searched, expected):
+    from qonnx_spartan.study.stages import holds
+
+    up = {"estimate": {"styles": {"distributed": {"fits": fits[0]}, "budget": {"fits": fits[1]}}}}
+    if searched is not None:
+        up["search"] = {"fits": searched}
+    assert tuple(holds(w, up) for w in ("unfit", "fits", "made_deployable")) == expected
+    assert holds("always", {})
+
+
+def test_a_skipped_stage_says_why_and_stores_nothing(tmp_path):
+    from qonnx_spartan.study.stages import run_stage
+
+    study = load_study(study_file(tmp_path, stages=["export", "estimate", "build"], build={"when": "made_deployable"}))
+    spec = study.model_dump(mode="json")
+    fits = {"styles": {"distributed": {"fits": True}, "budget": {"fits": True}}}
+    result = run_stage("build", str(tmp_path / "store"), "ef" * 16, spec, {}, None, {"estimate": fits, "export": {}})
+    assert result == {"skipped": "build.when is made_deployable"}
+    result = run_stage("build", str(tmp_path / "store"), "ef" * 16, spec, {}, None, {"estimate": {"skipped": "x"}})
+    assert "no estimate" in result["skipped"] and Store(tmp_path / "store").entries() == {}

@@ -336,12 +336,14 @@ def run_stage(stage: str, store_root: str, key: str, study_json: dict, config: d
     """One stage of one configuration (and seed): the stored result if there is one, else computed and
     stored.  The returned dict carries "entry" (its folder) and "reused"."""
     study = Study.model_validate(study_json)
+    when = getattr(study, CONDITION[stage]).when if stage in CONDITION else "always"
+    if when != "always" and unusable(up.get("estimate")):
+        return {SKIPPED: f"{stage}.when is {when}, and there is no estimate"}
+    if not holds(when, up):
+        return {SKIPPED: f"{stage}.when is {when}"}
     for need in REQUIRED.get(stage, ()):
         if unusable(up.get(need)):
             return {SKIPPED: f"no {need}"}
-    when = getattr(study, CONDITION[stage]).when if stage in CONDITION else "always"
-    if not holds(when, up):
-        return {SKIPPED: f"{stage}.when is {when}"}
     store = Store(Path(store_root))
     found = store.get(stage, key)
     if found is not None:
