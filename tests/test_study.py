@@ -227,3 +227,10 @@ def test_a_skipped_stage_says_why_and_stores_nothing(tmp_path):
     assert result == {"skipped": "build.when is made_deployable"}
     result = run_stage("build", str(tmp_path / "store"), "ef" * 16, spec, {}, None, {"estimate": {"skipped": "x"}})
     assert "no estimate" in result["skipped"] and Store(tmp_path / "store").entries() == {}
+
+
+def test_the_training_code_is_in_the_training_keys_only(tmp_path):
+    estimate, _ = graph(tmp_path, stages=["export", "estimate", "search"])
+    trained, _ = graph(tmp_path, file="t.yaml", stages=["export", "estimate", "search", "train"])
+    for stage in ("export", "estimate", "search"):  # running training later reuses them
+        assert keys_of(estimate, stage) == keys_of(trained, stage)

