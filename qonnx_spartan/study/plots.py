@@ -38,7 +38,7 @@ def points(rows: list[dict], styles: list[str], config_keys: list[str], device: 
         acc = [a for a in (first(r, ACCURACY) for r in group) if a is not None]
         out.append(
             {
-                "label": " ".join(str(v) for k, v in zip(config_keys, key) if k != "device"),
+                "label": " ".join(f"{k}={v}" for k, v in zip(config_keys, key) if k != "device"),
                 "device": group[0].get("device") or device,
                 "LUT": luts(group[0], styles),
                 "latency_us": group[0].get("latency_us"),
