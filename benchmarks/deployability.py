@@ -15,12 +15,16 @@ import argparse
 import json
 import statistics
 import sys
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from qonnx_spartan.study.spec import load_study  # noqa: E402
 from qonnx_spartan.study.table import read_csv  # noqa: E402
+
+STUDY = REPO / "examples" / "studies" / "deployability.yaml"
 
 SHOWN = ("LUT", "LUTRAM", "BRAM18", "DSP")
 STYLES = {"a": "distributed", "b": "budget"}
@@ -31,11 +35,15 @@ def name(r: dict) -> str:
 
 
 def per_config(rows: list[dict]) -> list[dict]:
-    """The first row of each configuration: estimates and searches do not depend on the seed."""
-    seen = {}
+    """One row per configuration, each column its first known value over the runs and seeds: estimates and
+    searches do not depend on the seed, and a run still going has some of them pending."""
+    merged: dict[str, dict] = {}
     for r in rows:
-        seen.setdefault(name(r), r)
-    return list(seen.values())
+        into = merged.setdefault(name(r), {})
+        for k, v in r.items():
+            if into.get(k) is None:
+                into[k] = v
+    return list(merged.values())
 
 
 def cells(r: dict, prefix: str) -> str:
@@ -131,14 +139,12 @@ def synth_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def ran(doc: dict) -> str:
-    """What the study's last run did, stage by stage."""
-    by = doc["tasks_by_status"]
-    stages = list(dict.fromkeys(s for kind in by.values() for s in kind))
-    parts = [
-        f"{s}: " + ", ".join(f"{by[k][s]} {k}" for k in ("computed", "reused", "skipped", "errors") if by[k].get(s))
-        for s in stages
-    ]
+def ran(rows: list[dict]) -> str:
+    """What a run's table says of each stage: rows computed, reused, skipped, failed, pending."""
+    parts = []
+    for column in [c for c in rows[0] if c.endswith("_status")]:
+        kinds = Counter(str(r[column]).split(":")[0] for r in rows)
+        parts.append(f"{column.removesuffix('_status')}: " + ", ".join(f"{n} {k}" for k, n in kinds.items()))
     return "; ".join(parts)
 
 
@@ -150,6 +156,8 @@ example forecaster (examples/forecasting: one encoder layer, 1 head, 3 features,
 `python benchmarks/deployability.py {outs}` from the study's tables, made by
 
 {runs}
+
+{not_run}
 
 - **Estimates** (`qonnx_spartan.flow.estimate_only`, one lane) of the untrained model whose activation
   ranges Brevitas calibrated on elecdemand training windows: DSP, BRAM18, LUTRAM and cycles are counted, LUT
@@ -183,11 +191,16 @@ the built design on the simulated test windows.
 """
 
 
-def run_line(out: Path, doc: dict) -> str:
+def run_line(out: Path, doc: dict, rows: list[dict]) -> str:
     stages = ",".join(doc["study"]["stages"])
+    when = (
+        f"{doc['seconds']:.0f} s"
+        if doc["status"] != "running"
+        else f"still running when this page was written (started {doc['started']}; the table as it was)"
+    )
     return (
-        f"- `qonnx-spartan study examples/studies/deployability.yaml -o {out} --stages {stages}`: "
-        f"{doc['seconds']:.0f} s at hardware version `{doc['hardware_version']}`; {ran(doc)}."
+        f"- `qonnx-spartan study examples/studies/deployability.yaml -o {out} --stages {stages}`: {when}, "
+        f"hardware version `{doc['hardware_version']}`; rows per stage: {ran(rows)}."
     )
 
 
@@ -196,12 +209,16 @@ def main(argv=None) -> int:
     ap.add_argument("outs", type=Path, nargs="+", help="the study's output folders (table.csv, study.json)")
     ap.add_argument("--doc", type=Path, default=REPO / "docs" / "deployability.md")
     args = ap.parse_args(argv)
-    rows = [r for out in args.outs for r in read_csv(out / "table.csv")]
+    tables = [read_csv(out / "table.csv") for out in args.outs]
+    rows = [r for t in tables for r in t]
     docs = [json.loads((out / "study.json").read_text()) for out in args.outs]
     configs = per_config(rows)
+    ran_stages = {s for doc in docs for s in doc["study"]["stages"]}
+    missing = [s for s in load_study(STUDY).stages if s not in ran_stages]
     text = DOC.format(
+        not_run=f"Stages of the study none of these runs took: {', '.join(missing)}." if missing else "",
         outs=" ".join(map(str, args.outs)),
-        runs="\n".join(run_line(out, doc) for out, doc in zip(args.outs, docs)),
+        runs="\n".join(run_line(out, doc, t) for out, doc, t in zip(args.outs, docs, tables)),
         grid=grid_table(configs),
         counts=counts(configs),
         synth=synth_table(rows),
