@@ -42,11 +42,16 @@ def user_callable(ref: str, paths: list) -> object:
         return getattr(importlib.import_module(module), name)
 
 
-def call_with(fn, values: dict, **fixed):
-    """Call fn with the values its signature names (all of them if it takes **kwargs), and `fixed`."""
+def accepted(fn, values: dict) -> dict:
+    """The values fn's signature names (all of them if it takes **kwargs)."""
     params = inspect.signature(fn).parameters
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    return fn(**{k: v for k, v in values.items() if (takes_all or k in params) and k not in fixed}, **fixed)
+    return {k: v for k, v in values.items() if takes_all or k in params}
+
+
+def call_with(fn, values: dict, **fixed):
+    """Call fn with the values its signature names, and `fixed`."""
+    return fn(**{k: v for k, v in accepted(fn, values).items() if k not in fixed}, **fixed)
 
 
 def model_values(study: Study, config: dict) -> dict:
@@ -55,12 +60,13 @@ def model_values(study: Study, config: dict) -> dict:
 
 @lru_cache(maxsize=8)
 def _dataset(ref: str, paths: tuple, values: tuple):
-    return call_with(user_callable(ref, list(paths)), dict(values))
+    return user_callable(ref, list(paths))(**dict(values))
 
 
 def dataset(study: Study, config: dict):
-    """The configuration's data set, loaded once per worker process."""
-    values = {**study.data.params, **config}
+    """The configuration's data set, loaded once per worker process for the values the loader takes."""
+    load = user_callable(study.data.load, study.model.paths)
+    values = accepted(load, {**study.data.params, **config})
     return _dataset(study.data.load, tuple(map(str, study.model.paths)), tuple(sorted(values.items(), key=str)))
 
 
