@@ -195,8 +195,8 @@ def run_line(out: Path, doc: dict, rows: list[dict]) -> str:
     stages = ",".join(doc["study"]["stages"])
     when = (
         f"{doc['seconds']:.0f} s"
-        if doc["status"] != "running"
-        else f"still running when this page was written (started {doc['started']}; the table as it was)"
+        if doc["status"] not in ("running", "interrupted")
+        else f"{doc['status']} when this page was written (started {doc['started']}; its table as it was then)"
     )
     return (
         f"- `qonnx-spartan study examples/studies/deployability.yaml -o {out} --stages {stages}`: {when}, "

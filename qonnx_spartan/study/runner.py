@@ -123,20 +123,25 @@ def run_study(
         ]
 
     written = time.monotonic()
-    for future in as_completed(list(futures.values())):
-        done += 1
-        node_id = ids[future.key]
-        if future.status == "error":
-            exc = future.exception()
-            failures[node_id] = f"{exc.__class__.__name__}: {exc}".splitlines()[0]
-            results[node_id] = {"error": f"internal: {failures[node_id]}"}
-        else:
-            results[node_id] = future.result()
-        node = nodes[node_id]
-        say(f"study: [{done}/{len(futures)}] {node.stage} {node.label}: {table.status(results[node_id])[:100]}")
-        if time.monotonic() - written > PARTIAL_TABLE_SECONDS:  # a study stopped early leaves what it has
-            table.write_csv(table_rows(), out / "table.csv")
-            written = time.monotonic()
+    try:
+        for future in as_completed(list(futures.values())):
+            done += 1
+            node_id = ids[future.key]
+            if future.status == "error":
+                exc = future.exception()
+                failures[node_id] = f"{exc.__class__.__name__}: {exc}".splitlines()[0]
+                results[node_id] = {"error": f"internal: {failures[node_id]}"}
+            else:
+                results[node_id] = future.result()
+            node = nodes[node_id]
+            say(f"study: [{done}/{len(futures)}] {node.stage} {node.label}: {table.status(results[node_id])[:100]}")
+            if time.monotonic() - written > PARTIAL_TABLE_SECONDS:  # a study stopped early leaves what it has
+                table.write_csv(table_rows(), out / "table.csv")
+                written = time.monotonic()
+    except KeyboardInterrupt:  # what finished is in the store; the table and study.json say how far it got
+        table.write_csv(table_rows(), out / "table.csv")
+        write_summary(out, doc | {"status": "interrupted", "seconds": round(time.perf_counter() - started, 1)})
+        raise
     final = table_rows()
     table.write_csv(final, out / "table.csv")
     table.write_parquet(final, out / "table.parquet")
