@@ -97,7 +97,7 @@ def spread(values: list[float]) -> str:
 
 
 def train_table(rows: list[dict]) -> str:
-    trained = [r for r in rows if r.get("rmse_qat") is not None]
+    trained = [r for r in rows if r.get("rmse_float") is not None or r.get("rmse_qat") is not None]
     if not trained:
         return "(not run: the study's train stage has no results yet)"
     lines = [
@@ -108,11 +108,13 @@ def train_table(rows: list[dict]) -> str:
     by = {}
     for r in trained:
         by.setdefault(name(r), []).append(r)
-    for config, group in by.items():
+    for config, group in sorted(by.items()):
         plan = "searched" if group[0].get("train_plan") == "searched" else f"uniform {group[0]['bits']} bits"
+        plan = plan if any(r.get("rmse_qat") is not None for r in group) else "- (QAT not run)"
         exact = {r.get("sim_bit_exact") for r in group} - {None}
+        seeds, persistence = len({r["seed"] for r in group}), spread([r["rmse_persistence"] for r in group[:1]])
         lines.append(
-            f"| {config} | {plan} | {len(group)} | {spread([r['rmse_persistence'] for r in group[:1]])} "
+            f"| {config} | {plan} | {seeds} | {persistence} "
             f"| {spread([r['rmse_float'] for r in group])} | {spread([r['rmse_qat'] for r in group])} "
             f"| {spread([r.get('rmse_integer') for r in group])} | {spread([r.get('rmse_hardware') for r in group])} "
             f"| {'yes' if exact == {True} else ('-' if not exact else 'NO')} |"
