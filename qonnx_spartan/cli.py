@@ -156,6 +156,45 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from qonnx_spartan.study.runner import connect, prepare_output, run_study, store_root
+    from qonnx_spartan.study.spec import load_study
+
+    if args.scheduler and args.workers:
+        raise SpartanError("study: give --scheduler (a running cluster) or --workers (a local one), not both")
+    study = load_study(args.study)
+    if args.stages:
+        study = only_stages(study, args.stages)
+    prepare_output(args.output, study, args.resume)  # before starting a cluster
+    store = store_root(study, args.store)
+    client, cluster = connect(args.scheduler, args.workers)
+    try:
+        doc = run_study(study, args.output, store, client, resume=args.resume)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    by = doc["tasks_by_status"]
+    counts = ", ".join(f"{k} {sum(v.values())}" for k, v in by.items() if v)
+    rows, tasks, seconds = doc["rows"], doc["tasks"], doc["seconds"]
+    print(f"study {study.name}: {rows} rows, {tasks} tasks ({counts}) in {seconds} s -> {args.output}")
+    for line in doc["internal_errors"][:3]:
+        print(f"study: internal error in {line}", file=sys.stderr)
+    return EXIT_INTERNAL if doc["internal_errors"] else 0
+
+
+def only_stages(study, text: str):
+    """The study with some of its stages: the cheap ones first, the rest later from the same store."""
+    stages = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in study.stages]
+    if unknown or not stages:
+        raise SpartanError(f"--stages: '{text}' is not a list of the study's stages ({', '.join(study.stages)})")
+    subset = study.model_copy(update={"stages": [s for s in study.stages if s in stages]})
+    for field, message in subset.problems():
+        raise SpartanError(f"--stages: {field}: {message}")
+    return subset
+
+
 def cmd_devices(args) -> int:
     from qonnx_spartan.devices import DEFAULT_DEVICE, DEVICES
 
@@ -246,6 +285,21 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--bits", default="4,6,8", help="the widths each layer may take (default 4,6,8)")
     q.add_argument("--points", type=positive_int, default=8, help="budgets on the Pareto front (default 8)")
     q.set_defaults(run=cmd_search)
+
+    t = sub.add_parser("study", help="run a design-space study on Dask (docs/study.md)")
+    t.add_argument("study", type=Path, help="study file (YAML or JSON)")
+    t.add_argument("-o", "--output", type=Path, required=True, help="folder for the table, plots and study.json")
+    t.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    t.add_argument("--workers", type=positive_int, help="worker processes of a local cluster (default: one per core)")
+    t.add_argument("--resume", action="store_true", help="continue the study in OUTPUT (finished stages are reused)")
+    t.add_argument("--stages", help="run only these of the study's stages, e.g. export,estimate,search")
+    t.add_argument(
+        "--store",
+        type=Path,
+        help="the content-addressed store (default: the study's, else "
+        "$QONNX_SPARTAN_STORE, else ~/.cache/qonnx-spartan/store)",
+    )
+    t.set_defaults(run=cmd_study)
 
     d = sub.add_parser("devices", help="list the device profiles")
     d.set_defaults(run=cmd_devices)

@@ -38,6 +38,7 @@ def test_wheel_carries_templates_and_a_working_command(tmp_path: Path, brevitas)
     for f in templates:
         assert f"qonnx_spartan/templates/{f}" in names
     assert "qonnx_spartan/transforms/lower.py" in names
+    assert "qonnx_spartan/study/runner.py" in names  # the study subpackage
     for f in ("forecaster.onnx", "forecaster_inputs.npy", "forecaster.json"):  # the embedded default
         assert f"qonnx_spartan/data/{f}" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
