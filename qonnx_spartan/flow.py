@@ -32,6 +32,7 @@ from qonnx_spartan.transforms import (
     AnnotateBitwidths,
     AnnotateLanes,
     AnnotateMemoryStyle,
+    Canonicalise,
     EstimateResources,
     LowerToIntegerOps,
     Tidy,
@@ -57,6 +58,10 @@ def step_bitwidths(model: ModelWrapper, cfg: "BuildConfig", ctx: BuildContext) -
 
 def step_tidy(model: ModelWrapper, cfg: "BuildConfig", ctx: BuildContext) -> ModelWrapper:
     return model.transform(Tidy(), cleanup=False)  # Tidy leaves the model cleaned up: once more changes nothing
+
+
+def step_canonicalise(model, cfg, ctx):
+    return model.transform(Canonicalise(), cleanup=False)  # unchanged when already canonical
 
 
 def step_lower(model, cfg, ctx):
@@ -104,6 +109,7 @@ def step_generate_hdl(model, cfg, ctx):
 STEPS: dict[str, Callable] = {
     "bitwidths": step_bitwidths,
     "tidy": step_tidy,
+    "canonicalise": step_canonicalise,
     "lower": step_lower,
     "lanes": step_lanes,
     "memory_style": step_memory_style,

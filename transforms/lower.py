@@ -50,6 +50,27 @@ SUPPORTED_OPS = (
     "ReduceMean",
 )
 
+#: Ops that read an unquantised accumulator at its exact width: the MAC's result goes on unrounded to a
+#: residual add, a mean or another MAC, and the first quantiser after them requantises it.
+ACCUMULATOR_READERS = ("Add", "ReduceMean", "MatMul", "Reshape", "Transpose")
+#: How each op the lowering does not map is refused: what to write instead.
+REFUSED = {
+    "LayerNormalization": "LayerNorm is not supported (it needs a division and a square root per row); use "
+    "BatchNorm1d over the features, as arXiv 2410.03294 does",
+    "Einsum": "only a two-operand Einsum that is a (batched) matrix product is supported; write it as torch.matmul",
+    "Div": "only a division by a constant is supported",
+    "Sub": "only a subtraction of a constant is supported",
+    "Gelu": "GELU is not supported; use ReLU (QuantReLU)",
+    "Conv": "convolutions are not supported; use QuantLinear over the features",
+    "GlobalAveragePool": "only an average over the time axis of (batch, time, features) is supported",
+    "AveragePool": "only an average over the whole time axis (AdaptiveAvgPool1d(1)) is supported",
+    "ReduceSum": "only a sum over the time axis of (batch, time, features) is supported",
+    "Squeeze": "only a Squeeze of a statically shaped tensor is supported",
+    "Unsqueeze": "only an Unsqueeze of a statically shaped tensor is supported",
+    "Identity": "an Identity at the graph output is not supported; end the model with a quantiser or a layer",
+    "Gemm": "only Gemm with alpha = beta = 1 and transA = 0 is supported",
+}
+
 #: Bias rounding may move the value before requantisation by at most this fraction of an output LSB.
 BIAS_ERROR_LSB = 1 / 256
 MAX_BIAS_FRACTION_BITS = 16
@@ -173,9 +194,10 @@ class Lowering:
             return spec.quantize(floats), spec
         return None, None
 
-    def quant_after(self, node, allowed=()) -> tuple[list, QuantSpec | None]:
+    def quant_after(self, node, allowed=(), open_end=False) -> tuple[list, QuantSpec | None]:
         """Follow single consumers through `allowed` op types to the activation Quant; returns the nodes
-        passed (Quant last) and its spec, or the spec None when the chain reaches the graph output."""
+        passed (Quant last) and its spec, or the spec None when the chain reaches the graph output or, with
+        `open_end`, an op that reads the unquantised result itself (an accumulator kept at its width)."""
         chain, current = [], node
         while True:
             nxt = self.only_consumer(current.output[0], current)
@@ -186,6 +208,8 @@ class Lowering:
             if nxt.op_type == "Quant":
                 chain.append(nxt)
                 return chain, quant_spec(self.model, nxt)
+            if nxt.op_type not in allowed and open_end and nxt.op_type in ACCUMULATOR_READERS:
+                return chain, None
             if nxt.op_type not in allowed:
                 raise SpartanError(
                     f"{node_label(nxt)}: its input '{current.output[0]}' is not re-quantised; put a quantised "
@@ -222,11 +246,8 @@ class Lowering:
                 "export a Brevitas model with brevitas.export.export_qonnx(..., dynamo=False)"
             )
         for node in graph.node:
-            if node.op_type == "LayerNormalization":
-                raise SpartanError(
-                    f"{node_label(node)}: LayerNorm is not supported (it needs a division and a square root per "
-                    "row); use BatchNorm1d over the features, as arXiv 2410.03294 does"
-                )
+            if node.op_type in REFUSED and node.op_type not in SUPPORTED_OPS:
+                raise SpartanError(f"{node_label(node)}: {REFUSED[node.op_type]}")
             if node.op_type not in SUPPORTED_OPS:
                 raise SpartanError(
                     f"{node_label(node)}: op type {node.op_type} is not supported "
@@ -254,15 +275,20 @@ class Lowering:
                 except ValueError as e:  # the integer ops refuse constants they cannot represent (NaN, too large)
                     raise SpartanError(f"{node_label(node)}: {e}") from None
             elif node.op_type == "Quant" and self.model.get_initializer(node.input[0]) is None:
-                source = self.producers.get(node.input[0])
-                what = node_label(source) if source is not None else f"input '{node.input[0]}'"
-                raise SpartanError(f"{node_label(node)}: re-quantising the output of {what} is not supported")
+                self.lower_requant(node)
             elif node.op_type in ("Relu", "Mul"):
                 raise SpartanError(
                     f"{node_label(node)}: a {node.op_type} here is not supported (only after a "
                     "linear layer or, for Mul by a constant, after a MatMul of two activations)"
                 )
         out_name = graph.output[0].name
+        if out_name in self.views and self.nodes:
+            base, table = self.views[out_name]
+            if not is_identity(table):
+                raise SpartanError(
+                    f"output '{out_name}': a transposed view of '{base}'; end the model with the layer's own layout"
+                )
+            return self.build(host_in, self.tensors[base], list(table.shape))
         if out_name not in self.tensors or not self.nodes:
             raise SpartanError(f"output '{out_name}': no integer layer produces it")
         return self.build(host_in, self.tensors[out_name])
@@ -318,11 +344,13 @@ class Lowering:
                 raise SpartanError(f"{node_label(nxt)}: the bias must be a constant of {w.shape[1]} values")
             bias_values = values.reshape(-1) * (spec.scale if spec is not None else 1.0)
             fused.append(nxt)
-        chain, out_quant = self.quant_after(fused[-1], allowed=("Relu",))
+        chain, out_quant = self.quant_after(fused[-1], allowed=("Relu", "Mul"), open_end=True)
         fused += chain
         relu = any(n.op_type == "Relu" for n in chain)
+        factor = self.scalar_factor(fused, [n for n in chain if n.op_type == "Mul"])
+        bias_values, acc_scale = bias_values * factor, acc_scale * factor  # (x W + b) c = x W c + b c
 
-        ratio = acc_scale / out_quant.scale if out_quant is not None else None
+        ratio = acc_scale / out_quant.scale if out_quant is not None else self.downstream_ratio(fused[-1], acc_scale)
         acc_shift, bias = fixed_point_bias(fused[1] if len(fused) > 1 else matmul, bias_values / acc_scale, ratio)
         acc_scale /= 2**acc_shift
         acc_lo, acc_hi = matmul_range(x.dtype, w * 2**acc_shift, bias)
@@ -385,16 +413,15 @@ class Lowering:
             raise SpartanError(f"{node_label(matmul)}: an operand's reshape/transpose is not a strided view")
         chain, out_quant = self.quant_after(matmul, allowed=("Mul",))
         if out_quant is None:
+            reader = self.only_consumer(chain[-1].output[0] if chain else matmul.output[0], matmul)
+            if reader is not None and reader.op_type == "Softmax":
+                raise SpartanError(
+                    f"{node_label(reader)}: its input, the product {node_label(matmul)}, is not quantised; put a "
+                    "QuantIdentity before the softmax (QuantMultiheadAttention: softmax_input_quant="
+                    "Int8ActPerTensorFloat)"
+                )
             raise SpartanError(f"{node_label(matmul)}: a product of two activations must be quantised")
-        factor, previous = 1.0, matmul.output[0]
-        for mul in chain[:-1]:
-            values, spec = self.constant(mul.input[1] if mul.input[0] == previous else mul.input[0])
-            if values is None or values.size != 1:
-                raise SpartanError(f"{node_label(mul)}: only a Mul by a scalar constant is supported here")
-            factor *= float(values.ravel()[0]) * (spec.scale if spec is not None else 1.0)
-            previous = mul.output[0]
-        if factor <= 0:
-            raise SpartanError(f"{node_label(chain[0])}: a Mul by {factor:g} (not positive) is not supported")
+        factor = self.scalar_factor([matmul, *chain], chain[:-1])
         quant = chain[-1]
         out_name, y_table, view_nodes = self.writer_view(quant, (heads, m, n))
         out = IntTensor(out_name, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, self.shape(out_name))
@@ -420,6 +447,34 @@ class Lowering:
             out_hi=out.hi,
         )
         self.finish([matmul, *chain, *view_nodes], out, node)
+
+    def scalar_factor(self, chain: list, muls: list) -> float:
+        """The product of the positive scalar constants the Muls of a chain multiply by."""
+        factor = 1.0
+        for mul in muls:
+            previous = chain[chain.index(mul) - 1].output[0]
+            values, spec = self.constant(mul.input[1] if mul.input[0] == previous else mul.input[0])
+            if values is None or values.size != 1:
+                raise SpartanError(f"{node_label(mul)}: only a Mul by a scalar constant is supported here")
+            factor *= float(values.ravel()[0]) * (spec.scale if spec is not None else 1.0)
+            if factor <= 0:
+                raise SpartanError(f"{node_label(mul)}: a Mul by {factor:g} (not positive) is not supported here")
+        return factor
+
+    def downstream_ratio(self, node, acc_scale: float) -> float | None:
+        """For an unquantised accumulator, the ratio its bias precision is chosen for: to the first quantiser
+        downstream through single readers, 1 (one accumulator LSB) when a MAC reads it first, None at the
+        graph output (nothing rounds it)."""
+        current = node
+        while True:
+            nxt = self.only_consumer(current.output[0], current)
+            if nxt is None:
+                return None
+            if nxt.op_type == "Quant":
+                return acc_scale / quant_spec(self.model, nxt).scale
+            if nxt.op_type not in ("Add", "ReduceMean", "Mul", "Reshape", "Transpose", "Relu"):
+                return 1.0
+            current = nxt
 
     def writer_view(self, quant, logical: tuple[int, int, int]):
         """Where an op writes its (H, M, N) result: in the layout after the Reshape/Transpose chain that
@@ -451,9 +506,10 @@ class Lowering:
             a, b = self.contiguous(a_name, add), self.contiguous(b_name, add)
             if a.name == b.name:
                 raise SpartanError(f"{node_label(add)}: adding a tensor to itself is not supported")
-            if a.shape != b.shape:
+            a_shape, b_shape = self.shape(a_name), self.shape(b_name)  # as read: a buffer may be reshaped
+            if a_shape != b_shape:
                 raise SpartanError(
-                    f"{node_label(add)}: broadcasting {list(a.shape)} + {list(b.shape)} is not supported"
+                    f"{node_label(add)}: broadcasting {list(a_shape)} + {list(b_shape)} is not supported"
                 )
             inputs, b_type, b_scale, const = [a.name, b.name], b.dtype, b.scale, None
         else:
@@ -462,7 +518,15 @@ class Lowering:
             values, spec = self.constant(other)
             if values is None or spec is None:
                 raise SpartanError(f"{node_label(add)}: the constant added must be quantised (a Quant of a constant)")
-            const = np.broadcast_to(values, shape[1:]).astype(np.int64)
+            while values.ndim > len(shape) - 1 and values.shape[0] == 1:
+                values = values[0]  # a (1, T, D) buffer such as pe.unsqueeze(0)
+            try:
+                const = np.broadcast_to(values, shape[1:]).astype(np.int64)
+            except ValueError:
+                raise SpartanError(
+                    f"{node_label(add)}: a constant of shape {list(values.shape)} does not broadcast to the "
+                    f"activations' {list(shape[1:])}"
+                ) from None
             inputs, b_type, b_scale = [a.name], IntType.for_range(int(const.min()), int(const.max())), spec.scale
         out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
         node = IntAdd.make_node(
@@ -481,6 +545,27 @@ class Lowering:
             const=const,
         )
         self.finish([add, *chain], out, node)
+
+    def lower_requant(self, quant) -> None:
+        """A Quant of quantised activations (QuantMultiheadAttention's input quantisers, a QuantIdentity after
+        a quantised layer): the same integers when it keeps the scale and the range fits, else a rescale."""
+        base, table = self.operand(quant.input[0], quant)
+        spec = quant_spec(self.model, quant)
+        if spec.scale == base.scale and spec.lo <= base.lo and base.hi <= spec.hi:
+            self.views[quant.output[0]] = (base.name, table)
+            self.consumed.add(quant.output[0])
+            return
+        if not is_identity(table):
+            raise SpartanError(
+                f"{node_label(quant)}: re-quantising a transposed view of '{base.name}' is not supported; "
+                "quantise before the view"
+            )
+        shape = self.shape(quant.output[0])
+        out = IntTensor(quant.output[0], spec.scale, spec.dtype, spec.lo, spec.hi, shape)
+        node = IntAffine.make_node(
+            quant.name, base.name, out.name, base.dtype, base.scale, 1.0, 0.0, out.dtype, out.scale, out.lo, out.hi, list(shape)
+        )
+        self.finish([quant], out, node)
 
     def lower_softmax(self, softmax) -> None:
         x = self.contiguous(softmax.input[0], softmax)
@@ -546,20 +631,26 @@ class Lowering:
             axes = [int(a) for a in self.model.get_initializer(reduce.input[1]).ravel()]
         else:
             axes = []
-        rank = len(x.shape)
+        in_shape = self.shape(reduce.input[0])  # the view read, in x's order
+        rank = len(in_shape)
         axes = [a % rank for a in axes]
         if axes != [rank - 2] or rank != 3:
             raise SpartanError(
-                f"{node_label(reduce)}: ReduceMean over axes {axes} of {list(x.shape)}; only the mean "
+                f"{node_label(reduce)}: ReduceMean over axes {axes} of {list(in_shape)}; only the mean "
                 "over time of (batch, time, features) is supported"
             )
-        steps, features = x.shape[1], x.shape[2]
-        chain, out_quant = self.quant_after(reduce)
-        if out_quant is None:
-            raise SpartanError(f"{node_label(reduce)}: the mean must be quantised")
-        shape = self.shape(chain[-1].output[0])
-        out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
-        rescale = Rescale.from_ratio(x.scale / steps / out_quant.scale)
+        steps, features = in_shape[1], in_shape[2]
+        chain, out_quant = self.quant_after(reduce, allowed=("Mul",), open_end=True)
+        scale = x.scale / steps * self.scalar_factor([reduce, *chain], [n for n in chain if n.op_type == "Mul"])
+        tail = chain[-1].output[0] if chain else reduce.output[0]
+        shape = self.shape(tail)
+        if out_quant is not None:
+            out = IntTensor(tail, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
+            rescale = Rescale.from_ratio(scale / out_quant.scale)
+        else:  # the sum itself, 1/steps in its scale: exact
+            lo, hi = x.lo * steps, x.hi * steps
+            out = IntTensor(tail, scale, IntType(True, max(bits_signed(lo), bits_signed(hi))), lo, hi, shape)
+            rescale = None
         node = helper.make_node(
             "IntMean",
             [x.name],
@@ -573,15 +664,16 @@ class Lowering:
             loop_sizes=[1, 1, features, steps],
             a_stride=[0, 0, 1, features],
             y_stride=[0, 0, 1],
-            multiplier=rescale.multiplier,
-            shift=rescale.shift,
+            requant=int(rescale is not None),
+            multiplier=rescale.multiplier if rescale else 1,
+            shift=rescale.shift if rescale else 0,
             out_lo=out.lo,
             out_hi=out.hi,
         )
         self.finish([reduce, *chain], out, node)
 
     # -- the new graph -------------------------------------------------------------------------------
-    def build(self, host_in: TensorIO, out: IntTensor) -> ModelWrapper:
+    def build(self, host_in: TensorIO, out: IntTensor, host_shape: list[int] | None = None) -> ModelWrapper:
         old = self.model
         graph = helper.make_graph(
             self.nodes,
@@ -601,7 +693,8 @@ class Lowering:
             lowered.set_tensor_datatype(t.name, DataType[t.dtype.name])
             if t.name != out.name:
                 lowered.set_tensor_shape(t.name, list(t.shape))
-        HostIO(host_in, TensorIO(out.name, list(out.shape), out.scale, out.dtype, out.lo, out.hi)).save(lowered)
+        host_out = TensorIO(out.name, host_shape or list(out.shape), out.scale, out.dtype, out.lo, out.hi)
+        HostIO(host_in, host_out).save(lowered)
         lowered.set_metadata_prop(SOURCES_KEY, json.dumps(self.sources))
         return lowered
 
