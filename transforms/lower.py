@@ -623,7 +623,9 @@ class Lowering:
         self.finish([bn, *chain], out, node)
 
     def lower_mean(self, reduce) -> None:
-        x = self.contiguous(reduce.input[0], reduce)
+        """A mean over any axes of any strided view: the kept elements are the N outputs, the reduced ones
+        the K terms of each sum (the mean over time of (batch, time, features), or of its transpose)."""
+        x, table = self.operand(reduce.input[0], reduce)
         axes_attr = get_by_name(reduce.attribute, "axes")
         if axes_attr is not None:
             axes = list(axes_attr.ints)
@@ -631,15 +633,17 @@ class Lowering:
             axes = [int(a) for a in self.model.get_initializer(reduce.input[1]).ravel()]
         else:
             axes = []
-        in_shape = self.shape(reduce.input[0])  # the view read, in x's order
-        rank = len(in_shape)
-        axes = [a % rank for a in axes]
-        if axes != [rank - 2] or rank != 3:
+        rank = table.ndim
+        axes = sorted({a % rank for a in axes}) or list(range(rank))
+        kept = [d for d in range(rank) if d not in axes]
+        steps = int(np.prod([table.shape[a] for a in axes]))
+        features = int(np.prod([table.shape[d] for d in kept]))
+        strides = affine_strides(np.transpose(table, kept + axes).reshape(1, 1, features, steps))
+        if strides is None:
             raise SpartanError(
-                f"{node_label(reduce)}: ReduceMean over axes {axes} of {list(in_shape)}; only the mean "
-                "over time of (batch, time, features) is supported"
+                f"{node_label(reduce)}: ReduceMean over axes {axes} of {list(table.shape)} reads a view "
+                "that is not strided; average over the time axis of (batch, time, features)"
             )
-        steps, features = in_shape[1], in_shape[2]
         chain, out_quant = self.quant_after(reduce, allowed=("Mul",), open_end=True)
         scale = x.scale / steps * self.scalar_factor([reduce, *chain], [n for n in chain if n.op_type == "Mul"])
         tail = chain[-1].output[0] if chain else reduce.output[0]
@@ -662,13 +666,13 @@ class Lowering:
             out_shape=list(shape),
             in_dtype=x.dtype.name,
             loop_sizes=[1, 1, features, steps],
-            a_stride=[0, 0, 1, features],
+            a_stride=[0, 0, strides[2], strides[3]],
             y_stride=[0, 0, 1],
-            requant=int(rescale is not None),
             multiplier=rescale.multiplier if rescale else 1,
             shift=rescale.shift if rescale else 0,
             out_lo=out.lo,
             out_hi=out.hi,
+            **({} if rescale else {"requant": 0}),
         )
         self.finish([reduce, *chain], out, node)
 

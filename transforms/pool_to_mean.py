@@ -4,9 +4,8 @@ of (batch, time, features).
 - GlobalAveragePool, and an AveragePool whose kernel covers the whole input without padding
   (`nn.AdaptiveAvgPool1d(1)`, `nn.AvgPool1d(T)`), are a ReduceMean over the spatial axes, keeping them;
 - ReduceSum is a ReduceMean times the count, a Mul the lowering folds into the rescale;
-- a ReduceMean of a transposed view (`pool(x.transpose(1, 2))`) averages the untransposed tensor over the
-  corresponding axes, and the transpose moves after it (a view of the small result).
-The Squeeze after a pool becomes a Reshape (transforms/views_as_reshape.py).
+A mean of a transposed view (`pool(x.transpose(1, 2))`) is read through strides by the lowering; the
+Squeeze after a pool becomes a Reshape (transforms/views_as_reshape.py).
 """
 
 from __future__ import annotations
@@ -17,17 +16,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 from qonnx.util.basic import get_by_name
 
-from qonnx_spartan.transforms.rewrite import (
-    forget_shapes,
-    fresh,
-    new_constant,
-    only_consumer,
-    opset,
-    perm_of,
-    producer,
-    replace_node,
-    transpose_node,
-)
+from qonnx_spartan.transforms.rewrite import fresh, new_constant, opset, replace_node
 
 
 def reduce_axes(model: ModelWrapper, node) -> list[int] | None:
@@ -85,33 +74,7 @@ class PoolToMean(Transformation):
                     ],
                 )
                 changed = True
-            elif node.op_type == "ReduceMean":
-                changed |= self.through_transpose(model, node, rank)
         return model, changed
-
-    @staticmethod
-    def through_transpose(model: ModelWrapper, node, rank: int) -> bool:
-        """ReduceMean(Transpose_p(x), axes) -> Transpose(ReduceMean(x, p[axes])) when x feeds only the view."""
-        view = producer(model, node.input[0])
-        axes = reduce_axes(model, node)
-        if view is None or view.op_type != "Transpose" or not axes or only_consumer(model, view.output[0]) is not node:
-            return False
-        perm = perm_of(view, rank)
-        axes = sorted(a % rank for a in axes)
-        inner_axes = sorted(perm[a] for a in axes)
-        keep = keepdims(node)
-        if keep:
-            out_perm = perm
-        else:  # the kept axes of x, in x's order, against the order the transposed result had them
-            kept_inner = [d for d in range(rank) if d not in inner_axes]
-            out_perm = [kept_inner.index(perm[a]) for a in range(rank) if a not in axes]
-        mean = fresh(model, f"{node.name}_mean")
-        new = [reduce_mean(model, node.name, view.input[0], mean, inner_axes, keep)]
-        new.append(transpose_node(f"{view.name}_after_mean", mean, node.output[0], out_perm))
-        model.graph.node.remove(view)
-        replace_node(model, node, new)
-        forget_shapes(model, [view.output[0]])
-        return True
 
 
 def whole_window(node, shape) -> bool:
