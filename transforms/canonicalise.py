@@ -19,6 +19,7 @@ from qonnx_spartan.transforms.merge_quants import MergeQuants
 from qonnx_spartan.transforms.pool_to_mean import PoolToMean
 from qonnx_spartan.transforms.quant_before_views import QuantBeforeViews
 from qonnx_spartan.transforms.scalar_arithmetic import ScalarArithmetic
+from qonnx_spartan.transforms.split_packed_linear import SplitPackedLinear
 from qonnx_spartan.transforms.views_as_reshape import ViewsAsReshape
 
 #: Each rule makes progress towards fewer non-canonical nodes, so rounds are few; this bounds a bug.
@@ -30,6 +31,7 @@ def rules() -> list[Transformation]:
         ViewsAsReshape(),
         ScalarArithmetic(),
         MergeQuants(),
+        SplitPackedLinear(),
         EinsumToMatMul(),
         PoolToMean(),
         BatchNormThroughViews(),

@@ -144,6 +144,13 @@ class Lowering:
             raise SpartanError(f"tensor '{tensor}': its shape is unknown")
         return tuple(int(d) for d in shape)
 
+    def buffer_shape(self, tensor: str) -> tuple[int, ...]:
+        """A tensor's shape as a buffer holds it: batch first.  A sequence-first tensor (QuantMultiheadAttention
+        computes in (time, batch, features)) gets a batch dimension of 1 in front, the same elements in the
+        same order, so that every op's leading dimension is the batch its reference runs over."""
+        shape = self.shape(tensor)
+        return shape if shape and shape[0] == 1 else (1, *shape)
+
     def only_consumer(self, tensor: str, user):
         consumers = self.model.find_consumers(tensor) or []
         if len(consumers) > 1:
@@ -157,7 +164,7 @@ class Lowering:
         """The buffer behind an activation input and the address table of the view the op reads."""
         if tensor in self.tensors:
             t = self.tensors[tensor]
-            return t, np.arange(int(np.prod(t.shape))).reshape(t.shape)
+            return t, np.arange(int(np.prod(t.shape))).reshape(self.shape(tensor))
         if tensor in self.views:
             base, table = self.views[tensor]
             return self.tensors[base], table
@@ -305,7 +312,7 @@ class Lowering:
         spec = quant_spec(self.model, quant)
         self.consumed.add(quant.output[0])
         self.sources[quant.output[0]] = self.replaced_names([quant])
-        shape = self.shape(graph_in.name)
+        shape = self.buffer_shape(graph_in.name)
         self.tensors[quant.output[0]] = IntTensor(quant.output[0], spec.scale, spec.dtype, spec.lo, spec.hi, shape)
         return TensorIO(quant.output[0], list(shape), spec.scale, spec.dtype, spec.lo, spec.hi)
 
@@ -355,7 +362,7 @@ class Lowering:
         acc_scale /= 2**acc_shift
         acc_lo, acc_hi = matmul_range(x.dtype, w * 2**acc_shift, bias)
         tail = fused[-1].output[0]
-        shape = self.shape(matmul.output[0])
+        shape = self.buffer_shape(matmul.output[0])
         if out_quant is not None:
             rescale = Rescale.from_ratio(ratio / 2**acc_shift)
             lo = max(out_quant.lo, 0) if relu else out_quant.lo
@@ -411,20 +418,20 @@ class Lowering:
         a_str, b_str = affine_strides(a_table), affine_strides(b_table)
         if a_str is None or b_str is None:
             raise SpartanError(f"{node_label(matmul)}: an operand's reshape/transpose is not a strided view")
+        reader = self.only_consumer(matmul.output[0], matmul)
+        if reader is not None and reader.op_type == "Softmax":
+            raise SpartanError(
+                f"{node_label(reader)}: its input, the product {node_label(matmul)}, is not quantised; put a "
+                "QuantIdentity before the softmax (QuantMultiheadAttention: softmax_input_quant="
+                "Int8ActPerTensorFloat)"
+            )
         chain, out_quant = self.quant_after(matmul, allowed=("Mul",))
         if out_quant is None:
-            reader = self.only_consumer(chain[-1].output[0] if chain else matmul.output[0], matmul)
-            if reader is not None and reader.op_type == "Softmax":
-                raise SpartanError(
-                    f"{node_label(reader)}: its input, the product {node_label(matmul)}, is not quantised; put a "
-                    "QuantIdentity before the softmax (QuantMultiheadAttention: softmax_input_quant="
-                    "Int8ActPerTensorFloat)"
-                )
             raise SpartanError(f"{node_label(matmul)}: a product of two activations must be quantised")
         factor = self.scalar_factor([matmul, *chain], chain[:-1])
         quant = chain[-1]
         out_name, y_table, view_nodes = self.writer_view(quant, (heads, m, n))
-        out = IntTensor(out_name, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, self.shape(out_name))
+        out = IntTensor(out_name, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, self.buffer_shape(out_name))
         rescale = Rescale.from_ratio(a.scale * b.scale * factor / out_quant.scale)
         node = helper.make_node(
             "IntMatMul",
@@ -501,7 +508,7 @@ class Lowering:
         chain, out_quant = self.quant_after(add)
         if out_quant is None:
             raise SpartanError(f"{node_label(add)}: the sum must be quantised")
-        shape = self.shape(chain[-1].output[0])
+        shape = self.buffer_shape(chain[-1].output[0])
         if self.is_activation(a_name) and self.is_activation(b_name):
             a, b = self.contiguous(a_name, add), self.contiguous(b_name, add)
             if a.name == b.name:
@@ -560,7 +567,7 @@ class Lowering:
                 f"{node_label(quant)}: re-quantising a transposed view of '{base.name}' is not supported; "
                 "quantise before the view"
             )
-        shape = self.shape(quant.output[0])
+        shape = self.buffer_shape(quant.output[0])
         out = IntTensor(quant.output[0], spec.scale, spec.dtype, spec.lo, spec.hi, shape)
         node = IntAffine.make_node(
             quant.name, base.name, out.name, base.dtype, base.scale, 1.0, 0.0, out.dtype, out.scale, out.lo, out.hi, list(shape)
@@ -570,17 +577,22 @@ class Lowering:
     def lower_softmax(self, softmax) -> None:
         x = self.contiguous(softmax.input[0], softmax)
         axis = get_by_name(softmax.attribute, "axis")
-        rank = len(x.shape)
+        rank = len(self.shape(softmax.input[0]))
         if axis is not None and axis.i not in (-1, rank - 1):
             raise SpartanError(f"{node_label(softmax)}: softmax over axis {axis.i}; only the last axis is supported")
         chain, out_quant = self.quant_after(softmax)
         if out_quant is None:
             raise SpartanError(f"{node_label(softmax)}: the softmax output must be quantised")
         out = IntTensor(
-            chain[-1].output[0], out_quant.scale, out_quant.dtype, max(out_quant.lo, 0), out_quant.hi, x.shape
+            chain[-1].output[0],
+            out_quant.scale,
+            out_quant.dtype,
+            max(out_quant.lo, 0),
+            out_quant.hi,
+            self.buffer_shape(chain[-1].output[0]),
         )
         node = IntSoftmax.make_node(
-            softmax.name, x.name, out.name, x.dtype, x.scale, out.dtype, out.scale, out.lo, out.hi, list(x.shape)
+            softmax.name, x.name, out.name, x.dtype, x.scale, out.dtype, out.scale, out.lo, out.hi, list(out.shape)
         )
         self.finish([softmax, *chain], out, node)
 
@@ -604,7 +616,7 @@ class Lowering:
         chain, out_quant = self.quant_after(bn, allowed=("Reshape",))
         if out_quant is None:
             raise SpartanError(f"{node_label(bn)}: the BatchNorm output must be quantised")
-        shape = self.shape(chain[-1].output[0])
+        shape = self.buffer_shape(chain[-1].output[0])
         out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
         node = IntAffine.make_node(
             bn.name,
@@ -647,7 +659,7 @@ class Lowering:
         chain, out_quant = self.quant_after(reduce, allowed=("Mul",), open_end=True)
         scale = x.scale / steps * self.scalar_factor([reduce, *chain], [n for n in chain if n.op_type == "Mul"])
         tail = chain[-1].output[0] if chain else reduce.output[0]
-        shape = self.shape(tail)
+        shape = self.buffer_shape(tail)
         if out_quant is not None:
             out = IntTensor(tail, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
             rescale = Rescale.from_ratio(scale / out_quant.scale)

@@ -39,7 +39,7 @@ class Tidy(Transformation):
             raise SpartanError(
                 f"input '{graph.input[0].name}': shape {shape} is not static; export with a fixed input shape"
             )
-        if shape[0] != 1:
+        if shape[0] != 1 and not sequence_first(shape):
             raise SpartanError(
                 f"input '{graph.input[0].name}': batch size {shape[0]}; export the model with a batch of 1"
             )
@@ -73,6 +73,12 @@ class Tidy(Transformation):
                     f"the model's tensor shapes contradict each other ({' '.join(str(e).split())})"
                 ) from None
         return model, False
+
+
+def sequence_first(shape: list[int]) -> bool:
+    """(time, batch 1, features): torch's sequence-first layout (nn.MultiheadAttention's default), whose
+    elements are in the order of (1, time, features); the lowering gives its buffers a batch axis."""
+    return len(shape) == 3 and shape[1] == 1
 
 
 class SplitGemm(Transformation):
