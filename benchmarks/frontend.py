@@ -32,7 +32,7 @@ import frontend_models as fm  # noqa: E402
 START, END = "<!-- corpus-table -->", "<!-- /corpus-table -->"
 NOTES = "## Notes"
 #: The synthesised check (issue #15): three corpus models, one per kind of design.
-SYNTH_DEFAULT = ["mlp_residual_mean", "einsum_1head_po2_6bit", "qmha_bf_true_split_1head"]
+SYNTH_DEFAULT = ["matmul_attention_2heads_5bit", "bn_transpose_7bit", "tinytransformer_1layer_po2_8bit"]
 LUT_FF_TOLERANCE = 0.03
 
 
@@ -191,7 +191,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
 
-    names = args.only.split(",") if args.only else [c.name for c in fm.CORPUS]
+    names = args.only.split(",") if args.only else [c.name for c in fm.CORPUS + fm.REFUSALS]
     unknown = [n for n in names if n not in fm.CASES]
     if unknown:
         p.error(f"unknown models {unknown}; known: {', '.join(fm.CASES)}")
@@ -206,7 +206,9 @@ def main(argv=None) -> int:
             o = fm.run_case(case, exporter, args.work / name, model=model)
             outcomes.append(o)
             print(f"{name:38s} {exporter:11s} {fm.status_line(o)} [{time.time() - t:.0f} s]", flush=True)
-    rows = [row(o) for o in outcomes]
+    refusal_names = {c.name for c in fm.REFUSALS}
+    rows = [row(o) for o in outcomes if o.case not in refusal_names]
+    refused = [o for o in outcomes if o.case in refusal_names]
     table = markdown_table(rows)
     print()
     print(table)
@@ -231,6 +233,9 @@ def main(argv=None) -> int:
             f"Measured by `python benchmarks/frontend.py` ({len(rows)} builds, "
             f"{fm.VECTORS} random vectors each; LSB of the output):\n\n{table}\n"
         )
+        if refused:
+            text += "\nLayers the hardware does not have, refused by the command line:\n\n"
+            text += "\n".join(f"- {o.case} ({o.exporter}): {fm.status_line(o)}" for o in refused) + "\n"
         if synth:
             text += (
                 "\nSynthesised (GHDL + yosys, `qonnx-spartan synth`) against the estimate: LUT and FF within "

@@ -542,6 +542,78 @@ def two_outputs(seed):
     return Net()
 
 
+def layernorm_encoder(seed):
+    """The usual Transformer block with nn.LayerNorm (the paper uses BatchNorm for integer inference)."""
+    import torch
+    from torch import nn
+
+    q = Q(8, po2=False)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = q.ident()
+            self.fc = q.linear(4, 8)
+            self.norm = nn.LayerNorm(8)
+            self.norm_quant = q.ident()
+            self.head = q.linear(8, 1)
+
+        def forward(self, x):
+            x = self.norm_quant(self.norm(self.fc(self.inp(x))))
+            return self.head(x.mean(dim=1))
+
+    torch.manual_seed(seed)
+    return Net()
+
+
+def gelu_ffn(seed):
+    """An FFN with nn.GELU, as in most Transformer code, quantised after the activation."""
+    import torch
+    from torch import nn
+
+    q = Q(8, po2=True)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = q.ident()
+            self.fc1 = q.linear(4, 16)
+            self.gelu = nn.GELU()
+            self.act_quant = q.ident()
+            self.fc2 = q.linear(16, 2)
+
+        def forward(self, x):
+            x = self.act_quant(self.gelu(self.fc1(self.inp(x))))
+            return self.fc2(x.mean(dim=1))
+
+    torch.manual_seed(seed)
+    return Net()
+
+
+def conv1d_frontend(seed):
+    """A QuantConv1d over time on (B, C, T) data, as time-series models often start."""
+    import brevitas.nn as qnn
+    import torch
+    from torch import nn
+
+    q = Q(6, po2=False)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = q.ident()
+            self.conv = qnn.QuantConv1d(3, 8, kernel_size=3, padding=1, weight_bit_width=6)
+            self.act = q.relu()
+            self.head = q.linear(8, 1)
+
+        def forward(self, x):
+            x = self.act(self.conv(self.inp(x).transpose(1, 2)))
+            return self.head(x.mean(dim=2))
+
+    torch.manual_seed(seed)
+    return Net()
+
+
 # ------------------------------------------------------------------------------------------------ corpus
 
 
@@ -689,6 +761,14 @@ CORPUS = [
     ),
 ]
 CASES = {c.name: c for c in CORPUS}
+#: Models with layers the hardware does not have (docs/architecture.md): not part of the corpus's bit-exact
+#: claim, but fed through the CLI with it, so that a refusal is checked for one clean line naming the node.
+REFUSALS = [
+    Case("layernorm_encoder", layernorm_encoder, (4, 4), "nn.LayerNorm after a default QuantLinear"),
+    Case("gelu_ffn", gelu_ffn, (4, 4), "nn.GELU in the FFN"),
+    Case("conv1d_frontend", conv1d_frontend, (8, 3), "QuantConv1d over time, transpose(1, 2) before it"),
+]
+CASES.update({c.name: c for c in REFUSALS})
 #: Exports that fail inside torch, before this tool sees a file: torch.export (the default exporter) cannot
 #: trace QuantMultiheadAttention's packed in-projection ("Cannot access data pointer of Tensor (e.g.
 #: FakeTensor ...)" in torch 2.13 with brevitas 0.13.4); `dynamo=False` exports it.
