@@ -470,8 +470,10 @@ class Lowering:
 
     def downstream_ratio(self, node, acc_scale: float) -> float | None:
         """For an unquantised accumulator, the ratio its bias precision is chosen for: to the first quantiser
-        downstream through single readers, 1 (one accumulator LSB) when a MAC reads it first, None at the
-        graph output (nothing rounds it)."""
+        downstream through single readers; None (the bias rounded to the accumulator's LSB) at the graph
+        output, where nothing rounds it, and when another MAC reads it: fraction bits would widen that MAC's
+        operand and bias beyond its 32-bit literals, and half an LSB of this accumulator is far below the
+        LSB of any quantiser after the next MAC."""
         current = node
         while True:
             nxt = self.only_consumer(current.output[0], current)
@@ -480,7 +482,7 @@ class Lowering:
             if nxt.op_type == "Quant":
                 return acc_scale / quant_spec(self.model, nxt).scale
             if nxt.op_type not in ("Add", "ReduceMean", "Mul", "Reshape", "Transpose", "Relu"):
-                return 1.0
+                return None
             current = nxt
 
     def writer_view(self, quant, logical: tuple[int, int, int]):
