@@ -113,6 +113,16 @@ def fixed_point_bias(node, bias_in_acc_lsb: np.ndarray, ratio: float | None) -> 
     raise AssertionError("unreachable")
 
 
+def float_constant(node, values: np.ndarray, out_scale: float) -> tuple[np.ndarray, float]:
+    """(integers, scale) of an unquantised constant added to activations: at the output's scale over 2**f,
+    with f the fewest fraction bits that hold it exactly or within BIAS_ERROR_LSB of an output LSB."""
+    for f in range(MAX_BIAS_FRACTION_BITS + 1):
+        scaled = values / (out_scale / 2**f)
+        if np.array_equal(scaled, np.round(scaled)) or 0.5 / 2**f <= BIAS_ERROR_LSB:
+            return checked_bias(node, np.round(scaled)), out_scale / 2**f
+    raise AssertionError("unreachable")
+
+
 def checked_bias(node, bias: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(bias)):
         raise SpartanError(f"{node_label(node)}: the bias has NaN or infinite values")
@@ -525,8 +535,12 @@ class Lowering:
             act, other = (a_name, b_name) if self.is_activation(a_name) else (b_name, a_name)
             a = self.contiguous(act, add)
             values, spec = self.constant(other)
-            if values is None or spec is None:
+            if values is None:
                 raise SpartanError(f"{node_label(add)}: the constant added must be quantised (a Quant of a constant)")
+            if spec is None:  # a float constant (a positional buffer added as it is): held like a bias
+                values, b_scale = float_constant(add, values, out_quant.scale)
+            else:
+                b_scale = spec.scale
             while values.ndim > len(shape) - 1 and values.shape[0] == 1:
                 values = values[0]  # a (1, T, D) buffer such as pe.unsqueeze(0)
             try:
@@ -536,7 +550,7 @@ class Lowering:
                     f"{node_label(add)}: a constant of shape {list(values.shape)} does not broadcast to the "
                     f"activations' {list(shape[1:])}"
                 ) from None
-            inputs, b_type, b_scale = [a.name], IntType.for_range(int(const.min()), int(const.max())), spec.scale
+            inputs, b_type = [a.name], IntType.for_range(int(const.min()), int(const.max()))
         out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
         node = IntAdd.make_node(
             add.name,
