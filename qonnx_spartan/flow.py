@@ -38,6 +38,7 @@ from qonnx_spartan.transforms import (
     Tidy,
 )
 from qonnx_spartan.transforms.memory_style import MEMORY_CHOICES
+from qonnx_spartan.transforms.scoped_names import ScopedNames
 
 Step = Union[str, Callable]
 
@@ -53,6 +54,7 @@ class BuildContext:
 
 
 def step_bitwidths(model: ModelWrapper, cfg: "BuildConfig", ctx: BuildContext) -> ModelWrapper:
+    model = model.transform(ScopedNames(), cleanup=False)  # the default exporter's nodes named by module scope
     return model.transform(AnnotateBitwidths(ctx.plan)) if ctx.plan is not None else model
 
 
