@@ -152,3 +152,27 @@ def _po2(linear) -> bool:
     """Whether a QuantLinear's weight scale is a power of two."""
     scale = float(linear.quant_weight().scale.detach().reshape(-1)[0])
     return bool(np.isclose(np.log2(scale), np.round(np.log2(scale))))
+
+
+#: The corpus model synthesised in the tests (benchmarks/frontend.py --synth does three): attention with
+#: the softmax, products of two activations, heads by view, and an unquantised head.
+SYNTH_MODEL = "matmul_attention_2heads_5bit"
+
+
+def test_corpus_model_synthesises_as_estimated(corpus_outcome, brevitas, ghdl, yosys):
+    """GHDL + yosys on a corpus build: LUT and FF within 3 % of the estimate; LUTRAM, BRAM18, DSP and the
+    cycles (GHDL's count) exactly as estimated."""
+    from frontend_models import estimate_totals
+
+    from qonnx_spartan.synth import synthesise
+
+    o = corpus_outcome(SYNTH_MODEL, "torchscript")
+    if o.measured is None:
+        pytest.fail(f"{SYNTH_MODEL} is not built and simulated: {o.cli.first_error if o.cli else o.export_error}")
+    estimate = estimate_totals(o.build_dir)
+    synth = synthesise(o.build_dir)["total"]
+    for resource in ("LUT", "FF"):
+        assert abs(estimate["total"][resource] - synth[resource]) <= 0.03 * synth[resource], (resource, synth, estimate)
+    for resource in ("LUTRAM", "BRAM18", "DSP"):
+        assert estimate["total"][resource] == synth[resource], (resource, synth, estimate["total"])
+    assert estimate["cycles"] == o.measured.cycles
