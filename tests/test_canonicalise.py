@@ -11,6 +11,7 @@ import pytest
 from brevitas_models import brevitas_outputs, calibrated
 
 from qonnx_spartan import embedded
+from qonnx_spartan.budget import Budget
 from qonnx_spartan.flow import BuildConfig, build
 from qonnx_spartan.hostio import HostIO
 from qonnx_spartan.model_file import load_model
@@ -125,11 +126,11 @@ class SequenceFirst:
         return self.inner(x.transpose(0, 1))
 
 
-def build_and_compare(tmp_path, model, in_shape, dynamo=False, vectors=16, seed=0, vectors_in=None):
+def build_and_compare(tmp_path, model, in_shape, dynamo=False, vectors=16, seed=0, vectors_in=None, device="xc7s50"):
     """Build, GHDL against the reference, and the reference's worst distance to Brevitas in output LSBs
     (`vectors_in` turns the inputs into the batch-first ones a sequence-first model takes, (N, T, D))."""
     onnx_path = export_model(model, tmp_path / "model.onnx", in_shape if vectors_in else (1, *in_shape), dynamo)
-    lowered = build(BuildConfig(model=onnx_path, output_dir=tmp_path / "b", budget=None))
+    lowered = build(BuildConfig(model=onnx_path, output_dir=tmp_path / "b", budget=Budget(device=device)))
     x = np.random.default_rng(seed).normal(size=(vectors, *in_shape)).astype(np.float32)
     report = simulate_build(tmp_path / "b", x)
     io = HostIO.load(lowered)
@@ -167,13 +168,11 @@ def test_canonical_model_is_unchanged():
     assert tidied.transform(Canonicalise()).model.SerializeToString() == tidied.model.SerializeToString()
 
 
-def quant_mha(d_model=8, heads=2, batch_first=True, packed=False, seed=0):
-    """Brevitas's QuantMultiheadAttention as documented, self-attention on a quantised input; the softmax
-    input quantised (its default leaves the scores unquantised, which the build refuses with a message)."""
+def quant_mha(d_model=8, heads=2, batch_first=True, packed=False, seed=0, softmax_input_quant=None):
+    """Brevitas's QuantMultiheadAttention as documented, self-attention on a quantised input; by default
+    (as Brevitas's) the softmax reads the unquantised scores."""
     import brevitas.nn as qnn
     import torch
-    from brevitas.quant import Int8ActPerTensorFloat
-
     torch.manual_seed(seed)
 
     class Model(torch.nn.Module):
@@ -185,7 +184,7 @@ def quant_mha(d_model=8, heads=2, batch_first=True, packed=False, seed=0):
                 heads,
                 batch_first=batch_first,
                 packed_in_proj=packed,
-                softmax_input_quant=Int8ActPerTensorFloat,
+                softmax_input_quant=softmax_input_quant,
             )
 
         def forward(self, x):
@@ -202,7 +201,7 @@ def quant_mha(d_model=8, heads=2, batch_first=True, packed=False, seed=0):
 )
 def test_quant_multihead_attention_builds_bit_exact(tmp_path, heads, batch_first, packed, dynamo, ghdl, brevitas):
     window, d_model = 4, 8
-    model = quant_mha(d_model, heads, batch_first=batch_first, packed=packed, seed=heads)
+    model = quant_mha(d_model, heads, batch_first=batch_first, packed=packed, seed=heads)  # Brevitas's defaults
     if batch_first:
         report, lsb = build_and_compare(tmp_path, calibrated(model, (window, d_model)), (window, d_model), dynamo)
     else:  # sequence first: exported as (T, 1, D), one vector per inference
@@ -210,3 +209,15 @@ def test_quant_multihead_attention_builds_bit_exact(tmp_path, heads, batch_first
         report, lsb = build_and_compare(tmp_path, model, (window, 1, d_model), dynamo, vectors_in=lambda x: x[:, :, 0])
     assert report.bit_exact
     assert lsb <= 3, lsb
+
+
+def test_a_quantised_softmax_input_is_kept(tmp_path, ghdl, brevitas):
+    """With softmax_input_quant set, the scores are the user's quantiser's, and the table spans its range."""
+    from brevitas.quant import Int8ActPerTensorFloat
+    from qonnx.custom_op.registry import getCustomOp
+
+    model = calibrated(quant_mha(8, 2, seed=5, softmax_input_quant=Int8ActPerTensorFloat), (4, 8))
+    report, lsb = build_and_compare(tmp_path, model, (4, 8), device="xc7s15")
+    softmax = next(getCustomOp(n) for n in load_model(tmp_path / "b" / "model_int.onnx").graph.node if n.op_type == "IntSoftmax")
+    assert softmax.get_nodeattr("exp_clamp") == 0 and len(softmax.exp_table()) == 256
+    assert report.bit_exact and lsb <= 3, lsb

@@ -19,6 +19,7 @@ op writing it replaced, so a plan can name a layer by any of them (transforms/me
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,6 +145,7 @@ class Lowering:
         self.nodes = []
         self.consumed: set[str] = set()  # output tensors of exported nodes already lowered
         self.sources: dict[str, list[str]] = {}  # buffer tensor -> exported names its writer replaced
+        self.scores: set[str] = set()  # attention scores kept unquantised for a softmax (softmax_scores)
         # each tensor's (first) producer, as find_producer's scan would find it; the lowering only reads the model
         self.producers = {tensor: node for node in reversed(model.graph.node) for tensor in node.output}
 
@@ -428,13 +430,13 @@ class Lowering:
         a_str, b_str = affine_strides(a_table), affine_strides(b_table)
         if a_str is None or b_str is None:
             raise SpartanError(f"{node_label(matmul)}: an operand's reshape/transpose is not a strided view")
-        reader = self.only_consumer(matmul.output[0], matmul)
-        if reader is not None and reader.op_type == "Softmax":
-            raise SpartanError(
-                f"{node_label(reader)}: its input, the product {node_label(matmul)}, is not quantised; put a "
-                "QuantIdentity before the softmax (QuantMultiheadAttention: softmax_input_quant="
-                "Int8ActPerTensorFloat)"
-            )
+        scores = self.softmax_scores(matmul, a, b, k)
+        if scores is not None:
+            out, rescale, chain = scores
+            node = self.matmul_node(matmul, a, b, out, rescale, heads, m, n, k, a_str, b_str, (m * n, n, 1))
+            self.finish([matmul, *chain], out, node)
+            self.scores.add(out.name)
+            return
         chain, out_quant = self.quant_after(matmul, allowed=("Mul",))
         if out_quant is None:
             raise SpartanError(f"{node_label(matmul)}: a product of two activations must be quantised")
@@ -443,7 +445,12 @@ class Lowering:
         out_name, y_table, view_nodes = self.writer_view(quant, (heads, m, n))
         out = IntTensor(out_name, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, self.buffer_shape(out_name))
         rescale = Rescale.from_ratio(a.scale * b.scale * factor / out_quant.scale)
-        node = helper.make_node(
+        node = self.matmul_node(matmul, a, b, out, rescale, heads, m, n, k, a_str, b_str, y_table)
+        self.finish([matmul, *chain, *view_nodes], out, node)
+
+    @staticmethod
+    def matmul_node(matmul, a, b, out, rescale, heads, m, n, k, a_str, b_str, y_strides):
+        return helper.make_node(
             "IntMatMul",
             [a.name, b.name],
             [out.name],
@@ -457,13 +464,42 @@ class Lowering:
             loop_sizes=[heads, m, n, k],
             a_stride=[a_str[0], a_str[1], 0, a_str[2]],
             b_stride=[b_str[0], 0, b_str[2], b_str[1]],
-            y_stride=list(y_table),
+            y_stride=list(y_strides),
             multiplier=rescale.multiplier,
             shift=rescale.shift,
             out_lo=out.lo,
             out_hi=out.hi,
         )
-        self.finish([matmul, *chain, *view_nodes], out, node)
+
+    def softmax_scores(self, matmul, a: IntTensor, b: IntTensor, k: int):
+        """Attention scores a softmax reads unquantised (`softmax(q @ k^T / sqrt(d))`, QuantMultiheadAttention's
+        default): (scores, rescale, fused Muls), or None when a quantiser follows the product.
+
+        The exact product is as wide as its operands' sum of products, and a softmax table over that range
+        cannot be built.  The scores are kept instead at a power-of-two scale of at most half the softmax
+        output's LSB: rounding a score moves each softmax output by at most that scale (exp's relative
+        change), i.e. by at most half an output LSB; the range is the product's exact bound, so nothing
+        saturates, and the softmax table ends where exp rounds to 0 (IntSoftmax's clamp)."""
+        chain, current = [], matmul
+        while True:
+            reader = self.only_consumer(current.output[0], current)
+            if reader is None or reader.op_type not in ("Mul", "Softmax"):
+                return None
+            if reader.op_type == "Softmax":
+                break
+            chain.append(reader)
+            current = reader
+        after, out_quant = self.quant_after(reader)
+        if out_quant is None:
+            raise SpartanError(f"{node_label(reader)}: the softmax output must be quantised")
+        factor = self.scalar_factor([matmul, *chain], chain)
+        scale = 2.0 ** math.floor(math.log2(out_quant.scale / 2))
+        ratio = a.scale * b.scale * factor / scale
+        corners = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
+        lo, hi = int(np.round(k * min(corners) * ratio)), int(np.round(k * max(corners) * ratio))
+        tail = current.output[0]
+        dtype = IntType(True, max(bits_signed(lo), bits_signed(hi)))
+        return IntTensor(tail, scale, dtype, lo, hi, self.buffer_shape(tail)), Rescale.from_ratio(ratio), chain
 
     def scalar_factor(self, chain: list, muls: list) -> float:
         """The product of the positive scalar constants the Muls of a chain multiply by."""
@@ -608,7 +644,17 @@ class Lowering:
             self.buffer_shape(chain[-1].output[0]),
         )
         node = IntSoftmax.make_node(
-            softmax.name, x.name, out.name, x.dtype, x.scale, out.dtype, out.scale, out.lo, out.hi, list(out.shape)
+            softmax.name,
+            x.name,
+            out.name,
+            x.dtype,
+            x.scale,
+            out.dtype,
+            out.scale,
+            out.lo,
+            out.hi,
+            list(out.shape),
+            clamp=x.name in self.scores,
         )
         self.finish([softmax, *chain], out, node)
 
