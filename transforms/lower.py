@@ -342,7 +342,9 @@ class Lowering:
         elif self.is_activation(a_name):
             self.lower_linear(matmul)
         elif self.is_activation(b_name):
-            raise SpartanError(f"{node_label(matmul)}: weights on the left of a MatMul are not supported")
+            raise SpartanError(
+                f"{node_label(matmul)}: weights on the left of a MatMul are not supported; write x @ W (QuantLinear)"
+            )
         else:
             self.operand(a_name, matmul)  # raises: neither input is quantised
 
