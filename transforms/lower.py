@@ -445,7 +445,8 @@ class Lowering:
         factor = self.scalar_factor([matmul, *chain], chain[:-1])
         quant = chain[-1]
         out_name, y_table, view_nodes = self.writer_view(quant, (heads, m, n))
-        out = IntTensor(out_name, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, self.buffer_shape(out_name))
+        shape = self.buffer_shape(out_name)
+        out = IntTensor(out_name, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
         rescale = Rescale.from_ratio(a.scale * b.scale * factor / out_quant.scale)
         node = self.matmul_node(matmul, a, b, out, rescale, heads, m, n, k, a_str, b_str, y_table)
         self.finish([matmul, *chain, *view_nodes], out, node)
@@ -624,7 +625,7 @@ class Lowering:
         shape = self.buffer_shape(quant.output[0])
         out = IntTensor(quant.output[0], spec.scale, spec.dtype, spec.lo, spec.hi, shape)
         node = IntAffine.make_node(
-            quant.name, base.name, out.name, base.dtype, base.scale, 1.0, 0.0, out.dtype, out.scale, out.lo, out.hi, list(shape)
+            quant.name, base.name, out.name, base.dtype, base.scale, 1.0, 0.0, out.dtype, out.scale, out.lo, out.hi, shape
         )
         self.finish([quant], out, node)
 

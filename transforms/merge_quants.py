@@ -17,8 +17,9 @@ from qonnx.util.basic import get_by_name
 
 from qonnx_spartan.transforms.rewrite import consumers
 
-#: The widest quantised tensor the datapath holds (transforms/quant.py's limit).
-WIDEST_TENSOR_BITS = 16
+#: The widest quantised tensor the datapath holds (transforms/quant.py's limit), and Int32Bias's width:
+#: constants quantised wider than the first and at most the second are biases (other widths are refused).
+WIDEST_TENSOR_BITS, BIAS_BITS = 16, 32
 
 
 def signature(model: ModelWrapper, node):
@@ -26,7 +27,8 @@ def signature(model: ModelWrapper, node):
     if any(p is None for p in params):
         return None
     attrs = sorted((a.name, a.SerializeToString()) for a in node.attribute)
-    return (node.input[0], tuple(np.asarray(p).tobytes() + str(np.asarray(p).shape).encode() for p in params), tuple(attrs))
+    values = tuple(np.asarray(p).tobytes() + str(np.asarray(p).shape).encode() for p in params)
+    return node.input[0], values, tuple(attrs)
 
 
 class MergeQuants(Transformation):
@@ -42,7 +44,7 @@ class MergeQuants(Transformation):
                 continue
             if model.get_initializer(node.input[0]) is not None:
                 bits = float(np.asarray(model.get_initializer(node.input[3])).ravel()[0])
-                if bits > WIDEST_TENSOR_BITS and node.output[0] not in graph_outputs:
+                if WIDEST_TENSOR_BITS < bits <= BIAS_BITS and bits == int(bits) and node.output[0] not in graph_outputs:
                     model.set_initializer(node.output[0], dequantised(model, node))
                     model.graph.node.remove(node)
                     changed = True

@@ -69,7 +69,10 @@ class PoolToMean(Transformation):
                     [
                         reduce_mean(model, node.name, node.input[0], mean, axes, keepdims(node)),
                         helper.make_node(
-                            "Mul", [mean, new_constant(model, float(count))], [node.output[0]], name=f"{node.name}_count"
+                            "Mul",
+                            [mean, new_constant(model, float(count))],
+                            [node.output[0]],
+                            name=f"{node.name}_count",
                         ),
                     ],
                 )

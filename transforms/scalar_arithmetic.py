@@ -29,7 +29,8 @@ class ScalarArithmetic(Transformation):
             if node.op_type == "Div":
                 if np.any(value == 0) or not np.all(np.isfinite(value)):
                     continue  # left to the lowering's refusal
-                new = helper.make_node("Mul", [data, new_constant(model, 1.0 / value)], list(node.output), name=node.name)
+                reciprocal = new_constant(model, 1.0 / value)
+                new = helper.make_node("Mul", [data, reciprocal], list(node.output), name=node.name)
             else:
                 new = helper.make_node("Add", [data, new_constant(model, -value)], list(node.output), name=node.name)
             replace_node(model, node, [new])

@@ -15,7 +15,6 @@ import numpy as np
 from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
-from qonnx.util.basic import get_by_name
 
 from qonnx_spartan.transforms.rewrite import consumers, fresh, new_constant, perm_of, producer, replace_node
 
@@ -80,14 +79,17 @@ class SplitPackedLinear(Transformation):
             new, weights = [part], part.output[0]
             if transposed:
                 w_t = fresh(model, f"{weight_path[0].output[0]}_part{k}")
-                new.append(helper.make_node("Transpose", [weights], [w_t], name=f"{weight_path[0].name}_part{k}", perm=[1, 0]))
+                name = f"{weight_path[0].name}_part{k}"
+                new.append(helper.make_node("Transpose", [weights], [w_t], name=name, perm=[1, 0]))
                 weights = w_t
             product = sl.output[0] if bias is None else fresh(model, f"{matmul.output[0]}_part{k}")
             new.append(helper.make_node("MatMul", [matmul.input[0], weights], [product], name=f"{matmul.name}_part{k}"))
             if bias is not None:
                 values = np.broadcast_to(bias, (features,))[start:end]
                 new.append(
-                    helper.make_node("Add", [product, new_constant(model, values)], [sl.output[0]], name=f"{bias_add.name}_part{k}")
+                    helper.make_node(
+                        "Add", [product, new_constant(model, values)], [sl.output[0]], name=f"{bias_add.name}_part{k}"
+                    )
                 )
             replace_node(model, sl, new)
         for old in [matmul, *([bias_add] if bias_add is not None else []), quant, *weight_path]:
