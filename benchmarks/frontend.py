@@ -44,8 +44,7 @@ def op_census(onnx_path: Path) -> str:
 
 
 def row(o: fm.Outcome) -> dict:
-    case = fm.CASES[o.case]
-    r = {"model": o.case, "exporter": o.exporter, "device": case.device, "built": bool(o.cli and o.cli.built)}
+    r = {"model": o.case, "exporter": o.exporter, "device": o.device or "-", "built": bool(o.cli and o.cli.built)}
     if o.measured is not None:
         m = o.measured
         r.update(
@@ -163,7 +162,7 @@ def write_status(path: Path, outcomes: list[fm.Outcome], rows: list[dict], secon
         by_case[o.case].append(o)
     for name, os_ in by_case.items():
         case = fm.CASES[name]
-        lines.append(f"- **{name}** ({case.idioms}; input {case.in_shape}; device {case.device})")
+        lines.append(f"- **{name}** ({case.idioms}; input {case.in_shape})")
         for o in os_:
             census = op_census(o.onnx) if o.onnx is not None else "-"
             lines.append(f"  - {o.exporter}: {census}")
