@@ -32,11 +32,13 @@ from qonnx_spartan.transforms import (
     AnnotateBitwidths,
     AnnotateLanes,
     AnnotateMemoryStyle,
+    Canonicalise,
     EstimateResources,
     LowerToIntegerOps,
     Tidy,
 )
 from qonnx_spartan.transforms.memory_style import MEMORY_CHOICES
+from qonnx_spartan.transforms.scoped_names import ScopedNames
 
 Step = Union[str, Callable]
 
@@ -52,11 +54,16 @@ class BuildContext:
 
 
 def step_bitwidths(model: ModelWrapper, cfg: "BuildConfig", ctx: BuildContext) -> ModelWrapper:
+    model = model.transform(ScopedNames(), cleanup=False)  # the default exporter's nodes named by module scope
     return model.transform(AnnotateBitwidths(ctx.plan)) if ctx.plan is not None else model
 
 
 def step_tidy(model: ModelWrapper, cfg: "BuildConfig", ctx: BuildContext) -> ModelWrapper:
     return model.transform(Tidy(), cleanup=False)  # Tidy leaves the model cleaned up: once more changes nothing
+
+
+def step_canonicalise(model, cfg, ctx):
+    return model.transform(Canonicalise(), cleanup=False)  # unchanged when already canonical
 
 
 def step_lower(model, cfg, ctx):
@@ -104,6 +111,7 @@ def step_generate_hdl(model, cfg, ctx):
 STEPS: dict[str, Callable] = {
     "bitwidths": step_bitwidths,
     "tidy": step_tidy,
+    "canonicalise": step_canonicalise,
     "lower": step_lower,
     "lanes": step_lanes,
     "memory_style": step_memory_style,

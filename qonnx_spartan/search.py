@@ -50,9 +50,10 @@ from qonnx_spartan.model_file import load_model
 from qonnx_spartan.ops.base import RESOURCES
 from qonnx_spartan.plan import BITS, Plan, quantiser_module
 from qonnx_spartan.reference import run_reference
-from qonnx_spartan.transforms import AnnotateBitwidths, LowerToIntegerOps, Tidy
+from qonnx_spartan.transforms import AnnotateBitwidths, Canonicalise, LowerToIntegerOps, Tidy
 from qonnx_spartan.transforms.bitwidths import FIELDS, quantiser_kind
 from qonnx_spartan.transforms.memory_style import memories, set_style
+from qonnx_spartan.transforms.scoped_names import ScopedNames
 
 DEFAULT_BITS = (4, 6, 8)
 #: Budgets of the Pareto front, the user's included.
@@ -168,7 +169,7 @@ class Search:
         self.limits = np.array([budget.limits()[r] for r in RESOURCES], dtype=float)
         self.bits = tuple(sorted(bits))
         self.progress = progress or (lambda message: None)
-        self.tidy = load_model(model_path).transform(Tidy())  # tidied once: the widths are set after it
+        self.tidy = load_model(model_path).transform(ScopedNames()).transform(Tidy()).transform(Canonicalise())  # once
         self.fields = quantised_layers(self.tidy)
         if not self.fields:
             raise SpartanError(f"{model_path}: the model has no weight or activation quantisers to search over")

@@ -53,7 +53,7 @@ def test_start_step_takes_an_intermediate_model(tmp_path, mlp):
     second = tmp_path / "second"
     build(
         BuildConfig(
-            model=first / "intermediate_models" / "02_lower.onnx",
+            model=first / "intermediate_models" / f"{DEFAULT_STEPS.index('lower'):02d}_lower.onnx",
             output_dir=second,
             start_step="memory_style",
             memory_style="block",

@@ -16,7 +16,7 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx_spartan.budget import load_budget
 from qonnx_spartan.cli import main
 from qonnx_spartan.errors import SpartanError
-from qonnx_spartan.flow import BuildConfig, build
+from qonnx_spartan.flow import DEFAULT_STEPS, BuildConfig, build
 from qonnx_spartan.model_file import load_model
 from qonnx_spartan.plan import Plan, load_plan, scope_path
 from qonnx_spartan.simulation import simulate_build
@@ -265,7 +265,7 @@ def test_plan_styles_apply_in_every_mode(tmp_path, mlp8):
 def test_a_plan_on_an_already_lowered_model_places_memories_by_layer_name(tmp_path, mlp8):
     first = tmp_path / "first"
     build(BuildConfig(model=mlp8, output_dir=first, stop_step="lower"))
-    lowered = first / "intermediate_models" / "02_lower.onnx"
+    lowered = first / "intermediate_models" / f"{DEFAULT_STEPS.index('lower'):02d}_lower.onnx"
     plan = Plan.model_validate({"/3/Gemm": {"out_mem_style": "block"}})
     model = build(BuildConfig(model=lowered, output_dir=tmp_path / "b", start_step="memory_style", plan=plan))
     assert styles(model)["/3/Gemm"]["out"] == "block"

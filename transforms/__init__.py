@@ -2,6 +2,7 @@
 `model = model.transform(Tidy()).transform(LowerToIntegerOps())`."""
 
 from qonnx_spartan.transforms.bitwidths import AnnotateBitwidths
+from qonnx_spartan.transforms.canonicalise import Canonicalise
 from qonnx_spartan.transforms.estimate_resources import EstimateResources
 from qonnx_spartan.transforms.lanes import AnnotateLanes
 from qonnx_spartan.transforms.lower import LowerToIntegerOps
@@ -11,6 +12,7 @@ from qonnx_spartan.transforms.tidy import Tidy
 __all__ = [
     "AnnotateBitwidths",
     "Tidy",
+    "Canonicalise",
     "LowerToIntegerOps",
     "AnnotateLanes",
     "AnnotateMemoryStyle",

@@ -21,6 +21,7 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.general.quant import max_int, min_int
 from qonnx.transformation.base import Transformation
+from qonnx.transformation.general import RemoveStaticGraphInputs
 
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.plan import Namespace, Plan, quantiser_proxy
@@ -78,6 +79,9 @@ class AnnotateBitwidths(Transformation):
         self.plan = plan
 
     def apply(self, model: ModelWrapper):
+        # the default exporter also declares its constants as graph inputs: without them first, a replaced
+        # scale would leave an input behind that nothing feeds (Tidy removes them the same way)
+        model = model.transform(RemoveStaticGraphInputs(), make_deepcopy=False, cleanup=False)
         names = Namespace(name for node in model.graph.node for name in (node.name, *node.output))
         names.check(self.plan)
         quants = [node for node in model.graph.node if node.op_type == "Quant"]

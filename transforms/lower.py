@@ -19,6 +19,7 @@ op writing it replaced, so a plan can name a layer by any of them (transforms/me
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -50,6 +51,27 @@ SUPPORTED_OPS = (
     "BatchNormalization",
     "ReduceMean",
 )
+
+#: Ops that read an unquantised accumulator at its exact width: the MAC's result goes on unrounded to a
+#: residual add, a mean or another MAC, and the first quantiser after them requantises it.
+ACCUMULATOR_READERS = ("Add", "ReduceMean", "MatMul", "Reshape", "Transpose")
+#: How each op the lowering does not map is refused: what to write instead.
+REFUSED = {
+    "LayerNormalization": "LayerNorm is not supported (it needs a division and a square root per row); use "
+    "BatchNorm1d over the features, as arXiv 2410.03294 does",
+    "Einsum": "only a two-operand Einsum that is a (batched) matrix product is supported; write it as torch.matmul",
+    "Div": "only a division by a constant is supported",
+    "Sub": "only a subtraction of a constant is supported",
+    "Gelu": "GELU is not supported; use ReLU (QuantReLU)",
+    "Conv": "convolutions are not supported; use QuantLinear over the features",
+    "GlobalAveragePool": "only an average over the time axis of (batch, time, features) is supported",
+    "AveragePool": "only an average over the whole time axis (AdaptiveAvgPool1d(1)) is supported",
+    "ReduceSum": "only a sum over the time axis of (batch, time, features) is supported",
+    "Squeeze": "only a Squeeze of a statically shaped tensor is supported",
+    "Unsqueeze": "only an Unsqueeze of a statically shaped tensor is supported",
+    "Identity": "an Identity at the graph output is not supported; end the model with a quantiser or a layer",
+    "Gemm": "only Gemm with alpha = beta = 1 and transA = 0 is supported",
+}
 
 #: Bias rounding may move the value before requantisation by at most this fraction of an output LSB.
 BIAS_ERROR_LSB = 1 / 256
@@ -93,6 +115,16 @@ def fixed_point_bias(node, bias_in_acc_lsb: np.ndarray, ratio: float | None) -> 
     raise AssertionError("unreachable")
 
 
+def float_constant(node, values: np.ndarray, out_scale: float) -> tuple[np.ndarray, float]:
+    """(integers, scale) of an unquantised constant added to activations: at the output's scale over 2**f,
+    with f the fewest fraction bits that hold it exactly or within BIAS_ERROR_LSB of an output LSB."""
+    for f in range(MAX_BIAS_FRACTION_BITS + 1):
+        scaled = values / (out_scale / 2**f)
+        if np.array_equal(scaled, np.round(scaled)) or 0.5 / 2**f <= BIAS_ERROR_LSB:
+            return checked_bias(node, np.round(scaled)), out_scale / 2**f
+    raise AssertionError("unreachable")
+
+
 def checked_bias(node, bias: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(bias)):
         raise SpartanError(f"{node_label(node)}: the bias has NaN or infinite values")
@@ -114,6 +146,7 @@ class Lowering:
         self.nodes = []
         self.consumed: set[str] = set()  # output tensors of exported nodes already lowered
         self.sources: dict[str, list[str]] = {}  # buffer tensor -> exported names its writer replaced
+        self.scores: set[str] = set()  # attention scores kept unquantised for a softmax (softmax_scores)
         # each tensor's (first) producer, as find_producer's scan would find it; the lowering only reads the model
         self.producers = {tensor: node for node in reversed(model.graph.node) for tensor in node.output}
 
@@ -123,6 +156,13 @@ class Lowering:
         if shape is None:  # shape inference could not follow the graph to it
             raise SpartanError(f"tensor '{tensor}': its shape is unknown")
         return tuple(int(d) for d in shape)
+
+    def buffer_shape(self, tensor: str) -> tuple[int, ...]:
+        """A tensor's shape as a buffer holds it: batch first.  A sequence-first tensor (QuantMultiheadAttention
+        computes in (time, batch, features)) gets a batch dimension of 1 in front, the same elements in the
+        same order, so that every op's leading dimension is the batch its reference runs over."""
+        shape = self.shape(tensor)
+        return shape if shape and shape[0] == 1 else (1, *shape)
 
     def only_consumer(self, tensor: str, user):
         consumers = self.model.find_consumers(tensor) or []
@@ -137,7 +177,7 @@ class Lowering:
         """The buffer behind an activation input and the address table of the view the op reads."""
         if tensor in self.tensors:
             t = self.tensors[tensor]
-            return t, np.arange(int(np.prod(t.shape))).reshape(t.shape)
+            return t, np.arange(int(np.prod(t.shape))).reshape(self.shape(tensor))
         if tensor in self.views:
             base, table = self.views[tensor]
             return self.tensors[base], table
@@ -174,9 +214,10 @@ class Lowering:
             return spec.quantize(floats), spec
         return None, None
 
-    def quant_after(self, node, allowed=()) -> tuple[list, QuantSpec | None]:
+    def quant_after(self, node, allowed=(), open_end=False) -> tuple[list, QuantSpec | None]:
         """Follow single consumers through `allowed` op types to the activation Quant; returns the nodes
-        passed (Quant last) and its spec, or the spec None when the chain reaches the graph output."""
+        passed (Quant last) and its spec, or the spec None when the chain reaches the graph output or, with
+        `open_end`, an op that reads the unquantised result itself (an accumulator kept at its width)."""
         chain, current = [], node
         while True:
             nxt = self.only_consumer(current.output[0], current)
@@ -187,6 +228,8 @@ class Lowering:
             if nxt.op_type == "Quant":
                 chain.append(nxt)
                 return chain, quant_spec(self.model, nxt)
+            if nxt.op_type not in allowed and open_end and nxt.op_type in ACCUMULATOR_READERS:
+                return chain, None
             if nxt.op_type not in allowed:
                 raise SpartanError(
                     f"{node_label(nxt)}: its input '{current.output[0]}' is not re-quantised; put a quantised "
@@ -223,11 +266,8 @@ class Lowering:
                 "export a Brevitas model with brevitas.export.export_qonnx(..., dynamo=False)"
             )
         for node in graph.node:
-            if node.op_type == "LayerNormalization":
-                raise SpartanError(
-                    f"{node_label(node)}: LayerNorm is not supported (it needs a division and a square root per "
-                    "row); use BatchNorm1d over the features, as arXiv 2410.03294 does"
-                )
+            if node.op_type in REFUSED and node.op_type not in SUPPORTED_OPS:
+                raise SpartanError(f"{node_label(node)}: {REFUSED[node.op_type]}")
             if node.op_type not in SUPPORTED_OPS:
                 raise SpartanError(
                     f"{node_label(node)}: op type {node.op_type} is not supported "
@@ -255,15 +295,20 @@ class Lowering:
                 except ValueError as e:  # the integer ops refuse constants they cannot represent (NaN, too large)
                     raise SpartanError(f"{node_label(node)}: {e}") from None
             elif node.op_type == "Quant" and self.model.get_initializer(node.input[0]) is None:
-                source = self.producers.get(node.input[0])
-                what = node_label(source) if source is not None else f"input '{node.input[0]}'"
-                raise SpartanError(f"{node_label(node)}: re-quantising the output of {what} is not supported")
+                self.lower_requant(node)
             elif node.op_type in ("Relu", "Mul"):
                 raise SpartanError(
                     f"{node_label(node)}: a {node.op_type} here is not supported (only after a "
                     "linear layer or, for Mul by a constant, after a MatMul of two activations)"
                 )
         out_name = graph.output[0].name
+        if out_name in self.views and self.nodes:
+            base, table = self.views[out_name]
+            if not is_identity(table):
+                raise SpartanError(
+                    f"output '{out_name}': a transposed view of '{base}'; end the model with the layer's own layout"
+                )
+            return self.build(host_in, self.tensors[base], list(table.shape))
         if out_name not in self.tensors or not self.nodes:
             raise SpartanError(f"output '{out_name}': no integer layer produces it")
         return self.build(host_in, self.tensors[out_name])
@@ -280,7 +325,7 @@ class Lowering:
         spec = quant_spec(self.model, quant)
         self.consumed.add(quant.output[0])
         self.sources[quant.output[0]] = self.replaced_names([quant])
-        shape = self.shape(graph_in.name)
+        shape = self.buffer_shape(graph_in.name)
         self.tensors[quant.output[0]] = IntTensor(quant.output[0], spec.scale, spec.dtype, spec.lo, spec.hi, shape)
         return TensorIO(quant.output[0], list(shape), spec.scale, spec.dtype, spec.lo, spec.hi)
 
@@ -298,7 +343,9 @@ class Lowering:
         elif self.is_activation(a_name):
             self.lower_linear(matmul)
         elif self.is_activation(b_name):
-            raise SpartanError(f"{node_label(matmul)}: weights on the left of a MatMul are not supported")
+            raise SpartanError(
+                f"{node_label(matmul)}: weights on the left of a MatMul are not supported; write x @ W (QuantLinear)"
+            )
         else:
             self.operand(a_name, matmul)  # raises: neither input is quantised
 
@@ -319,16 +366,18 @@ class Lowering:
                 raise SpartanError(f"{node_label(nxt)}: the bias must be a constant of {w.shape[1]} values")
             bias_values = values.reshape(-1) * (spec.scale if spec is not None else 1.0)
             fused.append(nxt)
-        chain, out_quant = self.quant_after(fused[-1], allowed=("Relu",))
+        chain, out_quant = self.quant_after(fused[-1], allowed=("Relu", "Mul"), open_end=True)
         fused += chain
         relu = any(n.op_type == "Relu" for n in chain)
+        factor = self.scalar_factor(fused, [n for n in chain if n.op_type == "Mul"])
+        bias_values, acc_scale = bias_values * factor, acc_scale * factor  # (x W + b) c = x W c + b c
 
-        ratio = acc_scale / out_quant.scale if out_quant is not None else None
+        ratio = acc_scale / out_quant.scale if out_quant is not None else self.downstream_ratio(fused[-1], acc_scale)
         acc_shift, bias = fixed_point_bias(fused[1] if len(fused) > 1 else matmul, bias_values / acc_scale, ratio)
         acc_scale /= 2**acc_shift
         acc_lo, acc_hi = matmul_range(x.dtype, w * 2**acc_shift, bias)
         tail = fused[-1].output[0]
-        shape = self.shape(matmul.output[0])
+        shape = self.buffer_shape(matmul.output[0])
         if out_quant is not None:
             rescale = Rescale.from_ratio(ratio / 2**acc_shift)
             lo = max(out_quant.lo, 0) if relu else out_quant.lo
@@ -384,23 +433,28 @@ class Lowering:
         a_str, b_str = affine_strides(a_table), affine_strides(b_table)
         if a_str is None or b_str is None:
             raise SpartanError(f"{node_label(matmul)}: an operand's reshape/transpose is not a strided view")
+        scores = self.softmax_scores(matmul, a, b, k)
+        if scores is not None:
+            out, rescale, chain = scores
+            node = self.matmul_node(matmul, a, b, out, rescale, heads, m, n, k, a_str, b_str, (m * n, n, 1))
+            self.finish([matmul, *chain], out, node)
+            self.scores.add(out.name)
+            return
         chain, out_quant = self.quant_after(matmul, allowed=("Mul",))
         if out_quant is None:
             raise SpartanError(f"{node_label(matmul)}: a product of two activations must be quantised")
-        factor, previous = 1.0, matmul.output[0]
-        for mul in chain[:-1]:
-            values, spec = self.constant(mul.input[1] if mul.input[0] == previous else mul.input[0])
-            if values is None or values.size != 1:
-                raise SpartanError(f"{node_label(mul)}: only a Mul by a scalar constant is supported here")
-            factor *= float(values.ravel()[0]) * (spec.scale if spec is not None else 1.0)
-            previous = mul.output[0]
-        if factor <= 0:
-            raise SpartanError(f"{node_label(chain[0])}: a Mul by {factor:g} (not positive) is not supported")
+        factor = self.scalar_factor([matmul, *chain], chain[:-1])
         quant = chain[-1]
         out_name, y_table, view_nodes = self.writer_view(quant, (heads, m, n))
-        out = IntTensor(out_name, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, self.shape(out_name))
+        shape = self.buffer_shape(out_name)
+        out = IntTensor(out_name, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
         rescale = Rescale.from_ratio(a.scale * b.scale * factor / out_quant.scale)
-        node = helper.make_node(
+        node = self.matmul_node(matmul, a, b, out, rescale, heads, m, n, k, a_str, b_str, y_table)
+        self.finish([matmul, *chain, *view_nodes], out, node)
+
+    @staticmethod
+    def matmul_node(matmul, a, b, out, rescale, heads, m, n, k, a_str, b_str, y_strides):
+        return helper.make_node(
             "IntMatMul",
             [a.name, b.name],
             [out.name],
@@ -414,13 +468,72 @@ class Lowering:
             loop_sizes=[heads, m, n, k],
             a_stride=[a_str[0], a_str[1], 0, a_str[2]],
             b_stride=[b_str[0], 0, b_str[2], b_str[1]],
-            y_stride=list(y_table),
+            y_stride=list(y_strides),
             multiplier=rescale.multiplier,
             shift=rescale.shift,
             out_lo=out.lo,
             out_hi=out.hi,
         )
-        self.finish([matmul, *chain, *view_nodes], out, node)
+
+    def softmax_scores(self, matmul, a: IntTensor, b: IntTensor, k: int):
+        """Attention scores a softmax reads unquantised (`softmax(q @ k^T / sqrt(d))`, QuantMultiheadAttention's
+        default): (scores, rescale, fused Muls), or None when a quantiser follows the product.
+
+        The exact product is as wide as its operands' sum of products, and a softmax table over that range
+        cannot be built.  The scores are kept instead at a power-of-two scale of at most half the softmax
+        output's LSB: rounding a score moves each softmax output by at most that scale (exp's relative
+        change), i.e. by at most half an output LSB; the range is the product's exact bound, so nothing
+        saturates, and the softmax table ends where exp rounds to 0 (IntSoftmax's clamp)."""
+        chain, current = [], matmul
+        while True:
+            reader = self.only_consumer(current.output[0], current)
+            if reader is None or reader.op_type not in ("Mul", "Softmax"):
+                return None
+            if reader.op_type == "Softmax":
+                break
+            chain.append(reader)
+            current = reader
+        after, out_quant = self.quant_after(reader)
+        if out_quant is None:
+            raise SpartanError(f"{node_label(reader)}: the softmax output must be quantised")
+        factor = self.scalar_factor([matmul, *chain], chain)
+        scale = 2.0 ** math.floor(math.log2(out_quant.scale / 2))
+        ratio = a.scale * b.scale * factor / scale
+        corners = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
+        lo, hi = int(np.round(k * min(corners) * ratio)), int(np.round(k * max(corners) * ratio))
+        tail = current.output[0]
+        dtype = IntType(True, max(bits_signed(lo), bits_signed(hi)))
+        return IntTensor(tail, scale, dtype, lo, hi, self.buffer_shape(tail)), Rescale.from_ratio(ratio), chain
+
+    def scalar_factor(self, chain: list, muls: list) -> float:
+        """The product of the positive scalar constants the Muls of a chain multiply by."""
+        factor = 1.0
+        for mul in muls:
+            previous = chain[chain.index(mul) - 1].output[0]
+            values, spec = self.constant(mul.input[1] if mul.input[0] == previous else mul.input[0])
+            if values is None or values.size != 1:
+                raise SpartanError(f"{node_label(mul)}: only a Mul by a scalar constant is supported here")
+            factor *= float(values.ravel()[0]) * (spec.scale if spec is not None else 1.0)
+            if factor <= 0:
+                raise SpartanError(f"{node_label(mul)}: a Mul by {factor:g} (not positive) is not supported here")
+        return factor
+
+    def downstream_ratio(self, node, acc_scale: float) -> float | None:
+        """For an unquantised accumulator, the ratio its bias precision is chosen for: to the first quantiser
+        downstream through single readers; None (the bias rounded to the accumulator's LSB) at the graph
+        output, where nothing rounds it, and when another MAC reads it: fraction bits would widen that MAC's
+        operand and bias beyond its 32-bit literals, and half an LSB of this accumulator is far below the
+        LSB of any quantiser after the next MAC."""
+        current = node
+        while True:
+            nxt = self.only_consumer(current.output[0], current)
+            if nxt is None:
+                return None
+            if nxt.op_type == "Quant":
+                return acc_scale / quant_spec(self.model, nxt).scale
+            if nxt.op_type not in ("Add", "ReduceMean", "Mul", "Reshape", "Transpose", "Relu"):
+                return None
+            current = nxt
 
     def writer_view(self, quant, logical: tuple[int, int, int]):
         """Where an op writes its (H, M, N) result: in the layout after the Reshape/Transpose chain that
@@ -447,24 +560,37 @@ class Lowering:
         chain, out_quant = self.quant_after(add)
         if out_quant is None:
             raise SpartanError(f"{node_label(add)}: the sum must be quantised")
-        shape = self.shape(chain[-1].output[0])
+        shape = self.buffer_shape(chain[-1].output[0])
         if self.is_activation(a_name) and self.is_activation(b_name):
             a, b = self.contiguous(a_name, add), self.contiguous(b_name, add)
             if a.name == b.name:
                 raise SpartanError(f"{node_label(add)}: adding a tensor to itself is not supported")
-            if a.shape != b.shape:
+            a_shape, b_shape = self.shape(a_name), self.shape(b_name)  # as read: a buffer may be reshaped
+            if a_shape != b_shape:
                 raise SpartanError(
-                    f"{node_label(add)}: broadcasting {list(a.shape)} + {list(b.shape)} is not supported"
+                    f"{node_label(add)}: broadcasting {list(a_shape)} + {list(b_shape)} is not supported"
                 )
             inputs, b_type, b_scale, const = [a.name, b.name], b.dtype, b.scale, None
         else:
             act, other = (a_name, b_name) if self.is_activation(a_name) else (b_name, a_name)
             a = self.contiguous(act, add)
             values, spec = self.constant(other)
-            if values is None or spec is None:
+            if values is None:
                 raise SpartanError(f"{node_label(add)}: the constant added must be quantised (a Quant of a constant)")
-            const = np.broadcast_to(values, shape[1:]).astype(np.int64)
-            inputs, b_type, b_scale = [a.name], IntType.for_range(int(const.min()), int(const.max())), spec.scale
+            if spec is None:  # a float constant (a positional buffer added as it is): held like a bias
+                values, b_scale = float_constant(add, values, out_quant.scale)
+            else:
+                b_scale = spec.scale
+            while values.ndim > len(shape) - 1 and values.shape[0] == 1:
+                values = values[0]  # a (1, T, D) buffer such as pe.unsqueeze(0)
+            try:
+                const = np.broadcast_to(values, shape[1:]).astype(np.int64)
+            except ValueError:
+                raise SpartanError(
+                    f"{node_label(add)}: a constant of shape {list(values.shape)} does not broadcast to the "
+                    f"activations' {list(shape[1:])}"
+                ) from None
+            inputs, b_type = [a.name], IntType.for_range(int(const.min()), int(const.max()))
         out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
         node = IntAdd.make_node(
             add.name,
@@ -483,20 +609,56 @@ class Lowering:
         )
         self.finish([add, *chain], out, node)
 
+    def lower_requant(self, quant) -> None:
+        """A Quant of quantised activations (QuantMultiheadAttention's input quantisers, a QuantIdentity after
+        a quantised layer): the same integers when it keeps the scale and the range fits, else a rescale."""
+        base, table = self.operand(quant.input[0], quant)
+        spec = quant_spec(self.model, quant)
+        if spec.scale == base.scale and spec.lo <= base.lo and base.hi <= spec.hi:
+            self.views[quant.output[0]] = (base.name, table)
+            self.consumed.add(quant.output[0])
+            return
+        if not is_identity(table):
+            raise SpartanError(
+                f"{node_label(quant)}: re-quantising a transposed view of '{base.name}' is not supported; "
+                "quantise before the view"
+            )
+        shape = self.buffer_shape(quant.output[0])
+        out = IntTensor(quant.output[0], spec.scale, spec.dtype, spec.lo, spec.hi, shape)
+        node = IntAffine.make_node(
+            quant.name, base.name, out.name, base.dtype, base.scale, 1.0, 0.0, out.dtype, out.scale, out.lo, out.hi, shape
+        )
+        self.finish([quant], out, node)
+
     def lower_softmax(self, softmax) -> None:
         x = self.contiguous(softmax.input[0], softmax)
         axis = get_by_name(softmax.attribute, "axis")
-        rank = len(x.shape)
+        rank = len(self.shape(softmax.input[0]))
         if axis is not None and axis.i not in (-1, rank - 1):
             raise SpartanError(f"{node_label(softmax)}: softmax over axis {axis.i}; only the last axis is supported")
         chain, out_quant = self.quant_after(softmax)
         if out_quant is None:
             raise SpartanError(f"{node_label(softmax)}: the softmax output must be quantised")
         out = IntTensor(
-            chain[-1].output[0], out_quant.scale, out_quant.dtype, max(out_quant.lo, 0), out_quant.hi, x.shape
+            chain[-1].output[0],
+            out_quant.scale,
+            out_quant.dtype,
+            max(out_quant.lo, 0),
+            out_quant.hi,
+            self.buffer_shape(chain[-1].output[0]),
         )
         node = IntSoftmax.make_node(
-            softmax.name, x.name, out.name, x.dtype, x.scale, out.dtype, out.scale, out.lo, out.hi, list(x.shape)
+            softmax.name,
+            x.name,
+            out.name,
+            x.dtype,
+            x.scale,
+            out.dtype,
+            out.scale,
+            out.lo,
+            out.hi,
+            list(out.shape),
+            clamp=x.name in self.scores,
         )
         self.finish([softmax, *chain], out, node)
 
@@ -520,7 +682,7 @@ class Lowering:
         chain, out_quant = self.quant_after(bn, allowed=("Reshape",))
         if out_quant is None:
             raise SpartanError(f"{node_label(bn)}: the BatchNorm output must be quantised")
-        shape = self.shape(chain[-1].output[0])
+        shape = self.buffer_shape(chain[-1].output[0])
         out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
         node = IntAffine.make_node(
             bn.name,
@@ -539,7 +701,9 @@ class Lowering:
         self.finish([bn, *chain], out, node)
 
     def lower_mean(self, reduce) -> None:
-        x = self.contiguous(reduce.input[0], reduce)
+        """A mean over any axes of any strided view: the kept elements are the N outputs, the reduced ones
+        the K terms of each sum (the mean over time of (batch, time, features), or of its transpose)."""
+        x, table = self.operand(reduce.input[0], reduce)
         axes_attr = get_by_name(reduce.attribute, "axes")
         if axes_attr is not None:
             axes = list(axes_attr.ints)
@@ -547,24 +711,33 @@ class Lowering:
             axes = [int(a) for a in self.model.get_initializer(reduce.input[1]).ravel()]
         else:
             axes = []
-        rank = len(x.shape)
-        axes = [a % rank for a in axes]
-        if axes != [rank - 2] or rank != 3:
+        rank = table.ndim
+        axes = sorted({a % rank for a in axes}) or list(range(rank))
+        kept = [d for d in range(rank) if d not in axes]
+        steps = int(np.prod([table.shape[a] for a in axes]))
+        features = int(np.prod([table.shape[d] for d in kept]))
+        strides = affine_strides(np.transpose(table, kept + axes).reshape(1, 1, features, steps))
+        if strides is None:
             raise SpartanError(
-                f"{node_label(reduce)}: ReduceMean over axes {axes} of {list(x.shape)}; only the mean "
-                "over time of (batch, time, features) is supported"
+                f"{node_label(reduce)}: ReduceMean over axes {axes} of {list(table.shape)} reads a view "
+                "that is not strided; average over the time axis of (batch, time, features)"
             )
-        steps, features = x.shape[1], x.shape[2]
-        chain, out_quant = self.quant_after(reduce)
-        if out_quant is None:
-            raise SpartanError(f"{node_label(reduce)}: the mean must be quantised")
-        shape = self.shape(chain[-1].output[0])
-        out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
-        # with power-of-two scales the ratio is 2**e / steps, and a sum's mean can be an exact tie, which
-        # Brevitas rounds half to even: rounded exactly over every reachable sum (float scales: the closest M, s)
-        exact = Fraction(x.scale) / Fraction(out_quant.scale) / steps
-        sums = (steps * x.dtype.lo, steps * x.dtype.hi)
-        rescale = Rescale.for_fraction(exact, *sums) or Rescale.from_ratio(x.scale / steps / out_quant.scale)
+        chain, out_quant = self.quant_after(reduce, allowed=("Mul",), open_end=True)
+        factor = self.scalar_factor([reduce, *chain], [n for n in chain if n.op_type == "Mul"])
+        scale = x.scale / steps * factor
+        tail = chain[-1].output[0] if chain else reduce.output[0]
+        shape = self.buffer_shape(tail)
+        if out_quant is not None:
+            out = IntTensor(tail, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
+            # with power-of-two scales the ratio is 2**e / steps, and a sum's mean can be an exact tie, which
+            # Brevitas rounds half to even: rounded exactly over every reachable sum (float scales: closest M, s)
+            exact = Fraction(x.scale) * Fraction(factor) / Fraction(out_quant.scale) / steps
+            sums = (steps * x.dtype.lo, steps * x.dtype.hi)
+            rescale = Rescale.for_fraction(exact, *sums) or Rescale.from_ratio(scale / out_quant.scale)
+        else:  # the sum itself, 1/steps in its scale: exact
+            lo, hi = x.lo * steps, x.hi * steps
+            out = IntTensor(tail, scale, IntType(True, max(bits_signed(lo), bits_signed(hi))), lo, hi, shape)
+            rescale = None
         node = helper.make_node(
             "IntMean",
             [x.name],
@@ -576,18 +749,19 @@ class Lowering:
             out_shape=list(shape),
             in_dtype=x.dtype.name,
             loop_sizes=[1, 1, features, steps],
-            a_stride=[0, 0, 1, features],
+            a_stride=[0, 0, strides[2], strides[3]],
             y_stride=[0, 0, 1],
-            multiplier=rescale.multiplier,
-            shift=rescale.shift,
-            **({"round_offset": rescale.offset, "tie_bits": rescale.tie_bits} if rescale.tie_bits else {}),
+            multiplier=rescale.multiplier if rescale else 1,
+            shift=rescale.shift if rescale else 0,
+            **({"round_offset": rescale.offset, "tie_bits": rescale.tie_bits} if rescale and rescale.tie_bits else {}),
             out_lo=out.lo,
             out_hi=out.hi,
+            **({} if rescale else {"requant": 0}),
         )
         self.finish([reduce, *chain], out, node)
 
     # -- the new graph -------------------------------------------------------------------------------
-    def build(self, host_in: TensorIO, out: IntTensor) -> ModelWrapper:
+    def build(self, host_in: TensorIO, out: IntTensor, host_shape: list[int] | None = None) -> ModelWrapper:
         old = self.model
         graph = helper.make_graph(
             self.nodes,
@@ -607,7 +781,8 @@ class Lowering:
             lowered.set_tensor_datatype(t.name, DataType[t.dtype.name])
             if t.name != out.name:
                 lowered.set_tensor_shape(t.name, list(t.shape))
-        HostIO(host_in, TensorIO(out.name, list(out.shape), out.scale, out.dtype, out.lo, out.hi)).save(lowered)
+        host_out = TensorIO(out.name, host_shape or list(out.shape), out.scale, out.dtype, out.lo, out.hi)
+        HostIO(host_in, host_out).save(lowered)
         lowered.set_metadata_prop(SOURCES_KEY, json.dumps(self.sources))
         return lowered
 

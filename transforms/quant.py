@@ -96,7 +96,10 @@ def constant_weights(model: ModelWrapper, tensor: str, user) -> IntWeights:
     producer = model.find_producer(tensor)
     if producer is None:
         if model.get_initializer(tensor) is not None:
-            raise SpartanError(f"{node_label(user)}: weights '{tensor}' are not quantised (no Quant node)")
+            raise SpartanError(
+                f"{node_label(user)}: weights '{tensor}' are not quantised (no Quant node); use a QuantLinear, and "
+                "if it is one, export with brevitas.export.export_qonnx(..., dynamo=False), which keeps its quantisers"
+            )
         raise SpartanError(f"{node_label(user)}: input '{tensor}' is neither quantised activations nor weights")
     if producer.op_type == "Transpose":
         inner = constant_weights(model, producer.input[0], user)

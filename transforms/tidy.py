@@ -31,7 +31,8 @@ class Tidy(Transformation):
         graph = model.graph
         if len(graph.input) != 1 or len(graph.output) != 1:
             raise SpartanError(
-                f"the model has {len(graph.input)} inputs and {len(graph.output)} outputs; one of each is supported"
+                f"the model has {len(graph.input)} inputs and {len(graph.output)} outputs; one of each is supported "
+                "(several heads: one QuantLinear with all their outputs, split on the host)"
             )
         dims = graph.input[0].type.tensor_type.shape.dim  # a symbolic dimension by its name, e.g. 'batch'
         shape = [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in dims]
@@ -39,7 +40,7 @@ class Tidy(Transformation):
             raise SpartanError(
                 f"input '{graph.input[0].name}': shape {shape} is not static; export with a fixed input shape"
             )
-        if shape[0] != 1:
+        if shape[0] != 1 and not sequence_first(shape):
             raise SpartanError(
                 f"input '{graph.input[0].name}': batch size {shape[0]}; export the model with a batch of 1"
             )
@@ -75,6 +76,12 @@ class Tidy(Transformation):
         return model, False
 
 
+def sequence_first(shape: list[int]) -> bool:
+    """(time, batch 1, features): torch's sequence-first layout (nn.MultiheadAttention's default), whose
+    elements are in the order of (1, time, features); the lowering gives its buffers a batch axis."""
+    return len(shape) == 3 and shape[1] == 1
+
+
 class SplitGemm(Transformation):
     """Gemm (alpha = beta = 1, as Brevitas exports it) -> [Transpose] -> MatMul [-> Add], names kept."""
 
@@ -85,7 +92,10 @@ class SplitGemm(Transformation):
                 continue
             attr = {a.name: helper.get_attribute_value(a) for a in node.attribute}
             if attr.get("alpha", 1.0) != 1.0 or attr.get("beta", 1.0) != 1.0 or attr.get("transA", 0):
-                raise SpartanError(f"{node_label(node)}: only Gemm with alpha = beta = 1 and transA = 0 is supported")
+                raise SpartanError(
+                    f"{node_label(node)}: only Gemm with alpha = beta = 1 and transA = 0 is supported; write x @ W "
+                    "(QuantLinear)"
+                )
             a, b = node.input[0], node.input[1]
             new = []
             if attr.get("transB", 0):

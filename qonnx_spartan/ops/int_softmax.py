@@ -48,6 +48,8 @@ class IntSoftmax(SpartanOp):
             "out_lo": ("i", True, 0),
             "out_hi": ("i", True, 0),
             "exp_mem_style": ("s", False, "distributed", set(STYLES)),
+            # 0, or the last table index: larger distances read it (exp has rounded to 0 there)
+            "exp_clamp": ("i", False, 0),
         }
 
     @staticmethod
@@ -62,11 +64,20 @@ class IntSoftmax(SpartanOp):
         out_lo: int,
         out_hi: int,
         out_shape: list[int],
+        clamp: bool = False,
     ):
         """The node for a softmax over the last axis of an integer tensor with real scale in_scale, whose
-        result is quantised to out_type with scale out_scale and clipped to [out_lo, out_hi]."""
-        distance = np.arange(in_type.hi - in_type.lo + 1)
+        result is quantised to out_type with scale out_scale and clipped to [out_lo, out_hi].  With `clamp`
+        the table ends at its first entry that rounds to 0 and larger distances read that entry: the input
+        may then be wide (scores kept at a fine scale) without a table over its whole range."""
+        span = in_type.hi - in_type.lo + 1
+        if clamp:
+            span = min(span, int(np.ceil((EXP_BITS + 1) * np.log(2) / in_scale)) + 1)
+        distance = np.arange(span)
         exp_table = np.round(np.exp(-distance * in_scale) * 2**EXP_BITS).astype(np.int64)
+        last = len(exp_table) - 1 if clamp and len(exp_table) < in_type.hi - in_type.lo + 1 else 0
+        if last and exp_table[last] != 0:
+            raise AssertionError("a clamped exp table must end at 0")
         largest_sum = out_shape[-1] * 2**EXP_BITS
         recip_bits = RECIP_PRECISION_BITS - 1 + (largest_sum - 1).bit_length()
         rescale = Rescale.from_ratio(1 / (out_scale * 2**recip_bits))
@@ -92,6 +103,7 @@ class IntSoftmax(SpartanOp):
             shift=rescale.shift,
             out_lo=int(out_lo),
             out_hi=int(out_hi),
+            **({"exp_clamp": int(last)} if last else {}),
         )
 
     # -- geometry ------------------------------------------------------------------------------------
@@ -134,7 +146,10 @@ class IntSoftmax(SpartanOp):
     def execute_node(self, context, graph):
         node = self.onnx_node
         x = self.as_int(context[node.input[0]])
-        e = self.exp_table()[x.max(axis=-1, keepdims=True) - x]
+        distance = x.max(axis=-1, keepdims=True) - x
+        if self.get_nodeattr("exp_clamp"):
+            distance = np.minimum(distance, self.get_nodeattr("exp_clamp"))
+        e = self.exp_table()[distance]
         recip = (1 << self.recip_bits) // e.sum(axis=-1, keepdims=True)
         y = requantize(e * recip, self.rescale(), self.get_nodeattr("out_lo"), self.get_nodeattr("out_hi"))
         context[node.output[0]] = y.astype(np.float32)
@@ -208,6 +223,8 @@ class IntSoftmax(SpartanOp):
             "length": self.length,
             "x_bits": x.bits,
             "x_signed": x.signed,
+            "clamp": self.get_nodeattr("exp_clamp"),
+            "distance_bits": address_bits(len(self.exp_table())),
             # the restoring divider's first remainder: 2**RB without its recip_width low bits (zeros), which
             # is below the smallest sum exp_table[0], as restoring division requires
             "divider_init": (1 << self.recip_bits) >> w["recip_width"],

@@ -1,0 +1,22 @@
+"""BatchNormThroughViews: BatchNorm1d through permute as BatchNorm over (rows, features), same values."""
+
+from __future__ import annotations
+
+import numpy as np
+from canonical_graphs import canonical_equivalent, graph_model, op_types
+from onnx import helper
+
+
+def test_batchnorm_through_permute_normalises_rows_of_features():
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], name="/Transpose", perm=[0, 2, 1]),
+        helper.make_node("BatchNormalization", ["t", "g", "b", "m", "v"], ["n"], name="/norm/BatchNormalization"),
+        helper.make_node("Transpose", ["n"], ["y"], name="/Transpose_1", perm=[0, 2, 1]),
+    ]
+    rng = np.random.default_rng(1)
+    g, b, m = (rng.normal(size=4).astype(np.float32) for _ in range(3))
+    init = {"g": g, "b": b, "m": m, "v": np.abs(rng.normal(size=4)).astype(np.float32) + 0.1}
+    model = canonical_equivalent(graph_model(nodes, (1, 5, 4), (1, 5, 4), init), (1, 5, 4))
+    bn = next(n for n in model.graph.node if n.op_type == "BatchNormalization")
+    assert bn.name == "/norm/BatchNormalization" and model.get_tensor_shape(bn.input[0]) == [5, 4]
+    assert op_types(model)[:3] == ["Reshape", "BatchNormalization", "Reshape"]
