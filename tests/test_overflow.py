@@ -23,7 +23,7 @@ from single_op import build_and_simulate, copy_layer, linear_layer, lowered_mode
 from qonnx_spartan.hostio import HostIO
 from qonnx_spartan.intarith import IntType, Rescale, bits_signed, matmul_range
 from qonnx_spartan.ops import DOMAIN, IntAdd, IntAffine, IntSoftmax
-from qonnx_spartan.ops.elementwise import word_bits
+from qonnx_spartan.ops.elementwise.engine import word_bits
 
 INT2, INT8, INT16 = IntType(True, 2), IntType(True, 8), IntType(True, 16)
 UINT4, UINT8 = IntType(False, 4), IntType(False, 8)
