@@ -13,8 +13,17 @@ from qonnx_spartan.ops.base import DOMAIN
 #: One line per op folder.
 FOLDERS = ("mac", "elementwise", "softmax")
 
+
+def registered(op):
+    """An op class as the registry takes it: naming its template and its coefficient group, without which
+    it could be neither generated nor estimated."""
+    if not (op.template and op.resource_group):
+        raise TypeError(f"op {op.__name__}: name its template and its coefficient group (resource_group)")
+    return op
+
+
 #: Every op class by its op type.
-OPS = {op.__name__: op for folder in FOLDERS for op in import_module(f"{__name__}.{folder}").OPS}
+OPS = {op.__name__: registered(op) for folder in FOLDERS for op in import_module(f"{__name__}.{folder}").OPS}
 
 __all__ = ["DOMAIN", *OPS]
 
