@@ -18,10 +18,10 @@ import math
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qonnx_spartan.coefficients import Coefficients
-from qonnx_spartan.config_file import read_config
+from qonnx_spartan.config_file import read_config, validated
 from qonnx_spartan.devices import DEFAULT_DEVICE, DEVICES, Device
 from qonnx_spartan.errors import SpartanError
 
@@ -99,29 +99,13 @@ def load_budget(path: str | Path) -> Budget:
     data = read_config(path, "budget")
     if data is None:  # an empty file is more likely a mistake than a wish for the defaults ({} says that)
         raise SpartanError(f"{path}: the budget file is empty (write {{}} for the default budget)")
-    if not isinstance(data, dict):
-        raise SpartanError(f"{path}: a budget is a mapping of fields (device, utilization, caps, clock_mhz)")
-    try:
-        budget = Budget.model_validate(data)
-    except ValidationError as e:
-        raise SpartanError(f"{path}: {describe_validation_error(e)}") from None
+    budget = validated(Budget, data, path, "budget", "device, utilization, caps, clock_mhz")
     if budget.estimator is not None:
         try:
             budget = budget.with_estimator(path.parent / budget.estimator)  # beside the budget
         except SpartanError as e:
             raise SpartanError(f"{path}: field 'estimator': {e}") from None
     return budget
-
-
-def describe_validation_error(e: ValidationError) -> str:
-    """The first pydantic error as 'field a.b: message'."""
-    err = e.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field"
-    more = f" (and {len(e.errors()) - 1} more problems)" if len(e.errors()) > 1 else ""
-    return f"field '{field}': {msg}{more}"
 
 
 def budget_to_json(budget: Budget) -> dict:

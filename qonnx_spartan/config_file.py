@@ -1,10 +1,12 @@
-"""Reading the user's YAML or JSON files (budgets, plans): every way a file can be unreadable is one line."""
+"""Reading the user's YAML or JSON files (budgets, plans, studies): every way a file can be unreadable or
+invalid is one line."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from qonnx_spartan.errors import SpartanError
 
@@ -43,3 +45,24 @@ def read_config(path: Path, kind: str):
         raise SpartanError(f"{path}: not valid YAML or JSON{line}" + (f" ({problem})" if problem else "")) from None
     except RecursionError:  # the YAML parser recurses once per level
         raise SpartanError(f"{path}: nested too deeply to be a {kind} file") from None
+
+
+def validated(model: type[BaseModel], data, path: Path, kind: str, fields: str):
+    """`data` (a file's parsed contents) as a `model`, or a SpartanError naming the file and the field."""
+    if not isinstance(data, dict):
+        raise SpartanError(f"{path}: a {kind} is a mapping of fields ({fields})")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise SpartanError(f"{path}: {describe_validation_error(e)}") from None
+
+
+def describe_validation_error(e: ValidationError) -> str:
+    """The first pydantic error as 'field a.b: message'."""
+    err = e.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field"
+    more = f" (and {len(e.errors()) - 1} more problems)" if len(e.errors()) > 1 else ""
+    return f"field '{field}': {msg}{more}"

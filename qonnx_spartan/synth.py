@@ -55,17 +55,30 @@ def yosys_command() -> list[str]:
 LITERAL_PIECE = 4096
 
 
-def split_wide_literals(verilog: str) -> str:
-    """GHDL writes wide constants (a large ROM's initial value) as one "0101..." literal; yosys's lexer
-    fails on tokens over about 64 K characters ("input buffer overflow").  The same value as a
-    concatenation of sized pieces reads fine."""
+def corrected_netlist(verilog: str) -> str:
+    """GHDL 2.0's Verilog netlist made to compute what the VHDL computes, for yosys and Verilator alike.
 
-    def pieces(match: re.Match) -> str:
+    Its Verilog writer has three slips that change the circuit: a std_logic vector constant (a bias or
+    rescale table, a ROM's initial value) is written as a string, "0101...", which Verilog reads as ASCII,
+    eight bits a digit (yosys too: a 4-bit "0101" becomes 0001); an arithmetic shift right is written
+    `$signed(a) >> n`, which Verilog shifts logically; a signal that merely renames another is written
+    `assign x = x;`, a loop.  Here they become sized binary literals (joined from pieces of LITERAL_PIECE
+    bits: yosys's lexer fails on a token over about 64 K characters), `>>>` and nothing.  Signed division
+    and remainder are written unsigned as well; no template uses them, so a netlist holding one is refused."""
+    signed_division = re.search(r"// (sdiv|smod|srem)$", verilog, re.M)
+    if signed_division:
+        raise RuntimeError(f"the netlist holds a signed {signed_division.group(1)}, which GHDL writes unsigned")
+
+    def literal(match: re.Match) -> str:
         bits = match.group(1)
+        if len(bits) <= LITERAL_PIECE:
+            return f"{len(bits)}'b{bits}"
         chunks = [bits[i : i + LITERAL_PIECE] for i in range(0, len(bits), LITERAL_PIECE)]
         return "{" + ", ".join(f"{len(c)}'b{c}" for c in chunks) + "}"
 
-    return re.sub(rf'"([01xz]{{{LITERAL_PIECE + 1},}})"', pieces, verilog)
+    verilog = re.sub(r'"([01xzXZ]+)"', literal, verilog)
+    verilog = re.sub(r"^(\s*assign \S+ = \$signed\([^()]*\)) >> ", r"\1 >>> ", verilog, flags=re.M)
+    return re.sub(r"^\s*assign (\S+) = \1; // \(signal\)\n", "", verilog, flags=re.M)
 
 
 def cell_resources(cells: dict[str, int]) -> dict[str, int]:
@@ -139,7 +152,7 @@ def ghdl_verilog(build_dir: Path, work: Path, layers: set[str] | None = None) ->
     stubs = [layer_stub(by_name[entity], entity, work) for entity in own]
     top = verilog_modules(run_ghdl_synth([*shared, *stubs, by_name[TOP]], TOP, work))
     modules.update({name: text for name, text in top.items() if name not in kept})
-    return without_cell_stubs(split_wide_literals("".join(modules.values())))
+    return without_cell_stubs(corrected_netlist("".join(modules.values())))
 
 
 def run_ghdl_synth(sources: list[Path], entity: str, work: Path) -> str:

@@ -10,9 +10,9 @@ cycles as it does, so both simulators answer the same lines for the same vectors
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -28,7 +28,7 @@ from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.ghdl import design_sources, require_ghdl
 from qonnx_spartan.hostio import HostIO
 from qonnx_spartan.sim_jobs import SimResult, run_jobs
-from qonnx_spartan.synth import ghdl_verilog
+from qonnx_spartan.synth import corrected_netlist, ghdl_verilog
 
 HARNESS = "qs_harness.cpp"
 #: The XC7 cells' models in Verilog, from the same UG953 definitions as sim/qs_xc7_cells.vhd.
@@ -56,23 +56,6 @@ def require_verilator() -> str:
     return path
 
 
-def simulator_verilog(verilog: str) -> str:
-    """GHDL 2.0's Verilog netlist as a Verilog simulator must read it.
-
-    Its Verilog writer has three slips that change what the netlist computes: a std_logic constant
-    (a bias table) is written as a string, "0101...", which Verilog reads as ASCII, eight bits per digit;
-    an arithmetic shift right is written `$signed(a) >> n`, which Verilog shifts logically; a signal that
-    merely renames another is written `assign x = x;`, a loop.  Here they become a sized binary literal,
-    `>>>` and nothing.  Signed division and remainder are written unsigned as well; no template uses them,
-    so a netlist holding one is refused."""
-    signed_division = re.search(r"// (sdiv|smod|srem)$", verilog, re.M)
-    if signed_division:
-        raise RuntimeError(f"the netlist holds a signed {signed_division.group(1)}, which GHDL writes unsigned")
-    verilog = re.sub(r'"([01xzXZ]+)"', lambda m: f"{len(m.group(1))}'b{m.group(1)}", verilog)
-    verilog = re.sub(r"^(\s*assign \S+ = \$signed\([^()]*\)) >> ", r"\1 >>> ", verilog, flags=re.M)
-    return re.sub(r"^\s*assign (\S+) = \1; // \(signal\)\n", "", verilog, flags=re.M)
-
-
 def tool_version(command: list[str]) -> str:
     return subprocess.run(command, capture_output=True, text=True).stdout.strip()
 
@@ -88,7 +71,8 @@ def program_key(build_dir: Path) -> str:
         " ".join([*VERILATOR_FLAGS, MAKE_FLAGS]).encode(),
         tool_version([require_verilator(), "--version"]).encode(),
         tool_version([require_ghdl(), "--version"]).encode(),
-        Path(__file__).read_bytes(),  # the Verilog corrections above
+        Path(__file__).read_bytes(),
+        inspect.getsource(corrected_netlist).encode(),
     ]
     for part in parts:
         digest.update(hashlib.sha256(part).digest())
@@ -108,7 +92,7 @@ def compiled_program(build_dir: Path, status: Callable[[str], None] | None = Non
     templates = files("qonnx_spartan.templates")
     with tempfile.TemporaryDirectory(prefix="qs_verilator_") as tmp:
         work = Path(tmp)
-        (work / "design.v").write_text(simulator_verilog(ghdl_verilog(build_dir, work)))
+        (work / "design.v").write_text(ghdl_verilog(build_dir, work))
         for name in (HARNESS, CELL_MODELS):
             (work / name).write_bytes((templates / name).read_bytes())
         cmd = [

@@ -172,7 +172,7 @@ def test_layers_synthesised_apart_join_into_the_whole_designs_netlist(tmp_path, 
 
     from qonnx_spartan.backend import TOP
     from qonnx_spartan.ghdl import GHDL_FLAGS, design_sources, require_ghdl
-    from qonnx_spartan.synth import ghdl_verilog, verilog_modules, without_cell_stubs
+    from qonnx_spartan.synth import corrected_netlist, ghdl_verilog, verilog_modules, without_cell_stubs
 
     def normalised(module: str) -> str:
         numbers: dict[str, str] = {}
@@ -190,21 +190,87 @@ def test_layers_synthesised_apart_join_into_the_whole_designs_netlist(tmp_path, 
         text=True,
         check=True,
     ).stdout
-    expected = {name: normalised(text) for name, text in verilog_modules(without_cell_stubs(whole)).items()}
+    expected = {name: normalised(text) for name, text in verilog_modules(without_cell_stubs(corrected_netlist(whole))).items()}
     joined = {name: normalised(text) for name, text in verilog_modules(ghdl_verilog(out, tmp_path)).items()}
     assert len(expected) >= 6 and joined == expected  # top, 2 layers, 2 ROMs, buffers
 
 
 def test_wide_rom_literals_reach_yosys_in_pieces():
     """GHDL writes a ROM's initial value as one literal; over 64 K characters yosys's lexer fails on it."""
-    from qonnx_spartan.synth import LITERAL_PIECE, split_wide_literals
+    from qonnx_spartan.synth import LITERAL_PIECE, corrected_netlist
 
     bits = "01" * 40000
     verilog = f'  rom = "{bits}"; // (isignal)\n  short = "0101";\n'
-    split = split_wide_literals(verilog)
+    split = corrected_netlist(verilog)
     pieces = [p.split("'b")[1] for p in split.split("{")[1].split("}")[0].split(", ")]
     assert "".join(pieces) == bits and max(map(len, pieces)) <= LITERAL_PIECE
-    assert 'short = "0101"' in split  # short strings are left alone
+    assert "short = 4'b0101;" in split
+
+
+def test_verilog_corrections():
+    """GHDL 2.0's Verilog slips, each made right: a std_logic constant written as a string, an arithmetic
+    shift written as a logical one, a renaming signal written as a loop."""
+    from qonnx_spartan.synth import corrected_netlist
+
+    netlist = "\n".join(
+        [
+            '  localparam [3:0] n1_o = "1011";',
+            "  assign n2_o = $signed(sum) >> 31'b0000000000000000000000000000001;",
+            "  assign n3_o = sum >> 2'b01;",
+            "  assign buf_rdata = buf_rdata; // (signal)",
+            "  assign buf_raddr = other; // (signal)",
+            '      $fatal(1, "assertion failure n9");',
+            "",
+        ]
+    )
+    fixed = corrected_netlist(netlist).splitlines()
+    assert fixed == [
+        "  localparam [3:0] n1_o = 4'b1011;",
+        "  assign n2_o = $signed(sum) >>> 31'b0000000000000000000000000000001;",
+        "  assign n3_o = sum >> 2'b01;",
+        "  assign buf_raddr = other; // (signal)",
+        '      $fatal(1, "assertion failure n9");',
+    ]
+    with pytest.raises(RuntimeError, match="signed sdiv"):
+        corrected_netlist("  assign n4_o = a / b; // sdiv\n")
+
+
+TABLE_AND_SHIFT = """
+library ieee; use ieee.std_logic_1164.all; use ieee.numeric_std.all;
+entity table_and_shift is
+  port (sel : in unsigned(1 downto 0); a : in signed(7 downto 0);
+        entry : out std_logic_vector(5 downto 0); shifted : out signed(7 downto 0));
+end entity;
+architecture rtl of table_and_shift is
+  type table_t is array (0 to 3) of std_logic_vector(5 downto 0);
+  constant TABLE : table_t := ("101101", "010011", "111000", "000111");
+begin
+  entry <= TABLE(to_integer(sel));
+  shifted <= shift_right(a, 2);
+end architecture;
+"""
+
+
+def test_yosys_reads_ghdls_netlist_as_the_vhdl_means(tmp_path, ghdl, yosys):
+    """End to end: a constant table and an arithmetic shift through GHDL's Verilog into yosys, evaluated
+    by yosys's SAT solver for every table index and a negative operand."""
+    import re
+    import subprocess
+
+    from qonnx_spartan.ghdl import GHDL_FLAGS, require_ghdl
+    from qonnx_spartan.synth import corrected_netlist, yosys_command
+
+    (tmp_path / "t.vhd").write_text(TABLE_AND_SHIFT)
+    netlist = subprocess.run(
+        [require_ghdl(), "--synth", *GHDL_FLAGS, "--out=verilog", "t.vhd", "-e", "table_and_shift"],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    ).stdout
+    (tmp_path / "t.v").write_text(corrected_netlist(netlist))
+    for sel, expected in enumerate(("101101", "010011", "111000", "000111")):
+        script = f"read_verilog t.v; proc; sat -set sel {sel} -set a 8'b10010100 -show entry,shifted"
+        log = subprocess.run([*yosys_command(), "-p", script], cwd=tmp_path, capture_output=True, text=True).stdout
+        values = dict(re.findall(r"\\(entry|shifted)\s+\S+\s+\S+\s+([01]+)", log))
+        assert values == {"entry": expected, "shifted": "11100101"}, log[-800:]
 
 
 def yosys_counts(verilog: str, work, prepare: list[str]) -> tuple[int, int]:

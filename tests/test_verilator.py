@@ -78,32 +78,6 @@ def test_a_broken_weight_fails_in_both_and_the_program_is_compiled_again(tmp_pat
     assert all(r.mismatches > 0 for r in broken), [r.mismatches for r in broken]
 
 
-def test_verilog_corrections():
-    """GHDL 2.0's Verilog slips, each made right: a std_logic constant written as a string, an arithmetic
-    shift written as a logical one, a renaming signal written as a loop."""
-    netlist = "\n".join(
-        [
-            '  localparam [3:0] n1_o = "1011";',
-            "  assign n2_o = $signed(sum) >> 31'b0000000000000000000000000000001;",
-            "  assign n3_o = sum >> 2'b01;",
-            "  assign buf_rdata = buf_rdata; // (signal)",
-            "  assign buf_raddr = other; // (signal)",
-            '      $fatal(1, "assertion failure n9");',
-            "",
-        ]
-    )
-    fixed = compiled.simulator_verilog(netlist).splitlines()
-    assert fixed == [
-        "  localparam [3:0] n1_o = 4'b1011;",
-        "  assign n2_o = $signed(sum) >>> 31'b0000000000000000000000000000001;",
-        "  assign n3_o = sum >> 2'b01;",
-        "  assign buf_raddr = other; // (signal)",
-        '      $fatal(1, "assertion failure n9");',
-    ]
-    with pytest.raises(RuntimeError, match="signed sdiv"):
-        compiled.simulator_verilog("  assign n4_o = a / b; // sdiv\n")
-
-
 def test_without_verilator_a_one_line_error_and_ghdl_by_default(tmp_path, capsys, monkeypatch, ghdl):
     out = tmp_path / "b"
     assert main(["build", "-o", str(out)]) == 0

@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qonnx_spartan.budget import Budget, describe_validation_error
-from qonnx_spartan.config_file import read_config
+from qonnx_spartan.budget import Budget
+from qonnx_spartan.config_file import read_config, validated
 from qonnx_spartan.devices import DEVICES
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.search import parse_bits
@@ -206,12 +206,7 @@ def load_study(path: Path) -> Study:
     """Read and check a study file; paths in it become absolute (relative to the file)."""
     path = Path(path)
     data = read_config(path, "study")
-    if not isinstance(data, dict):
-        raise SpartanError(f"{path}: a study is a mapping of fields (name, model, data, grid, stages, ...)")
-    try:
-        study = Study.model_validate(data)
-    except ValidationError as e:
-        raise SpartanError(f"{path}: {describe_validation_error(e)}") from None
+    study = validated(Study, data, path, "study", "name, model, data, grid, stages, ...")
     for field, message in study.problems():
         raise SpartanError(f"{path}: field '{field}': {message}")
     here = path.resolve().parent
