@@ -28,7 +28,7 @@ from qonnx_spartan.estimate import estimate  # noqa: E402
 from qonnx_spartan.flow import BuildConfig, build, estimate_only  # noqa: E402
 from qonnx_spartan.model_file import load_model  # noqa: E402
 from qonnx_spartan.ops.base import RESOURCES  # noqa: E402
-from qonnx_spartan.ops.int_linear import IntLinear  # noqa: E402
+from qonnx_spartan.ops.mac import IntLinear  # noqa: E402
 from qonnx_spartan.rom_cells import cell_luts  # noqa: E402
 from qonnx_spartan.simulation import simulate_build  # noqa: E402
 from qonnx_spartan.synth import synthesise  # noqa: E402

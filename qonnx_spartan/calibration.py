@@ -99,17 +99,18 @@ def fit(rows: list[dict], tool: str) -> Coefficients:
         raise SpartanError("calibrate: no synthesised layers to fit")
     columns = sorted({(g, f) for row in rows for g, feats in row["features"].items() for f in feats})
     a = np.array([[row["features"].get(g, {}).get(f, 0.0) for g, f in columns] for row in rows], dtype=np.float64)
-    groups: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    # every group of the rows, even one whose weights all come out 0: a group missing from the file is an error
+    groups: dict[str, dict[str, dict[str, float]]] = {g: {} for g, _ in columns}
     summary = {"rows": len(rows), "designs": len({row.get("design", "") for row in rows})}
     for resource in FITTED:  # what the exact parts count (a LUTRAM is a LUT) is not fitted again
         y = np.array([row["measured"][resource] - row.get("exact", {}).get(resource, 0) for row in rows], dtype=float)
         weights, _ = nnls(a, y, maxiter=50 * len(columns))
         for (g, f), w in zip(columns, weights):
             if w > 1e-9:
-                groups[g][resource][f] = round(float(w), 6)
+                groups[g].setdefault(resource, {})[f] = round(float(w), 6)
         residual = a @ weights - y
         summary[resource] = {"rms_per_layer": round(float(np.sqrt(np.mean(residual**2))), 2)}
-    return Coefficients(tool, {g: dict(r) for g, r in groups.items()}, summary)
+    return Coefficients(tool, groups, summary)
 
 
 # -- Vivado's hierarchical utilisation report ------------------------------------------------------------

@@ -42,8 +42,14 @@ class Coefficients:
     fit: dict = field(default_factory=dict)
 
     def apply(self, group: str, features: dict[str, float]) -> dict[str, int]:
-        """LUT and FF of one part from its features."""
-        weights = self.groups.get(group, {})
+        """LUT and FF of one part from its features.  A group the coefficients do not have is an error: a part
+        nobody calibrated would otherwise cost nothing."""
+        if group not in self.groups:
+            raise SpartanError(
+                f"the coefficients ({self.tool}) have no group '{group}' (they have {', '.join(sorted(self.groups))}); "
+                "fit them to synthesised designs with that part: qonnx-spartan calibrate (docs/estimator.md)"
+            )
+        weights = self.groups[group]
         return {r: max(0, round(sum(weights.get(r, {}).get(f, 0.0) * v for f, v in features.items()))) for r in FITTED}
 
     @staticmethod

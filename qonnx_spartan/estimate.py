@@ -13,10 +13,19 @@ from qonnx_spartan.budget import Budget
 from qonnx_spartan.coefficients import Coefficients, fitted
 from qonnx_spartan.design import Design
 from qonnx_spartan.memory import Memory
+from qonnx_spartan.ops import OPS
 from qonnx_spartan.ops.base import RESOURCES, add_resources, counter_bits
 
 #: A part of a layer: (coefficient group, features, exact resources).
 Part = tuple[str, dict[str, float], dict[str, int]]
+#: The coefficient groups of the parts that are not an op's engine.
+MEMORY_GROUP, CONTROL_GROUP = "memory", "control"
+
+
+def coefficient_groups() -> list[str]:
+    """Every coefficient group the estimator asks for: each registered op's engine's (qonnx_spartan/ops),
+    the memories' and the top level's control."""
+    return sorted({op.resource_group for op in OPS.values()} | {MEMORY_GROUP, CONTROL_GROUP})
 
 
 def control_features(design: Design) -> dict[str, float]:
@@ -35,7 +44,7 @@ def control_features(design: Design) -> dict[str, float]:
 
 
 def memory_part(memory: Memory) -> Part:
-    return ("memory", memory.features(), memory.exact_resources())
+    return (MEMORY_GROUP, memory.features(), memory.exact_resources())
 
 
 def op_parts(op) -> list[Part]:
@@ -48,7 +57,7 @@ def op_parts(op) -> list[Part]:
 
 
 def top_parts(design: Design) -> list[Part]:
-    return [("control", control_features(design), {}), memory_part(design.input_buffer.memory)]
+    return [(CONTROL_GROUP, control_features(design), {}), memory_part(design.input_buffer.memory)]
 
 
 def layer_parts(design: Design) -> dict[str, list[Part]]:

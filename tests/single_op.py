@@ -14,7 +14,7 @@ from qonnx_spartan.flow import BuildConfig, build
 from qonnx_spartan.hostio import HostIO, TensorIO
 from qonnx_spartan.intarith import IntType, Rescale
 from qonnx_spartan.ops import DOMAIN
-from qonnx_spartan.ops.base import int_tensor
+from qonnx_spartan.ops.mac import IntLinear
 from qonnx_spartan.simulation import simulate_build
 
 
@@ -39,23 +39,9 @@ def linear_layer(
     out_type).  rescale None outputs the accumulator itself (out_type and out_range must then hold it)."""
     weights = np.asarray(weights)
     out_lo, out_hi = out_range if out_range is not None else (out_type.lo, out_type.hi)
-    return helper.make_node(
-        "IntLinear",
-        [src],
-        [dst],
-        name=name,
-        domain=DOMAIN,
-        out_dtype=out_type.name,
-        out_shape=list(shape),
-        in_dtype=in_type.name,
-        acc_shift=acc_shift,
-        weights=int_tensor("weights", weights),
-        bias=int_tensor("bias", np.zeros(weights.shape[1]) if bias is None else bias),
-        requant=int(rescale is not None),
-        multiplier=rescale.multiplier if rescale is not None else 1,
-        shift=rescale.shift if rescale is not None else 0,
-        out_lo=int(out_lo),
-        out_hi=int(out_hi),
+    bias = np.zeros(weights.shape[1]) if bias is None else bias
+    return IntLinear.make_node(
+        name, src, dst, in_type, weights, bias, acc_shift, rescale, out_type, out_lo, out_hi, shape
     )
 
 

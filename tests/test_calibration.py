@@ -10,6 +10,7 @@ import pytest
 from qonnx_spartan.calibration import build_rows, fit, vivado_instances, vivado_layers
 from qonnx_spartan.coefficients import Coefficients
 from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.estimate import coefficient_groups
 
 # The shape of Vivado 2023's `report_utilization -hierarchical` (header lines, the table, own-logic rows).
 VIVADO_REPORT = """\
@@ -118,10 +119,48 @@ def test_coefficient_files_are_checked(tmp_path):
 
 
 def test_packaged_coefficients_cover_every_part():
-    """Every coefficient group the estimator uses has LUT and FF weights (an uncalibrated part would count 0)."""
+    """Every coefficient group the estimator uses, those of every registered op included, has LUT and FF
+    weights."""
     groups = Coefficients.default().groups
-    for group in ("linear", "matmul", "mean", "elementwise", "softmax", "memory", "control"):
+    assert {"linear", "matmul", "mean", "elementwise", "softmax"} < set(coefficient_groups())
+    for group in coefficient_groups():
         assert groups[group]["LUT"] and groups[group]["FF"], group
+
+
+def test_an_op_registered_without_coefficients_fails_loudly(monkeypatch):
+    """An op whose coefficient group the coefficients lack is refused by name, never estimated at 0 LUT."""
+    from single_op import lowered_model, tensor_io
+
+    from qonnx_spartan import ops
+    from qonnx_spartan.estimate import estimate
+    from qonnx_spartan.intarith import IntType
+    from qonnx_spartan.ops.elementwise import IntAffine
+
+    class IntUncalibrated(IntAffine):
+        resource_group = "uncalibrated"
+
+    monkeypatch.setitem(ops.OPS, "IntUncalibrated", IntUncalibrated)
+    monkeypatch.setattr(ops, "__all__", [*ops.__all__, "IntUncalibrated"])
+    assert "uncalibrated" in coefficient_groups()
+    int8 = IntType(True, 8)
+    node = IntAffine.make_node("odd", "x", "y", int8, 1.0, 0.5, 0.0, int8, 1.0, int8.lo, int8.hi, [1, 4])
+    node.op_type = "IntUncalibrated"
+    model = lowered_model([node], tensor_io("x", [1, 4], int8), tensor_io("y", [1, 4], int8), {"y": int8})
+    with pytest.raises(SpartanError, match="no group 'uncalibrated'"):
+        estimate(model)
+
+
+def test_a_fit_keeps_every_group_of_its_rows():
+    """A group whose weights all fit to 0 stays in the coefficients (as costing nothing), so that estimating
+    with them does not refuse a part the rows had."""
+    rows = [
+        {"features": {"busy": {"bits": float(b)}, "idle": {"one": 1.0}}, "measured": {"LUT": 2 * b, "FF": b}}
+        for b in range(1, 6)
+    ]
+    fitted = fit(rows, "synthetic")
+    assert fitted.apply("idle", {"one": 1.0}) == {"LUT": 0, "FF": 0}
+    with pytest.raises(SpartanError, match="no group 'other'"):
+        fitted.apply("other", {"one": 1.0})
 
 
 def test_rows_of_a_synthesised_build(tmp_path, ghdl, yosys):

@@ -14,7 +14,7 @@ from qonnx_spartan.design import Design
 from qonnx_spartan.intarith import MULTIPLIER_BITS, IntType
 from qonnx_spartan.model_file import load_model
 from qonnx_spartan.ops import IntAdd, IntAffine
-from qonnx_spartan.ops.int_affine import OFFSET_LIMIT
+from qonnx_spartan.ops.elementwise.int_affine import OFFSET_LIMIT
 
 TYPES = [IntType(signed, bits) for bits in range(2, 9) for signed in (True, False)]
 

@@ -15,7 +15,7 @@ from qonnx_spartan.design import Design
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType
 from qonnx_spartan.model_file import load_model
-from qonnx_spartan.ops.int_softmax import EXP_BITS, INT64_LIMIT, RECIP_PRECISION_BITS, IntSoftmax
+from qonnx_spartan.ops.softmax.int_softmax import EXP_BITS, INT64_LIMIT, RECIP_PRECISION_BITS, IntSoftmax
 
 INT4, INT6, INT8 = IntType(True, 4), IntType(True, 6), IntType(True, 8)
 UINT4, UINT6, UINT8 = IntType(False, 4), IntType(False, 6), IntType(False, 8)

@@ -22,8 +22,11 @@ from single_op import build_and_simulate, copy_layer, linear_layer, lowered_mode
 
 from qonnx_spartan.hostio import HostIO
 from qonnx_spartan.intarith import IntType, Rescale, bits_signed, matmul_range
-from qonnx_spartan.ops import DOMAIN, IntAdd, IntAffine, IntSoftmax
-from qonnx_spartan.ops.elementwise import word_bits
+from qonnx_spartan.ops import DOMAIN, OPS
+from qonnx_spartan.ops.elementwise import IntAdd, IntAffine
+from qonnx_spartan.ops.elementwise.engine import Elementwise, word_bits
+from qonnx_spartan.ops.mac.engine import MacOp
+from qonnx_spartan.ops.softmax import IntSoftmax
 
 INT2, INT8, INT16 = IntType(True, 2), IntType(True, 8), IntType(True, 16)
 UINT4, UINT8 = IntType(False, 4), IntType(False, 8)
@@ -167,6 +170,37 @@ def exact_softmax(op, inputs: list[list[int]]) -> tuple[list[int], dict[str, lis
         held["scaled_recip_bits"].append(recip * mult)
         held["product_bits"] += products
     return outputs, held
+
+
+def recompute_mac(op, operands: list[list[int]]) -> list[int]:
+    want, partials, scaled = exact_mac(op, operands)
+    check_mac_widths(op, partials, scaled)
+    return want
+
+
+def recompute_elementwise(op, operands: list[list[int]]) -> list[int]:
+    want, sums, products = exact_elementwise(op, operands)
+    check_elementwise_widths(op, sums, products)
+    return want
+
+
+def recompute_softmax(op, operands: list[list[int]]) -> list[int]:
+    want, held = exact_softmax(op, operands)
+    widths = op.widths()
+    for register, values in held.items():
+        assert max(values).bit_length() <= widths[register], register
+    return want
+
+
+#: The exact recomputation of each engine, which also checks the widths the op declares.
+RECOMPUTATIONS = {MacOp: recompute_mac, Elementwise: recompute_elementwise, IntSoftmax: recompute_softmax}
+
+
+def recomputed(op, operands: list[list[int]]) -> list[int]:
+    """The outputs of one batch item, recomputed in Python integers by the op's engine's recomputation."""
+    engine = next((e for e in RECOMPUTATIONS if isinstance(op, e)), None)
+    assert engine is not None, f"{type(op).__name__} has no exact recomputation in RECOMPUTATIONS"
+    return RECOMPUTATIONS[engine](op, operands)
 
 
 # -- the designs -----------------------------------------------------------------------------------------
@@ -341,6 +375,14 @@ def as_ints(a: np.ndarray) -> list[list[int]]:
     return [[int(v) for v in row] for row in np.asarray(a).reshape(len(a), -1)]
 
 
+def test_every_registered_op_has_an_extreme_design():
+    """Every op of the registry is recomputed exactly and runs in a design of DESIGNS."""
+    covered = {node.op_type for make, _ in DESIGNS.values() for node in make().graph.node}
+    for name, op in OPS.items():
+        assert name in covered, f"{name}: no design in DESIGNS"
+        assert any(issubclass(op, engine) for engine in RECOMPUTATIONS), f"{name}: no exact recomputation"
+
+
 @pytest.mark.parametrize("name", list(DESIGNS))
 def test_extremes_exact_within_declared_widths_and_in_ghdl(tmp_path: Path, name, ghdl):
     make, reaches = DESIGNS[name]
@@ -353,18 +395,7 @@ def test_extremes_exact_within_declared_widths_and_in_ghdl(tmp_path: Path, name,
         inputs = [as_ints(context[t]) for t in node.input]
         reference = as_ints(context[node.output[0]])
         for item, got in enumerate(reference):
-            operands = [values[item] for values in inputs]
-            if node.op_type in ("IntLinear", "IntMatMul", "IntMean"):
-                want, partials, scaled = exact_mac(op, operands)
-                check_mac_widths(op, partials, scaled)
-            elif node.op_type in ("IntAdd", "IntAffine"):
-                want, sums, products = exact_elementwise(op, operands)
-                check_elementwise_widths(op, sums, products)
-            else:
-                want, held = exact_softmax(op, operands)
-                widths = op.widths()
-                for register, values in held.items():
-                    assert max(values).bit_length() <= widths[register], register
+            want = recomputed(op, [values[item] for values in inputs])
             assert got == want, (node.name, item)  # (a)
     # (b) the extreme inputs reach the declared accumulator range
     last = getCustomOp(model.graph.node[-1])

@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from qonnx_spartan.ops import FOLDERS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -38,6 +40,8 @@ def test_wheel_carries_templates_and_a_working_command(tmp_path: Path, brevitas)
     for f in templates:
         assert f"qonnx_spartan/templates/{f}" in names
     assert "qonnx_spartan/transforms/lower.py" in names
+    for folder in FOLDERS:  # every registered op folder, its lowering patterns with it
+        assert f"qonnx_spartan/ops/{folder}/lower.py" in names, folder
     assert "qonnx_spartan/study/runner.py" in names  # the study subpackage
     for f in ("forecaster.onnx", "forecaster_inputs.npy", "forecaster.json"):  # the embedded default
         assert f"qonnx_spartan/data/{f}" in names

@@ -72,8 +72,8 @@ def rom_and_constant_layers(rng):
     """A 48 x 48 linear layer with 5-bit weights (a 2,304 x 5 ROM: yosys packs it into one RAMB18 in block
     style) and an addition of a constant whose first multiplier is even and 18 bits wide (yosys gives that
     product a second DSP)."""
-    from qonnx_spartan.ops.elementwise import term_dsps
-    from qonnx_spartan.ops.int_add import IntAdd
+    from qonnx_spartan.ops.elementwise import IntAdd
+    from qonnx_spartan.ops.elementwise.engine import term_dsps
 
     k, rows = 48, 3
     x_t, h_t = IntType(True, 8), IntType(True, 8)
@@ -326,7 +326,7 @@ def test_logic_products_cost_what_the_table_says(yosys):
     import sys
     from pathlib import Path
 
-    from qonnx_spartan.ops.mac import logic_product_luts
+    from qonnx_spartan.ops.mac.engine import logic_product_luts
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "calibration"))
     from logic_products import forms, measure, product_key

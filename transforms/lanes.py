@@ -2,7 +2,7 @@
 
 Greedy and resource-aware: each round tries one more lane on every IntLinear, keeps the move that saves
 the most cycles per unit of budget it uses (its largest fractional increase over the resources), and
-stops when no move fits.  Lanes never change the numbers (ops/int_linear.py), only the schedule.
+stops when no move fits.  Lanes never change the numbers (ops/mac/int_linear.py), only the schedule.
 
 Lanes are optional speed, so they do not spend the last few percent of the fitted resources (LUT, FF: the
 estimate is within a few percent of synthesis, docs/estimator.md): HEADROOM of them stays free.

@@ -2,15 +2,10 @@
 
 Every tensor between ops becomes an integer tensor whose real scale only the host knows: the input Quant
 becomes the host-side quantisation, the output's scale the host-side dequantisation (both kept in the
-model's metadata, see qonnx_spartan.hostio).  Each pattern ends at the activation Quant that follows it:
-
-    MatMul(x, Quant(W)) [Add bias] [Relu] Quant   -> IntLinear (no Quant at the graph output: accumulator)
-    MatMul(a, b) [Mul c] Quant                    -> IntMatMul (heads and K^T as strided addressing)
-    Add(a, b) Quant, Add(a, Quant(const)) Quant   -> IntAdd
-    Softmax Quant                                 -> IntSoftmax
-    BatchNormalization [Reshape] Quant            -> IntAffine
-    ReduceMean Quant                              -> IntMean
-    Reshape, Transpose                            -> views: address tables, no op (transforms/views.py)
+model's metadata, see qonnx_spartan.hostio).  The walk hands each node to the pattern registered for its
+op type: each op folder registers the patterns that create its ops (qonnx_spartan/ops/<folder>/lower.py),
+and Reshape and Transpose are views, address tables and no op (transforms/views.py).  A pattern ends at the
+activation Quant after it.
 
 The metadata key `qonnx_spartan.sources` keeps, for each buffer, the exported nodes (and their outputs) the
 op writing it replaced, so a plan can name a layer by any of them (transforms/memory_style.py).
@@ -19,42 +14,71 @@ op writing it replaced, so a plan can name a layer by any of them (transforms/me
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass
-from fractions import Fraction
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 from onnx import TensorProto, helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
-from qonnx.util.basic import get_by_name
 
+from qonnx_spartan import ops
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.hostio import HostIO, TensorIO
-from qonnx_spartan.intarith import IntType, Rescale, bits_signed, matmul_range
-from qonnx_spartan.ops import DOMAIN, IntAdd, IntAffine, IntSoftmax
-from qonnx_spartan.ops.base import int_tensor
-from qonnx_spartan.transforms.quant import QuantSpec, constant_weights, node_label, quant_spec
-from qonnx_spartan.transforms.views import affine_strides, apply_view, is_identity
+from qonnx_spartan.intarith import IntType
+from qonnx_spartan.ops import DOMAIN
+from qonnx_spartan.transforms.quant import QuantSpec, node_label, quant_spec
+from qonnx_spartan.transforms.views import apply_view, is_identity
 
-#: Exported op types the lowering understands (Gemm is split into MatMul + Add by Tidy).
-SUPPORTED_OPS = (
-    "Quant",
-    "MatMul",
-    "Add",
-    "Mul",
-    "Relu",
-    "Transpose",
-    "Reshape",
-    "Softmax",
-    "BatchNormalization",
-    "ReduceMean",
-)
 
-#: Ops that read an unquantised accumulator at its exact width: the MAC's result goes on unrounded to a
-#: residual add, a mean or another MAC, and the first quantiser after them requantises it.
-ACCUMULATOR_READERS = ("Add", "ReduceMean", "MatMul", "Reshape", "Transpose")
+@dataclass(frozen=True)
+class Pattern:
+    """A lowering pattern: the walk hands `lower(lowering, node)` every node of type `op_type` not yet
+    lowered, and `lower` records the integer op replacing the chain that starts there (Lowering.finish).
+    `absorbs` names the op types the chain takes in that no pattern starts at, with where they may stand
+    (one met elsewhere is refused with it); `reads_accumulator` says that the op reads an unquantised MAC
+    result at its exact width (the MAC's result then goes on unrounded, and the first quantiser after it
+    requantises it)."""
+
+    op_type: str
+    lower: Callable
+    absorbs: dict[str, str] = field(default_factory=dict)
+    reads_accumulator: bool = False
+
+
+@lru_cache(maxsize=1)
+def registered_patterns() -> dict[str, Pattern]:
+    """Every pattern by the op type it starts at: the views' and the op folders'."""
+    patterns: dict[str, Pattern] = {}
+    for pattern in (*VIEW_PATTERNS, *ops.patterns()):
+        if pattern.op_type in patterns:
+            raise AssertionError(f"two lowering patterns start at {pattern.op_type}")
+        patterns[pattern.op_type] = pattern
+    return patterns
+
+
+def absorbed_op_types() -> dict[str, str]:
+    """Op types only taken in by patterns, with where they may stand."""
+    where: dict[str, list[str]] = {}
+    for pattern in registered_patterns().values():
+        for op_type, text in pattern.absorbs.items():
+            where.setdefault(op_type, []).append(text)
+    return {op_type: "; ".join(texts) for op_type, texts in where.items()}
+
+
+def reads_accumulator(op_type: str) -> bool:
+    """Whether an op of this type reads an unquantised accumulator at its exact width."""
+    pattern = registered_patterns().get(op_type)
+    return pattern is not None and pattern.reads_accumulator
+
+
+def supported_op_types() -> list[str]:
+    """Exported op types the lowering understands (Gemm is split into MatMul + Add by Tidy)."""
+    return sorted({*registered_patterns(), *absorbed_op_types()})
+
+
 #: How each op the lowering does not map is refused: what to write instead.
 REFUSED = {
     "LayerNormalization": "LayerNorm is not supported (it needs a division and a square root per row); use "
@@ -146,7 +170,7 @@ class Lowering:
         self.nodes = []
         self.consumed: set[str] = set()  # output tensors of exported nodes already lowered
         self.sources: dict[str, list[str]] = {}  # buffer tensor -> exported names its writer replaced
-        self.scores: set[str] = set()  # attention scores kept unquantised for a softmax (softmax_scores)
+        self.scores: set[str] = set()  # attention scores kept unquantised for a softmax (mac/lower.py)
         # each tensor's (first) producer, as find_producer's scan would find it; the lowering only reads the model
         self.producers = {tensor: node for node in reversed(model.graph.node) for tensor in node.output}
 
@@ -228,7 +252,7 @@ class Lowering:
             if nxt.op_type == "Quant":
                 chain.append(nxt)
                 return chain, quant_spec(self.model, nxt)
-            if nxt.op_type not in allowed and open_end and nxt.op_type in ACCUMULATOR_READERS:
+            if nxt.op_type not in allowed and open_end and reads_accumulator(nxt.op_type):
                 return chain, None
             if nxt.op_type not in allowed:
                 raise SpartanError(
@@ -257,6 +281,19 @@ class Lowering:
                     pending.append(producer)
         return [name for n in nodes.values() for name in (n.name, *n.output)]
 
+    def scalar_factor(self, chain: list, muls: list) -> float:
+        """The product of the positive scalar constants the Muls of a chain multiply by."""
+        factor = 1.0
+        for mul in muls:
+            previous = chain[chain.index(mul) - 1].output[0]
+            values, spec = self.constant(mul.input[1] if mul.input[0] == previous else mul.input[0])
+            if values is None or values.size != 1:
+                raise SpartanError(f"{node_label(mul)}: only a Mul by a scalar constant is supported here")
+            factor *= float(values.ravel()[0]) * (spec.scale if spec is not None else 1.0)
+            if factor <= 0:
+                raise SpartanError(f"{node_label(mul)}: a Mul by {factor:g} (not positive) is not supported here")
+        return factor
+
     # -- the walk ------------------------------------------------------------------------------------
     def run(self) -> ModelWrapper:
         graph = self.model.graph
@@ -265,41 +302,31 @@ class Lowering:
                 "the model has no Quant nodes: a float graph cannot run on integers; "
                 "export a Brevitas model with brevitas.export.export_qonnx(..., dynamo=False)"
             )
+        supported, absorbed = supported_op_types(), absorbed_op_types()
         for node in graph.node:
-            if node.op_type in REFUSED and node.op_type not in SUPPORTED_OPS:
+            if node.op_type in REFUSED and node.op_type not in supported:
                 raise SpartanError(f"{node_label(node)}: {REFUSED[node.op_type]}")
-            if node.op_type not in SUPPORTED_OPS:
+            if node.op_type not in supported:
                 raise SpartanError(
                     f"{node_label(node)}: op type {node.op_type} is not supported "
-                    f"(supported: {', '.join(SUPPORTED_OPS)}, Gemm)"
+                    f"(supported: {', '.join(supported)}, Gemm)"
                 )
         for node in graph.node:
             if node.op_type == "Quant":
                 quant_spec(self.model, node)  # every quantiser's parameters, before any pattern uses them
         host_in = self.lower_input()
-        handlers = {
-            "MatMul": self.lower_matmul,
-            "Add": self.lower_add,
-            "Softmax": self.lower_softmax,
-            "BatchNormalization": self.lower_batchnorm,
-            "ReduceMean": self.lower_mean,
-            "Reshape": self.lower_view,
-            "Transpose": self.lower_view,
-        }
+        patterns = registered_patterns()
         for node in graph.node:
             if node.output[0] in self.consumed:
                 continue
-            if node.op_type in handlers:
+            if node.op_type in patterns:
                 try:
-                    handlers[node.op_type](node)
+                    patterns[node.op_type].lower(self, node)
                 except ValueError as e:  # the integer ops refuse constants they cannot represent (NaN, too large)
                     raise SpartanError(f"{node_label(node)}: {e}") from None
-            elif node.op_type == "Quant" and self.model.get_initializer(node.input[0]) is None:
-                self.lower_requant(node)
-            elif node.op_type in ("Relu", "Mul"):
+            elif node.op_type in absorbed:
                 raise SpartanError(
-                    f"{node_label(node)}: a {node.op_type} here is not supported (only after a "
-                    "linear layer or, for Mul by a constant, after a MatMul of two activations)"
+                    f"{node_label(node)}: a {node.op_type} here is not supported (only after {absorbed[node.op_type]})"
                 )
         out_name = graph.output[0].name
         if out_name in self.views and self.nodes:
@@ -335,431 +362,6 @@ class Lowering:
         base, table = self.operand(node.input[0], node)
         self.views[node.output[0]] = (base.name, apply_view(table, node, self.shape(node.output[0])))
 
-    # -- patterns ------------------------------------------------------------------------------------
-    def lower_matmul(self, matmul) -> None:
-        a_name, b_name = matmul.input
-        if self.is_activation(a_name) and self.is_activation(b_name):
-            self.lower_activation_matmul(matmul)
-        elif self.is_activation(a_name):
-            self.lower_linear(matmul)
-        elif self.is_activation(b_name):
-            raise SpartanError(
-                f"{node_label(matmul)}: weights on the left of a MatMul are not supported; write x @ W (QuantLinear)"
-            )
-        else:
-            self.operand(a_name, matmul)  # raises: neither input is quantised
-
-    def lower_linear(self, matmul) -> None:
-        x = self.contiguous(matmul.input[0], matmul)
-        weights = constant_weights(self.model, matmul.input[1], matmul)
-        w = weights.values
-        if w.ndim != 2:
-            raise SpartanError(f"{node_label(matmul)}: weights of shape {list(w.shape)} are not a matrix")
-        acc_scale = x.scale * weights.spec.scale
-        bias_values = np.zeros(w.shape[1])
-        fused = [matmul]
-        nxt = self.only_consumer(matmul.output[0], matmul)
-        if nxt is not None and nxt.op_type == "Add" and not all(self.is_activation(t) for t in nxt.input):
-            other = nxt.input[1] if nxt.input[0] == matmul.output[0] else nxt.input[0]
-            values, spec = self.constant(other)
-            if values is None or values.size != w.shape[1]:
-                raise SpartanError(f"{node_label(nxt)}: the bias must be a constant of {w.shape[1]} values")
-            bias_values = values.reshape(-1) * (spec.scale if spec is not None else 1.0)
-            fused.append(nxt)
-        chain, out_quant = self.quant_after(fused[-1], allowed=("Relu", "Mul"), open_end=True)
-        fused += chain
-        relu = any(n.op_type == "Relu" for n in chain)
-        factor = self.scalar_factor(fused, [n for n in chain if n.op_type == "Mul"])
-        bias_values, acc_scale = bias_values * factor, acc_scale * factor  # (x W + b) c = x W c + b c
-
-        ratio = acc_scale / out_quant.scale if out_quant is not None else self.downstream_ratio(fused[-1], acc_scale)
-        acc_shift, bias = fixed_point_bias(fused[1] if len(fused) > 1 else matmul, bias_values / acc_scale, ratio)
-        acc_scale /= 2**acc_shift
-        acc_lo, acc_hi = matmul_range(x.dtype, w * 2**acc_shift, bias)
-        tail = fused[-1].output[0]
-        shape = self.buffer_shape(matmul.output[0])
-        if out_quant is not None:
-            rescale = Rescale.from_ratio(ratio / 2**acc_shift)
-            lo = max(out_quant.lo, 0) if relu else out_quant.lo
-            out = IntTensor(tail, out_quant.scale, out_quant.dtype, lo, out_quant.hi, shape)
-        elif relu:
-            if acc_hi >= 2**31:  # the clamp's bounds are VHDL integers
-                raise SpartanError(
-                    f"{node_label(matmul)}: its ReLU output needs {acc_hi.bit_length()} bits (at most 31 without a "
-                    "quantiser); quantise it (QuantReLU)"
-                )
-            rescale = Rescale(1, 0)
-            out = IntTensor(tail, acc_scale, IntType.for_range(0, acc_hi), 0, acc_hi, shape)
-        else:
-            rescale = None
-            acc_type = IntType(True, max(bits_signed(acc_lo), bits_signed(acc_hi)))
-            out = IntTensor(tail, acc_scale, acc_type, acc_lo, acc_hi, shape)
-        node = helper.make_node(
-            "IntLinear",
-            [x.name],
-            [out.name],
-            name=matmul.name,
-            domain=DOMAIN,
-            source=matmul.name,
-            out_dtype=out.dtype.name,
-            out_shape=list(shape),
-            in_dtype=x.dtype.name,
-            acc_shift=acc_shift,
-            weights=int_tensor("weights", w),
-            bias=int_tensor("bias", bias),
-            requant=int(rescale is not None),
-            multiplier=rescale.multiplier if rescale else 1,
-            shift=rescale.shift if rescale else 0,
-            out_lo=int(out.lo),
-            out_hi=int(out.hi),
-        )
-        self.finish(fused, out, node)
-
-    def lower_activation_matmul(self, matmul) -> None:
-        a, a_table = self.operand(matmul.input[0], matmul)
-        b, b_table = self.operand(matmul.input[1], matmul)
-        if a.name == b.name:
-            raise SpartanError(f"{node_label(matmul)}: both inputs read the buffer '{a.name}'; not supported")
-        a_table, b_table = squeeze_batch(a_table), squeeze_batch(b_table)
-        if a_table.ndim == 2:
-            a_table, b_table = a_table[None], b_table[None]
-        if a_table.ndim != 3 or b_table.ndim != 3 or a_table.shape[2] != b_table.shape[1]:
-            raise SpartanError(
-                f"{node_label(matmul)}: operands of shapes {list(a_table.shape)} and "
-                f"{list(b_table.shape)} are not a (batched) matrix product this lowering maps"
-            )
-        heads, m, k = a_table.shape
-        n = b_table.shape[2]
-        a_str, b_str = affine_strides(a_table), affine_strides(b_table)
-        if a_str is None or b_str is None:
-            raise SpartanError(f"{node_label(matmul)}: an operand's reshape/transpose is not a strided view")
-        scores = self.softmax_scores(matmul, a, b, k)
-        if scores is not None:
-            out, rescale, chain = scores
-            node = self.matmul_node(matmul, a, b, out, rescale, heads, m, n, k, a_str, b_str, (m * n, n, 1))
-            self.finish([matmul, *chain], out, node)
-            self.scores.add(out.name)
-            return
-        chain, out_quant = self.quant_after(matmul, allowed=("Mul",))
-        if out_quant is None:
-            raise SpartanError(f"{node_label(matmul)}: a product of two activations must be quantised")
-        factor = self.scalar_factor([matmul, *chain], chain[:-1])
-        quant = chain[-1]
-        out_name, y_table, view_nodes = self.writer_view(quant, (heads, m, n))
-        shape = self.buffer_shape(out_name)
-        out = IntTensor(out_name, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
-        rescale = Rescale.from_ratio(a.scale * b.scale * factor / out_quant.scale)
-        node = self.matmul_node(matmul, a, b, out, rescale, heads, m, n, k, a_str, b_str, y_table)
-        self.finish([matmul, *chain, *view_nodes], out, node)
-
-    @staticmethod
-    def matmul_node(matmul, a, b, out, rescale, heads, m, n, k, a_str, b_str, y_strides):
-        return helper.make_node(
-            "IntMatMul",
-            [a.name, b.name],
-            [out.name],
-            name=matmul.name,
-            domain=DOMAIN,
-            source=matmul.name,
-            out_dtype=out.dtype.name,
-            out_shape=list(out.shape),
-            in_dtype=a.dtype.name,
-            b_dtype=b.dtype.name,
-            loop_sizes=[heads, m, n, k],
-            a_stride=[a_str[0], a_str[1], 0, a_str[2]],
-            b_stride=[b_str[0], 0, b_str[2], b_str[1]],
-            y_stride=list(y_strides),
-            multiplier=rescale.multiplier,
-            shift=rescale.shift,
-            out_lo=out.lo,
-            out_hi=out.hi,
-        )
-
-    def softmax_scores(self, matmul, a: IntTensor, b: IntTensor, k: int):
-        """Attention scores a softmax reads unquantised (`softmax(q @ k^T / sqrt(d))`, QuantMultiheadAttention's
-        default): (scores, rescale, fused Muls), or None when a quantiser follows the product.
-
-        The exact product is as wide as its operands' sum of products, and a softmax table over that range
-        cannot be built.  The scores are kept instead at a power-of-two scale of at most half the softmax
-        output's LSB: rounding a score moves each softmax output by at most that scale (exp's relative
-        change), i.e. by at most half an output LSB; the range is the product's exact bound, so nothing
-        saturates, and the softmax table ends where exp rounds to 0 (IntSoftmax's clamp)."""
-        chain, current = [], matmul
-        while True:
-            reader = self.only_consumer(current.output[0], current)
-            if reader is None or reader.op_type not in ("Mul", "Softmax"):
-                return None
-            if reader.op_type == "Softmax":
-                break
-            chain.append(reader)
-            current = reader
-        after, out_quant = self.quant_after(reader)
-        if out_quant is None:
-            raise SpartanError(f"{node_label(reader)}: the softmax output must be quantised")
-        factor = self.scalar_factor([matmul, *chain], chain)
-        scale = 2.0 ** math.floor(math.log2(out_quant.scale / 2))
-        ratio = a.scale * b.scale * factor / scale
-        corners = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
-        lo, hi = int(np.round(k * min(corners) * ratio)), int(np.round(k * max(corners) * ratio))
-        tail = current.output[0]
-        dtype = IntType(True, max(bits_signed(lo), bits_signed(hi)))
-        return IntTensor(tail, scale, dtype, lo, hi, self.buffer_shape(tail)), Rescale.from_ratio(ratio), chain
-
-    def scalar_factor(self, chain: list, muls: list) -> float:
-        """The product of the positive scalar constants the Muls of a chain multiply by."""
-        factor = 1.0
-        for mul in muls:
-            previous = chain[chain.index(mul) - 1].output[0]
-            values, spec = self.constant(mul.input[1] if mul.input[0] == previous else mul.input[0])
-            if values is None or values.size != 1:
-                raise SpartanError(f"{node_label(mul)}: only a Mul by a scalar constant is supported here")
-            factor *= float(values.ravel()[0]) * (spec.scale if spec is not None else 1.0)
-            if factor <= 0:
-                raise SpartanError(f"{node_label(mul)}: a Mul by {factor:g} (not positive) is not supported here")
-        return factor
-
-    def downstream_ratio(self, node, acc_scale: float) -> float | None:
-        """For an unquantised accumulator, the ratio its bias precision is chosen for: to the first quantiser
-        downstream through single readers; None (the bias rounded to the accumulator's LSB) at the graph
-        output, where nothing rounds it, and when another MAC reads it: fraction bits would widen that MAC's
-        operand and bias beyond its 32-bit literals, and half an LSB of this accumulator is far below the
-        LSB of any quantiser after the next MAC."""
-        current = node
-        while True:
-            nxt = self.only_consumer(current.output[0], current)
-            if nxt is None:
-                return None
-            if nxt.op_type == "Quant":
-                return acc_scale / quant_spec(self.model, nxt).scale
-            if nxt.op_type not in ("Add", "ReduceMean", "Mul", "Reshape", "Transpose", "Relu"):
-                return None
-            current = nxt
-
-    def writer_view(self, quant, logical: tuple[int, int, int]):
-        """Where an op writes its (H, M, N) result: in the layout after the Reshape/Transpose chain that
-        alone reads it, when that is a strided permutation (then its reader reads contiguously)."""
-        table = np.arange(int(np.prod(self.shape(quant.output[0])))).reshape(self.shape(quant.output[0]))
-        chain, current = [], quant
-        while True:
-            consumers = self.model.find_consumers(current.output[0]) or []
-            if len(consumers) != 1 or consumers[0].op_type not in ("Reshape", "Transpose"):
-                break
-            current = consumers[0]
-            table = apply_view(table, current, self.shape(current.output[0]))
-            chain.append(current)
-        position = np.empty(table.size, dtype=np.int64)
-        position[table.ravel()] = np.arange(table.size)  # where each result element lands
-        strides = affine_strides(position.reshape(logical))
-        if chain and strides is not None:
-            return chain[-1].output[0], strides, chain
-        h, m, n = logical
-        return quant.output[0], (m * n, n, 1), []
-
-    def lower_add(self, add) -> None:
-        a_name, b_name = add.input
-        chain, out_quant = self.quant_after(add)
-        if out_quant is None:
-            raise SpartanError(f"{node_label(add)}: the sum must be quantised")
-        shape = self.buffer_shape(chain[-1].output[0])
-        if self.is_activation(a_name) and self.is_activation(b_name):
-            a, b = self.contiguous(a_name, add), self.contiguous(b_name, add)
-            if a.name == b.name:
-                raise SpartanError(f"{node_label(add)}: adding a tensor to itself is not supported")
-            a_shape, b_shape = self.shape(a_name), self.shape(b_name)  # as read: a buffer may be reshaped
-            if a_shape != b_shape:
-                raise SpartanError(
-                    f"{node_label(add)}: broadcasting {list(a_shape)} + {list(b_shape)} is not supported"
-                )
-            inputs, b_type, b_scale, const = [a.name, b.name], b.dtype, b.scale, None
-        else:
-            act, other = (a_name, b_name) if self.is_activation(a_name) else (b_name, a_name)
-            a = self.contiguous(act, add)
-            values, spec = self.constant(other)
-            if values is None:
-                raise SpartanError(f"{node_label(add)}: the constant added must be quantised (a Quant of a constant)")
-            if spec is None:  # a float constant (a positional buffer added as it is): held like a bias
-                values, b_scale = float_constant(add, values, out_quant.scale)
-            else:
-                b_scale = spec.scale
-            while values.ndim > len(shape) - 1 and values.shape[0] == 1:
-                values = values[0]  # a (1, T, D) buffer such as pe.unsqueeze(0)
-            try:
-                const = np.broadcast_to(values, shape[1:]).astype(np.int64)
-            except ValueError:
-                raise SpartanError(
-                    f"{node_label(add)}: a constant of shape {list(values.shape)} does not broadcast to the "
-                    f"activations' {list(shape[1:])}"
-                ) from None
-            inputs, b_type = [a.name], IntType.for_range(int(const.min()), int(const.max()))
-        out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
-        node = IntAdd.make_node(
-            add.name,
-            inputs,
-            out.name,
-            a.dtype,
-            a.scale,
-            b_type,
-            b_scale,
-            out.dtype,
-            out.scale,
-            out.lo,
-            out.hi,
-            list(shape),
-            const=const,
-        )
-        self.finish([add, *chain], out, node)
-
-    def lower_requant(self, quant) -> None:
-        """A Quant of quantised activations (QuantMultiheadAttention's input quantisers, a QuantIdentity after
-        a quantised layer): the same integers when it keeps the scale and the range fits, else a rescale."""
-        base, table = self.operand(quant.input[0], quant)
-        spec = quant_spec(self.model, quant)
-        if spec.scale == base.scale and spec.lo <= base.lo and base.hi <= spec.hi:
-            self.views[quant.output[0]] = (base.name, table)
-            self.consumed.add(quant.output[0])
-            return
-        if not is_identity(table):
-            raise SpartanError(
-                f"{node_label(quant)}: re-quantising a transposed view of '{base.name}' is not supported; "
-                "quantise before the view"
-            )
-        shape = self.buffer_shape(quant.output[0])
-        out = IntTensor(quant.output[0], spec.scale, spec.dtype, spec.lo, spec.hi, shape)
-        node = IntAffine.make_node(
-            quant.name, base.name, out.name, base.dtype, base.scale, 1.0, 0.0, out.dtype, out.scale, out.lo, out.hi, shape
-        )
-        self.finish([quant], out, node)
-
-    def lower_softmax(self, softmax) -> None:
-        x = self.contiguous(softmax.input[0], softmax)
-        axis = get_by_name(softmax.attribute, "axis")
-        rank = len(self.shape(softmax.input[0]))
-        if axis is not None and axis.i not in (-1, rank - 1):
-            raise SpartanError(f"{node_label(softmax)}: softmax over axis {axis.i}; only the last axis is supported")
-        chain, out_quant = self.quant_after(softmax)
-        if out_quant is None:
-            raise SpartanError(f"{node_label(softmax)}: the softmax output must be quantised")
-        out = IntTensor(
-            chain[-1].output[0],
-            out_quant.scale,
-            out_quant.dtype,
-            max(out_quant.lo, 0),
-            out_quant.hi,
-            self.buffer_shape(chain[-1].output[0]),
-        )
-        node = IntSoftmax.make_node(
-            softmax.name,
-            x.name,
-            out.name,
-            x.dtype,
-            x.scale,
-            out.dtype,
-            out.scale,
-            out.lo,
-            out.hi,
-            list(out.shape),
-            clamp=x.name in self.scores,
-        )
-        self.finish([softmax, *chain], out, node)
-
-    def lower_batchnorm(self, bn) -> None:
-        x = self.contiguous(bn.input[0], bn)
-        in_shape = self.shape(bn.input[0])
-        if len(in_shape) != 2:
-            raise SpartanError(
-                f"{node_label(bn)}: BatchNorm over an input of shape {list(in_shape)}; "
-                "normalise (rows, features) as BatchNorm1d over the last axis"
-            )
-        params = [self.model.get_initializer(t) for t in bn.input[1:5]]
-        if any(p is None for p in params):
-            raise SpartanError(f"{node_label(bn)}: BatchNorm parameters must be constants (export in eval mode)")
-        gamma, beta, mean, var = (np.asarray(p, dtype=np.float64) for p in params)
-        eps = get_by_name(bn.attribute, "epsilon")
-        var = var + (eps.f if eps is not None else 1e-5)
-        if not all(np.all(np.isfinite(p)) for p in (gamma, beta, mean, var)) or np.any(var <= 0):
-            raise SpartanError(f"{node_label(bn)}: BatchNorm parameters must be finite, with a positive variance")
-        gain = gamma / np.sqrt(var)
-        chain, out_quant = self.quant_after(bn, allowed=("Reshape",))
-        if out_quant is None:
-            raise SpartanError(f"{node_label(bn)}: the BatchNorm output must be quantised")
-        shape = self.buffer_shape(chain[-1].output[0])
-        out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
-        node = IntAffine.make_node(
-            bn.name,
-            x.name,
-            out.name,
-            x.dtype,
-            x.scale,
-            gain,
-            beta - gain * mean,
-            out.dtype,
-            out.scale,
-            out.lo,
-            out.hi,
-            list(shape),
-        )
-        self.finish([bn, *chain], out, node)
-
-    def lower_mean(self, reduce) -> None:
-        """A mean over any axes of any strided view: the kept elements are the N outputs, the reduced ones
-        the K terms of each sum (the mean over time of (batch, time, features), or of its transpose)."""
-        x, table = self.operand(reduce.input[0], reduce)
-        axes_attr = get_by_name(reduce.attribute, "axes")
-        if axes_attr is not None:
-            axes = list(axes_attr.ints)
-        elif len(reduce.input) > 1 and self.model.get_initializer(reduce.input[1]) is not None:
-            axes = [int(a) for a in self.model.get_initializer(reduce.input[1]).ravel()]
-        else:
-            axes = []
-        rank = table.ndim
-        axes = sorted({a % rank for a in axes}) or list(range(rank))
-        kept = [d for d in range(rank) if d not in axes]
-        steps = int(np.prod([table.shape[a] for a in axes]))
-        features = int(np.prod([table.shape[d] for d in kept]))
-        strides = affine_strides(np.transpose(table, kept + axes).reshape(1, 1, features, steps))
-        if strides is None:
-            raise SpartanError(
-                f"{node_label(reduce)}: ReduceMean over axes {axes} of {list(table.shape)} reads a view "
-                "that is not strided; average over the time axis of (batch, time, features)"
-            )
-        chain, out_quant = self.quant_after(reduce, allowed=("Mul",), open_end=True)
-        factor = self.scalar_factor([reduce, *chain], [n for n in chain if n.op_type == "Mul"])
-        scale = x.scale / steps * factor
-        tail = chain[-1].output[0] if chain else reduce.output[0]
-        shape = self.buffer_shape(tail)
-        if out_quant is not None:
-            out = IntTensor(tail, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
-            # with power-of-two scales the ratio is 2**e / steps, and a sum's mean can be an exact tie, which
-            # Brevitas rounds half to even: rounded exactly over every reachable sum (float scales: closest M, s)
-            exact = Fraction(x.scale) * Fraction(factor) / Fraction(out_quant.scale) / steps
-            sums = (steps * x.dtype.lo, steps * x.dtype.hi)
-            rescale = Rescale.for_fraction(exact, *sums) or Rescale.from_ratio(scale / out_quant.scale)
-        else:  # the sum itself, 1/steps in its scale: exact
-            lo, hi = x.lo * steps, x.hi * steps
-            out = IntTensor(tail, scale, IntType(True, max(bits_signed(lo), bits_signed(hi))), lo, hi, shape)
-            rescale = None
-        node = helper.make_node(
-            "IntMean",
-            [x.name],
-            [out.name],
-            name=reduce.name,
-            domain=DOMAIN,
-            source=reduce.name,
-            out_dtype=out.dtype.name,
-            out_shape=list(shape),
-            in_dtype=x.dtype.name,
-            loop_sizes=[1, 1, features, steps],
-            a_stride=[0, 0, strides[2], strides[3]],
-            y_stride=[0, 0, 1],
-            multiplier=rescale.multiplier if rescale else 1,
-            shift=rescale.shift if rescale else 0,
-            **({"round_offset": rescale.offset, "tie_bits": rescale.tie_bits} if rescale and rescale.tie_bits else {}),
-            out_lo=out.lo,
-            out_hi=out.hi,
-            **({} if rescale else {"requant": 0}),
-        )
-        self.finish([reduce, *chain], out, node)
-
     # -- the new graph -------------------------------------------------------------------------------
     def build(self, host_in: TensorIO, out: IntTensor, host_shape: list[int] | None = None) -> ModelWrapper:
         old = self.model
@@ -787,6 +389,7 @@ class Lowering:
         return lowered
 
 
-def squeeze_batch(table: np.ndarray) -> np.ndarray:
-    """Drop the leading batch dimension of 1 from an operand's address table."""
-    return table[0] if table.ndim >= 3 and table.shape[0] == 1 else table
+VIEW_PATTERNS = (
+    Pattern("Reshape", Lowering.lower_view, reads_accumulator=True),
+    Pattern("Transpose", Lowering.lower_view, reads_accumulator=True),
+)

@@ -2,7 +2,8 @@
 
 An op is a qonnx CustomOp: `execute_node` is its integer reference (numpy, exact), the specification its
 hardware matches bit for bit.  Next to it the op states its resource model, its cycle count and the values
-its VHDL template needs, so that adding an op means adding one module and one template.
+its VHDL template needs, so that adding an op means adding its folder (with the lowering pattern that
+creates it), its template and one registry line (qonnx_spartan/ops/__init__.py).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def add_resources(*parts: dict[str, int]) -> dict[str, int]:
 class SpartanOp(CustomOp):
     """Base of the integer ops: output type, output buffer style, and the name of the source node."""
 
-    #: File name of the op's Jinja2 template in qonnx_spartan/templates.
+    #: File name of the op's Jinja2 template in qonnx_spartan/templates (the registry refuses an op without one).
     template: str = ""
 
     def get_nodeattr_types(self):
@@ -198,8 +199,8 @@ class SpartanOp(CustomOp):
         """Contents of the weight memory `role`, one integer per word."""
         raise KeyError(role)
 
-    #: The coefficient group of the op's engine (qonnx_spartan/coefficients.py): ops sharing a template
-    #: share their weights.
+    #: The coefficient group of the op's engine (qonnx_spartan/coefficients.py; the registry refuses an op
+    #: without one, the estimator one the coefficients lack).
     resource_group: str = ""
 
     @abstractmethod

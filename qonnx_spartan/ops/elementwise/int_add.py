@@ -1,6 +1,6 @@
 """IntAdd: y = clip(round_half_even((a * mult_a + b * mult_b) / 2**shift), out_lo, out_hi) — a residual add
 of two tensors with different scales, or a tensor plus a constant (a positional encoding).
-Runs on the elementwise engine (ops/elementwise.py).
+Runs on the elementwise engine (ops/elementwise/engine.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from onnx import helper
 from qonnx_spartan.intarith import MULTIPLIER_BITS, IntType
 from qonnx_spartan.memory import STYLES, Memory, rom
 from qonnx_spartan.ops.base import DOMAIN, int_tensor
-from qonnx_spartan.ops.elementwise import Elementwise, fixed_point
+from qonnx_spartan.ops.elementwise.engine import Elementwise, fixed_point
 
 
 class IntAdd(Elementwise):

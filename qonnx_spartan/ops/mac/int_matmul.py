@@ -8,8 +8,11 @@ the scale of the product (including attention's 1/sqrt(d) Mul) folds into the re
 
 from __future__ import annotations
 
-from qonnx_spartan.intarith import IntType
-from qonnx_spartan.ops.mac import B_FROM_PORT, MacOp
+from onnx import helper
+
+from qonnx_spartan.intarith import IntType, Rescale
+from qonnx_spartan.ops.base import DOMAIN
+from qonnx_spartan.ops.mac.engine import B_FROM_PORT, MacOp
 
 
 class IntMatMul(MacOp):
@@ -25,6 +28,46 @@ class IntMatMul(MacOp):
             "b_stride": ("ints", True, [0, 0, 0, 1]),
             "y_stride": ("ints", True, [0, 0, 1]),  # over h, m, n
         }
+
+    @staticmethod
+    def make_node(
+        name: str,
+        inputs: list[str],
+        out: str,
+        a_type: IntType,
+        b_type: IntType,
+        loops: list[int],
+        a_stride: list[int],
+        b_stride: list[int],
+        y_stride: list[int],
+        rescale: Rescale,
+        out_type: IntType,
+        out_lo: int,
+        out_hi: int,
+        out_shape: list[int],
+    ):
+        """The node computing y[h, m, n] = requantize(sum_k A[h, m, k] * B[h, k, n]) clipped to [out_lo,
+        out_hi], with the loops (H, M, N, K) and each operand's strides over them."""
+        return helper.make_node(
+            "IntMatMul",
+            list(inputs),
+            [out],
+            name=name,
+            domain=DOMAIN,
+            source=name,
+            out_dtype=out_type.name,
+            out_shape=list(out_shape),
+            in_dtype=a_type.name,
+            b_dtype=b_type.name,
+            loop_sizes=list(loops),
+            a_stride=list(a_stride),
+            b_stride=list(b_stride),
+            y_stride=list(y_stride),
+            multiplier=rescale.multiplier,
+            shift=rescale.shift,
+            out_lo=out_lo,
+            out_hi=out_hi,
+        )
 
     def loops(self):
         return tuple(self.get_nodeattr("loop_sizes"))

@@ -1,7 +1,7 @@
 """IntLinear: y = requantize((x @ W) * 2**f + b) over the rows of x — a QuantLinear and its activation
-quantiser.  The f fractional bits let a float bias be held precisely (see transforms/lower.py).
+quantiser.  The f fractional bits let a float bias be held precisely (see ops/mac/lower.py).
 
-Runs on the MAC engine (ops/mac.py) with B read from a weight ROM; x is read row-major, y written
+Runs on the MAC engine (ops/mac/engine.py) with B read from a weight ROM; x is read row-major, y written
 row-major.  The attribute `lanes` asks for P output features in parallel (clamped to
 min(P, K, N)): ROM word g*K + k then holds W[k, g*P + p] in bits p*w .. p*w + w-1 for p = 0..P-1 (0 past
 N), depth K*ceil(N/P), width P*w.  With one lane that is W^T row by row (n*K + k), so the B strides
@@ -11,12 +11,13 @@ N), depth K*ceil(N/P), width P*w.  With one lane that is W^T row by row (n*K + k
 from __future__ import annotations
 
 import numpy as np
+from onnx import helper
 
 from qonnx_spartan.errors import SpartanError
-from qonnx_spartan.intarith import bits_signed
+from qonnx_spartan.intarith import IntType, Rescale, bits_signed
 from qonnx_spartan.memory import STYLES, Memory, rom
-from qonnx_spartan.ops.base import node_memo, op_memo
-from qonnx_spartan.ops.mac import B_FROM_ROM, MacOp
+from qonnx_spartan.ops.base import DOMAIN, int_tensor, node_memo, op_memo
+from qonnx_spartan.ops.mac.engine import B_FROM_ROM, MacOp
 
 
 class IntLinear(MacOp):
@@ -32,6 +33,43 @@ class IntLinear(MacOp):
             # output features computed in parallel, as requested (a plan or search sets it per layer)
             "lanes": ("i", False, 1),
         }
+
+    @staticmethod
+    def make_node(
+        name: str,
+        inp: str,
+        out: str,
+        in_type: IntType,
+        weights: np.ndarray,
+        bias: np.ndarray,
+        acc_shift: int,
+        rescale: Rescale | None,
+        out_type: IntType,
+        out_lo: int,
+        out_hi: int,
+        out_shape: list[int],
+    ):
+        """The node computing requantize((x @ weights) * 2**acc_shift + bias) clipped to [out_lo, out_hi]
+        (integer weights and bias); `rescale` None outputs the accumulator itself."""
+        return helper.make_node(
+            "IntLinear",
+            [inp],
+            [out],
+            name=name,
+            domain=DOMAIN,
+            source=name,
+            out_dtype=out_type.name,
+            out_shape=list(out_shape),
+            in_dtype=in_type.name,
+            acc_shift=acc_shift,
+            weights=int_tensor("weights", weights),
+            bias=int_tensor("bias", bias),
+            requant=int(rescale is not None),
+            multiplier=rescale.multiplier if rescale else 1,
+            shift=rescale.shift if rescale else 0,
+            out_lo=int(out_lo),
+            out_hi=int(out_hi),
+        )
 
     def weights(self) -> np.ndarray:
         return np.asarray(self.get_nodeattr("weights"), dtype=np.int64)

@@ -12,7 +12,7 @@ from onnx import helper
 
 from qonnx_spartan.intarith import MULTIPLIER_BITS, IntType
 from qonnx_spartan.ops.base import DOMAIN, int_tensor
-from qonnx_spartan.ops.elementwise import Elementwise, fixed_point
+from qonnx_spartan.ops.elementwise.engine import Elementwise, fixed_point
 
 #: Offsets are VHDL integer literals in the template: 32-bit two's complement.
 OFFSET_LIMIT = 2**31

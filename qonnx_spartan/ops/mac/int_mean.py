@@ -1,0 +1,73 @@
+"""IntMean: the mean over time (ReduceMean), y[n] = requantize(sum_k x[k, n]) with 1/K in the rescale.
+
+The MAC engine with B = 1: an adder and no multiplier.
+"""
+
+from __future__ import annotations
+
+from onnx import helper
+
+from qonnx_spartan.intarith import IntType, Rescale
+from qonnx_spartan.ops.base import DOMAIN
+from qonnx_spartan.ops.mac.engine import B_IS_ONE, MacOp
+
+
+class IntMean(MacOp):
+    resource_group = "mean"
+    b_source = B_IS_ONE
+
+    def get_nodeattr_types(self):
+        return {
+            **super().get_nodeattr_types(),
+            "loop_sizes": ("ints", True, [1, 1, 1, 1]),  # H, M, N, K
+            "a_stride": ("ints", True, [0, 0, 0, 1]),
+            "y_stride": ("ints", True, [0, 0, 1]),
+        }
+
+    @staticmethod
+    def make_node(
+        name: str,
+        inp: str,
+        out: str,
+        in_type: IntType,
+        features: int,
+        steps: int,
+        strides: tuple[int, int],
+        rescale: Rescale | None,
+        out_type: IntType,
+        out_lo: int,
+        out_hi: int,
+        out_shape: list[int],
+    ):
+        """The node computing the `features` sums of `steps` terms each, read at strides (feature, step),
+        requantised by `rescale` (1/steps in it) and clipped to [out_lo, out_hi]; `rescale` None outputs the
+        sums themselves."""
+        return helper.make_node(
+            "IntMean",
+            [inp],
+            [out],
+            name=name,
+            domain=DOMAIN,
+            source=name,
+            out_dtype=out_type.name,
+            out_shape=list(out_shape),
+            in_dtype=in_type.name,
+            loop_sizes=[1, 1, features, steps],
+            a_stride=[0, 0, strides[0], strides[1]],
+            y_stride=[0, 0, 1],
+            multiplier=rescale.multiplier if rescale else 1,
+            shift=rescale.shift if rescale else 0,
+            **({"round_offset": rescale.offset, "tie_bits": rescale.tie_bits} if rescale and rescale.tie_bits else {}),
+            out_lo=out_lo,
+            out_hi=out_hi,
+            **({} if rescale else {"requant": 0}),
+        )
+
+    def loops(self):
+        return tuple(self.get_nodeattr("loop_sizes"))
+
+    def a_strides(self):
+        return tuple(self.get_nodeattr("a_stride"))
+
+    def y_strides(self):
+        return tuple(self.get_nodeattr("y_stride"))
