@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from brevitas_models import quantisers
 
 #: The two ways to export: TorchScript (`dynamo=False`, what the tool was written for) and torch's
 #: default (dynamo) exporter, which is what `export_qonnx(model, x, path)` uses in torch 2.13.
@@ -42,23 +43,7 @@ LIBRARY_TEXT = re.compile(
 )
 
 
-# --------------------------------------------------------------------------------------------- quantisers
-
-
-def quantisers(po2: bool):
-    """(signed activation, unsigned activation, weight) quantisers: power-of-two or Brevitas's float scales."""
-    from brevitas.quant import (
-        Int8ActPerTensorFixedPoint,
-        Int8ActPerTensorFloat,
-        Int8WeightPerTensorFixedPoint,
-        Int8WeightPerTensorFloat,
-        Uint8ActPerTensorFixedPoint,
-        Uint8ActPerTensorFloat,
-    )
-
-    if po2:
-        return Int8ActPerTensorFixedPoint, Uint8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint
-    return Int8ActPerTensorFloat, Uint8ActPerTensorFloat, Int8WeightPerTensorFloat
+# ------------------------------------------------------------------------------------------------- layers
 
 
 class Q:
