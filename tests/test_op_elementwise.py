@@ -82,6 +82,20 @@ def test_int_add_constant_is_broadcast_over_the_batch_and_held_in_its_rom():
     assert error.max() <= 1
 
 
+def test_int_add_reads_its_inputs_in_address_order_whatever_their_writers_shape():
+    """A buffer keeps its writer's shape: QuantMultiheadAttention's output, written (batch, T, 1, D) and read
+    through a transpose that keeps the order, is added to a (batch, T, D) tensor element by element, as the
+    hardware reads both buffers, for every batch size (numpy would broadcast them into (batch, T, T, D))."""
+    t = IntType(True, 8)
+    node = IntAdd.make_node("add", ["a", "b"], "y", t, 1.0, t, 1.0, IntType(True, 10), 1.0, -512, 511, [1, 6, 8])
+    rng = np.random.default_rng(0)
+    for batch in (1, 16):
+        a, b = random_ints(rng, t, (batch, 6, 8)), random_ints(rng, t, (batch, 6, 1, 8))
+        y = run(node, {"a": a, "b": b})
+        assert y.shape == (batch, 6, 8)
+        assert np.array_equal(y, a + b.reshape(batch, 6, 8))
+
+
 def test_int_add_refuses_a_constant_outside_its_type():
     with pytest.raises(ValueError, match="does not fit"):
         IntAdd.make_node(

@@ -106,8 +106,8 @@ class IntAdd(Elementwise):
     # -- the integer reference -----------------------------------------------------------------------
     def execute_node(self, context, graph):
         node = self.onnx_node
-        a = self.as_int(context[node.input[0]])
-        b = self.const() if self.has_const() else self.as_int(context[node.input[1]])
+        a = self.input_as_output(context, 0)
+        b = self.const() if self.has_const() else self.input_as_output(context, 1)
         acc = a * self.get_nodeattr("mult_a") + b * self.get_nodeattr("mult_b")
         context[node.output[0]] = self.finish(acc).astype(np.float32)
 

@@ -145,7 +145,7 @@ class IntSoftmax(SpartanOp):
     # -- the integer reference -----------------------------------------------------------------------
     def execute_node(self, context, graph):
         node = self.onnx_node
-        x = self.as_int(context[node.input[0]])
+        x = self.input_as_output(context)
         distance = x.max(axis=-1, keepdims=True) - x
         if self.get_nodeattr("exp_clamp"):
             distance = np.minimum(distance, self.get_nodeattr("exp_clamp"))
