@@ -70,7 +70,7 @@ REFUSED = {
     "Squeeze": "only a Squeeze of a statically shaped tensor is supported",
     "Unsqueeze": "only an Unsqueeze of a statically shaped tensor is supported",
     "Identity": "an Identity at the graph output is not supported; end the model with a quantiser or a layer",
-    "Gemm": "only Gemm with alpha = beta = 1 and transA = 0 is supported",
+    "Gemm": "only Gemm with alpha = beta = 1 is supported",
 }
 
 #: Bias rounding may move the value before requantisation by at most this fraction of an output LSB.
@@ -344,13 +344,14 @@ class Lowering:
             self.lower_linear(matmul)
         elif self.is_activation(b_name):
             raise SpartanError(
-                f"{node_label(matmul)}: weights on the left of a MatMul are not supported; write x @ W (QuantLinear)"
+                f"{node_label(matmul)}: weights on the left of a MatMul are supported as a matrix only, not batched; "
+                "write x @ W (QuantLinear)"
             )
         else:
             self.operand(a_name, matmul)  # raises: neither input is quantised
 
     def lower_linear(self, matmul) -> None:
-        x = self.contiguous(matmul.input[0], matmul)
+        x, table = self.operand(matmul.input[0], matmul)
         weights = constant_weights(self.model, matmul.input[1], matmul)
         w = weights.values
         if w.ndim != 2:
@@ -378,6 +379,13 @@ class Lowering:
         acc_lo, acc_hi = matmul_range(x.dtype, w * 2**acc_shift, bias)
         tail = fused[-1].output[0]
         shape = self.buffer_shape(matmul.output[0])
+        y_strides = None
+        if out_quant is not None and not is_identity(table):
+            # x read transposed (W @ x): the result is written in the layout of the views that read it
+            rows = int(np.prod(self.shape(matmul.output[0])[:-1]))
+            tail, y_strides, views = self.writer_view(fused[-1], (1, rows, w.shape[1]))
+            fused += views
+            shape = self.buffer_shape(tail)
         if out_quant is not None:
             rescale = Rescale.from_ratio(ratio / 2**acc_shift)
             lo = max(out_quant.lo, 0) if relu else out_quant.lo
@@ -412,8 +420,19 @@ class Lowering:
             shift=rescale.shift if rescale else 0,
             out_lo=int(out.lo),
             out_hi=int(out.hi),
+            **({} if is_identity(table) else {"a_stride": self.row_strides(matmul, table)}),
+            **({"y_stride": list(y_strides)} if y_strides else {}),
         )
         self.finish(fused, out, node)
+
+    @staticmethod
+    def row_strides(matmul, table: np.ndarray) -> list[int]:
+        """(h, m, n, k) strides of a linear layer's input read through a view (a transposed x, as `W @ x`
+        and Gemm's transA canonicalise): rows over every axis but the last, features over the last."""
+        strides = affine_strides(table.reshape(1, -1, 1, table.shape[-1]))
+        if strides is None:
+            raise SpartanError(f"{node_label(matmul)}: its input is a reshape/transpose that is not a strided view")
+        return [0, strides[1], 0, strides[3]]
 
     def lower_activation_matmul(self, matmul) -> None:
         a, a_table = self.operand(matmul.input[0], matmul)
