@@ -211,6 +211,8 @@ class IntSoftmax(SpartanOp):
             "round_bits": w["product_bits"] - shift,
             "shift_bits": shift,
             "out_bits": out_bits,
+            # the clamp (unquantised scores): max - x compared with the table's last index, which it selects
+            "clamp_bits": x_bits if self.get_nodeattr("exp_clamp") else 0,
         }
 
     def template_context(self) -> dict:
