@@ -19,10 +19,9 @@ def calibrated(model, in_shape, steps=8, batch=16):
     return model
 
 
-def make_mlp(sizes, bits, po2=False, bias=True, out_quant=False, seed=0):
-    """QuantIdentity -> (QuantLinear -> QuantReLU)* -> QuantLinear [-> output quantiser], calibrated."""
-    import brevitas.nn as qnn
-    import torch
+def quantisers(po2: bool):
+    """(signed activation, unsigned activation, weight) quantisers, per tensor: Brevitas's fixed-point ones
+    (power-of-two scales) or its float-scale defaults."""
     from brevitas.quant import (
         Int8ActPerTensorFixedPoint,
         Int8ActPerTensorFloat,
@@ -32,12 +31,18 @@ def make_mlp(sizes, bits, po2=False, bias=True, out_quant=False, seed=0):
         Uint8ActPerTensorFloat,
     )
 
+    if po2:
+        return Int8ActPerTensorFixedPoint, Uint8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint
+    return Int8ActPerTensorFloat, Uint8ActPerTensorFloat, Int8WeightPerTensorFloat
+
+
+def make_mlp(sizes, bits, po2=False, bias=True, out_quant=False, seed=0):
+    """QuantIdentity -> (QuantLinear -> QuantReLU)* -> QuantLinear [-> output quantiser], calibrated."""
+    import brevitas.nn as qnn
+    import torch
+
     torch.manual_seed(seed)
-    act, uact, weight = (
-        (Int8ActPerTensorFixedPoint, Uint8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint)
-        if po2
-        else (Int8ActPerTensorFloat, Uint8ActPerTensorFloat, Int8WeightPerTensorFloat)
-    )
+    act, uact, weight = quantisers(po2)
     layers = [qnn.QuantIdentity(act_quant=act, bit_width=bits, return_quant_tensor=True)]
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
@@ -81,15 +86,8 @@ def make_attention_core(window, d_model, heads, bits, po2=False, seed=0):
 
     import brevitas.nn as qnn
     import torch
-    from brevitas.quant import (
-        Int8ActPerTensorFixedPoint,
-        Int8ActPerTensorFloat,
-        Int8WeightPerTensorFixedPoint,
-        Int8WeightPerTensorFloat,
-    )
 
-    act = Int8ActPerTensorFixedPoint if po2 else Int8ActPerTensorFloat
-    weight = Int8WeightPerTensorFixedPoint if po2 else Int8WeightPerTensorFloat
+    act, _, weight = quantisers(po2)
     torch.manual_seed(seed)
     d_head = d_model // heads
 

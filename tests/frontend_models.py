@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from brevitas_models import quantisers
 
 #: The two ways to export: TorchScript (`dynamo=False`, what the tool was written for) and torch's
 #: default (dynamo) exporter, which is what `export_qonnx(model, x, path)` uses in torch 2.13.
@@ -42,23 +43,7 @@ LIBRARY_TEXT = re.compile(
 )
 
 
-# --------------------------------------------------------------------------------------------- quantisers
-
-
-def quantisers(po2: bool):
-    """(signed activation, unsigned activation, weight) quantisers: power-of-two or Brevitas's float scales."""
-    from brevitas.quant import (
-        Int8ActPerTensorFixedPoint,
-        Int8ActPerTensorFloat,
-        Int8WeightPerTensorFixedPoint,
-        Int8WeightPerTensorFloat,
-        Uint8ActPerTensorFixedPoint,
-        Uint8ActPerTensorFloat,
-    )
-
-    if po2:
-        return Int8ActPerTensorFixedPoint, Uint8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint
-    return Int8ActPerTensorFloat, Uint8ActPerTensorFloat, Int8WeightPerTensorFloat
+# ------------------------------------------------------------------------------------------------- layers
 
 
 class Q:
@@ -544,6 +529,39 @@ def flatten_head(seed):
     return Net()
 
 
+def token_mixing(seed):
+    """MLP-Mixer's token mixing written two ways, each before a residual add: a weight matrix over time on
+    the left, `mix_quant(W) @ x` (a QuantIdentity on a Parameter quantises it), and a QuantLinear over
+    time through `transpose(1, 2)` and back; mean over time, 2 outputs; float 6b."""
+    import torch
+    from torch import nn
+
+    q = Q(6, po2=False)
+    window = 6
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = q.ident()
+            self.embed = q.linear(3, 8, output_quant=True)
+            self.mix = nn.Parameter(torch.randn(window, window) / math.sqrt(window))
+            self.mix_quant = q.ident()
+            self.mixed_quant = q.ident()
+            self.add1_quant = q.ident()
+            self.time_fc = q.linear(window, window, output_quant=True)
+            self.add2_quant = q.ident()
+            self.head = q.linear(8, 2)
+
+        def forward(self, x):
+            x = self.embed(self.inp(x))
+            x = self.add1_quant(x + self.mixed_quant(self.mix_quant(self.mix) @ x))
+            x = self.add2_quant(x + self.time_fc(x.transpose(1, 2)).transpose(1, 2))
+            return self.head(x.mean(dim=1))
+
+    torch.manual_seed(seed)
+    return Net()
+
+
 def two_outputs(seed):
     """A shared einsum-attention encoder with two heads: a forecast (regression, 2 values) and a class
     (3 logits), returned as a tuple."""
@@ -785,6 +803,13 @@ CORPUS = [
         flatten_head,
         (8, 3),
         "nn.Flatten over the window into a classifier, x.view(B, -1), nn.Dropout; po2 6b; 4 classes",
+    ),
+    Case(
+        "token_mixing_w_at_x",
+        token_mixing,
+        (6, 3),
+        "MLP-Mixer token mixing: mix_quant(W) @ x (weights on the left) and a QuantLinear over time via "
+        "transpose(1,2); float 6b",
     ),
     Case(
         "two_outputs",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from brevitas_models import brevitas_outputs, calibrated
+from brevitas_models import brevitas_outputs, calibrated, quantisers
 from qonnx.custom_op.registry import getCustomOp
 from test_overflow import (
     as_ints,
@@ -34,15 +34,8 @@ def model_with(kind: str, po2: bool, bits: int = 8):
     """x -> QuantIdentity -> QuantLinear (no output quantiser) -> `kind` -> a quantiser."""
     import brevitas.nn as qnn
     import torch
-    from brevitas.quant import (
-        Int8ActPerTensorFixedPoint,
-        Int8ActPerTensorFloat,
-        Int8WeightPerTensorFixedPoint,
-        Int8WeightPerTensorFloat,
-    )
 
-    act = Int8ActPerTensorFixedPoint if po2 else Int8ActPerTensorFloat
-    weight = Int8WeightPerTensorFixedPoint if po2 else Int8WeightPerTensorFloat
+    act, _, weight = quantisers(po2)
     torch.manual_seed(bits)
 
     def linear(n_in, n_out, **kw):

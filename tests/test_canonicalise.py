@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from brevitas_models import brevitas_outputs, calibrated
+from brevitas_models import brevitas_outputs, calibrated, quantisers
 
 from qonnx_spartan import embedded
 from qonnx_spartan.budget import Budget
@@ -20,24 +20,6 @@ from qonnx_spartan.simulation import simulate_build
 from qonnx_spartan.transforms import Canonicalise, Tidy
 
 
-def quantisers(po2: bool, bits: int):
-    from brevitas.quant import (
-        Int8ActPerTensorFixedPoint,
-        Int8ActPerTensorFloat,
-        Int8WeightPerTensorFixedPoint,
-        Int8WeightPerTensorFloat,
-        Uint8ActPerTensorFixedPoint,
-        Uint8ActPerTensorFloat,
-    )
-
-    act, uact, weight = (
-        (Int8ActPerTensorFixedPoint, Uint8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint)
-        if po2
-        else (Int8ActPerTensorFloat, Uint8ActPerTensorFloat, Int8WeightPerTensorFloat)
-    )
-    return act, uact, weight
-
-
 def tiny_transformer(window=6, features=3, d_model=8, heads=2, bits=8, po2=True, seed=0):
     """TinyTransformer4TS's float idioms with Brevitas layers inserted as a user would: einsum attention
     with heads by `view` and `/ math.sqrt`, a sliced (1, T, D) positional buffer, BatchNorm1d through
@@ -46,7 +28,7 @@ def tiny_transformer(window=6, features=3, d_model=8, heads=2, bits=8, po2=True,
     import torch
     from torch import nn
 
-    act, uact, weight = quantisers(po2, bits)
+    act, uact, weight = quantisers(po2)
     torch.manual_seed(seed)
 
     def ident(**kw):

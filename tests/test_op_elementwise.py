@@ -14,6 +14,8 @@ from qonnx_spartan.design import Design
 from qonnx_spartan.intarith import MULTIPLIER_BITS, IntType
 from qonnx_spartan.model_file import load_model
 from qonnx_spartan.ops import IntAdd, IntAffine
+from qonnx_spartan.ops.elementwise.engine import fixed_point, signed_bits, term_dsps
+from qonnx_spartan.ops.elementwise.int_add import TERM_ERROR_LSB
 from qonnx_spartan.ops.elementwise.int_affine import OFFSET_LIMIT
 
 TYPES = [IntType(signed, bits) for bits in range(2, 9) for signed in (True, False)]
@@ -55,7 +57,9 @@ def test_int_add_within_one_lsb_of_real_sum(seed, po2):
     )
     op = getCustomOp(node)
     mult_a, mult_b, shift = (op.get_nodeattr(k) for k in ("mult_a", "mult_b", "shift"))
-    assert max(mult_a, mult_b) < 2**MULTIPLIER_BITS
+    # no more DSPs than multipliers of MULTIPLIER_BITS over one shift take (wider ones only buy precision)
+    narrow, _ = fixed_point(*((s / out_scale, 2**MULTIPLIER_BITS) for s in (a_scale, b_scale)))
+    assert op.dsps() <= sum(term_dsps(signed_bits(t), m.reshape(1)) for t, m in zip((a_type, b_type), narrow))
     a, b = random_ints(rng, a_type, (200, *shape[1:])), random_ints(rng, b_type, (200, *shape[1:]))
     error = np.abs(run(node, {"a": a, "b": b}) - quantised(a * a_scale + b * b_scale, out_scale, out_type))
     if po2:
@@ -64,6 +68,25 @@ def test_int_add_within_one_lsb_of_real_sum(seed, po2):
         assert shift == 0 or min(mult_a, mult_b) == 1  # common factors of two divided out
     else:
         assert error.max() <= 1
+
+
+def test_int_add_of_an_accumulator_keeps_its_small_ratio_precise():
+    """A residual add of an unquantised accumulator (INT17, ratio ~2**-10 to the output) and a quantised
+    tensor (ratio ~1): over the accumulator's whole range each term moves the sum by at most
+    TERM_ERROR_LSB (17-bit multipliers over one shift leave the accumulator's 8 bits, 0.2 LSB off here),
+    with no more DSPs than those narrow multipliers take."""
+    acc, act, out = IntType(True, 17), IntType(True, 6), IntType(True, 6)
+    ratio = 172.4 / 2**17  # as the 2-layer corpus Transformer's first residual add has (0.2 LSB off before)
+    node = IntAdd.make_node("add", ["a", "b"], "y", acc, ratio, act, 0.9923, out, 1.0, out.lo, out.hi, [1, 4])
+    op = getCustomOp(node)
+    mult_a, mult_b, shift = (op.get_nodeattr(k) for k in ("mult_a", "mult_b", "shift"))
+    assert abs(ratio - mult_a / 2**shift) * 2**16 <= TERM_ERROR_LSB
+    assert abs(0.9923 - mult_b / 2**shift) * 32 <= TERM_ERROR_LSB
+    narrow, _ = fixed_point((ratio, 2**MULTIPLIER_BITS), (0.9923, 2**MULTIPLIER_BITS))
+    assert op.dsps() <= sum(term_dsps(signed_bits(t), m.reshape(1)) for t, m in zip((acc, act), narrow))
+    a = np.array([[acc.lo, acc.hi, 12345, -777]])
+    b = np.array([[act.hi, act.lo, -3, 31]])
+    assert np.array_equal(run(node, {"a": a, "b": b}), quantised(a * ratio + b * 0.9923, 1.0, out))
 
 
 def test_int_add_constant_is_broadcast_over_the_batch_and_held_in_its_rom():
@@ -80,6 +103,20 @@ def test_int_add_constant_is_broadcast_over_the_batch_and_held_in_its_rom():
     a = random_ints(rng, a_type, (50, *shape[1:]))
     error = np.abs(run(node, {"a": a}) - quantised(a * 0.05 + const * 0.02, 0.04, out_type))
     assert error.max() <= 1
+
+
+def test_int_add_reads_its_inputs_in_address_order_whatever_their_writers_shape():
+    """A buffer keeps its writer's shape: QuantMultiheadAttention's output, written (batch, T, 1, D) and read
+    through a transpose that keeps the order, is added to a (batch, T, D) tensor element by element, as the
+    hardware reads both buffers, for every batch size (numpy would broadcast them into (batch, T, T, D))."""
+    t = IntType(True, 8)
+    node = IntAdd.make_node("add", ["a", "b"], "y", t, 1.0, t, 1.0, IntType(True, 10), 1.0, -512, 511, [1, 6, 8])
+    rng = np.random.default_rng(0)
+    for batch in (1, 16):
+        a, b = random_ints(rng, t, (batch, 6, 8)), random_ints(rng, t, (batch, 6, 1, 8))
+        y = run(node, {"a": a, "b": b})
+        assert y.shape == (batch, 6, 8)
+        assert np.array_equal(y, a + b.reshape(batch, 6, 8))
 
 
 def test_int_add_refuses_a_constant_outside_its_type():

@@ -58,3 +58,22 @@ def test_a_table_without_a_zero_is_not_clamped():
     model = clamped_softmax(IntType(True, 8), 1 / 32, 4, IntType(False, 8), 1 / 255)
     op = getCustomOp(model.graph.node[0])
     assert len(op.exp_table()) == 256 and op.get_nodeattr("exp_clamp") == 0  # exp(-255/32) * 2**15 > 0.5
+
+
+def test_the_estimate_counts_the_clamp():
+    """The clamp's comparator and the multiplexer that selects the table's last index are in the softmax's
+    LUT estimate, measured apart (CLAMP_LUTS_PER_BIT): calibration/softmax_clamp.py measured 9 and 8 LUTs
+    at 16-bit scores, the same softmax synthesised with and without them, and no flip-flops."""
+    in_type, out_type, shape = IntType(True, 16), IntType(False, 8), [1, 6, 6]
+
+    def op(clamp: bool):
+        return getCustomOp(
+            IntSoftmax.make_node("s", "x", "y", in_type, 2**-9, out_type, 2**-8, 0, 255, shape, clamp=clamp)
+        )
+
+    clamped, plain = op(True), op(False)
+    assert clamped.clamp_bits() == 16 and plain.clamp_bits() == 0
+    assert clamped.resource_features() == plain.resource_features()
+    luts = clamped.logic_resources()["LUT"] - plain.logic_resources()["LUT"]
+    assert 8 <= luts <= 9
+    assert clamped.logic_resources()["FF"] == plain.logic_resources()["FF"]

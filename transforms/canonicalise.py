@@ -21,6 +21,7 @@ from qonnx_spartan.transforms.quant_before_views import QuantBeforeViews
 from qonnx_spartan.transforms.scalar_arithmetic import ScalarArithmetic
 from qonnx_spartan.transforms.split_packed_linear import SplitPackedLinear
 from qonnx_spartan.transforms.views_as_reshape import ViewsAsReshape
+from qonnx_spartan.transforms.weights_on_the_right import WeightsOnTheRight
 
 #: Each rule makes progress towards fewer non-canonical nodes, so rounds are few; this bounds a bug.
 MAX_ROUNDS = 50
@@ -33,6 +34,7 @@ def rules() -> list[Transformation]:
         MergeQuants(),
         SplitPackedLinear(),
         EinsumToMatMul(),
+        WeightsOnTheRight(),
         PoolToMean(),
         BatchNormThroughViews(),
         QuantBeforeViews(),

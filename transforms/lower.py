@@ -94,7 +94,7 @@ REFUSED = {
     "Squeeze": "only a Squeeze of a statically shaped tensor is supported",
     "Unsqueeze": "only an Unsqueeze of a statically shaped tensor is supported",
     "Identity": "an Identity at the graph output is not supported; end the model with a quantiser or a layer",
-    "Gemm": "only Gemm with alpha = beta = 1 and transA = 0 is supported",
+    "Gemm": "only Gemm with alpha = beta = 1 is supported",
 }
 
 #: Bias rounding may move the value before requantisation by at most this fraction of an output LSB.

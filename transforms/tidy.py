@@ -83,7 +83,8 @@ def sequence_first(shape: list[int]) -> bool:
 
 
 class SplitGemm(Transformation):
-    """Gemm (alpha = beta = 1, as Brevitas exports it) -> [Transpose] -> MatMul [-> Add], names kept."""
+    """Gemm (alpha = beta = 1, as Brevitas exports it) -> [Transposes of A, B] -> MatMul [-> Add], names kept;
+    a transposed activation A is read through strides, transposed weights are folded into the ROM."""
 
     def apply(self, model: ModelWrapper):
         graph = model.graph
@@ -91,13 +92,16 @@ class SplitGemm(Transformation):
             if node.op_type != "Gemm":
                 continue
             attr = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            if attr.get("alpha", 1.0) != 1.0 or attr.get("beta", 1.0) != 1.0 or attr.get("transA", 0):
+            if attr.get("alpha", 1.0) != 1.0 or attr.get("beta", 1.0) != 1.0:
                 raise SpartanError(
-                    f"{node_label(node)}: only Gemm with alpha = beta = 1 and transA = 0 is supported; write x @ W "
-                    "(QuantLinear)"
+                    f"{node_label(node)}: only Gemm with alpha = beta = 1 is supported; write x @ W (QuantLinear)"
                 )
             a, b = node.input[0], node.input[1]
             new = []
+            if attr.get("transA", 0):
+                a_t = model.make_new_valueinfo_name()
+                new.append(helper.make_node("Transpose", [a], [a_t], name=f"{node.name}_transpose_a", perm=[1, 0]))
+                a = a_t
             if attr.get("transB", 0):
                 b_t = model.make_new_valueinfo_name()
                 new.append(helper.make_node("Transpose", [b], [b_t], name=f"{node.name}_transpose", perm=[1, 0]))

@@ -181,6 +181,14 @@ class SpartanOp(CustomOp):
             raise ValueError("integer op received a non-integer tensor")
         return ints
 
+    def input_as_output(self, context, index: int = 0) -> np.ndarray:
+        """Input `index` as an op that reads element i of it for output element i sees it: the buffer's
+        elements in address order, shaped like one batch item of the output.  A buffer keeps the shape of
+        the tensor its writer produced, and the lowering lets an op read it through any view that keeps the
+        order (a merge of heads, a sequence-first tensor transposed back), so its shape is not the reader's."""
+        x = self.as_int(context[self.onnx_node.input[index]])
+        return x.reshape(x.shape[0], *self.get_nodeattr("out_shape")[1:])
+
     # -- hardware ------------------------------------------------------------------------------------
     def output_buffer(self) -> Memory:
         """The buffer the op writes (the design instantiates it; its style is the op's out_mem_style)."""

@@ -5,13 +5,50 @@ Runs on the elementwise engine (ops/elementwise/engine.py).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from onnx import helper
 
 from qonnx_spartan.intarith import MULTIPLIER_BITS, IntType
 from qonnx_spartan.memory import STYLES, Memory, rom
 from qonnx_spartan.ops.base import DOMAIN, int_tensor
-from qonnx_spartan.ops.elementwise.engine import Elementwise, fixed_point
+from qonnx_spartan.ops.elementwise.engine import Elementwise, fixed_point, signed_bits, term_dsps
+
+#: Each term's rescale may move the sum by at most this fraction of an output LSB, over its operand's range.
+TERM_ERROR_LSB = 1 / 256
+
+
+def term_multipliers(ratios: tuple[float, float], types: tuple[IntType, IntType]) -> tuple[list[np.ndarray], int]:
+    """(mult_a, mult_b), shift: the two scale ratios to the output as integers over one common shift.
+
+    The shift is as large as MULTIPLIER_BITS-bit multipliers allow.  A term whose ratio is far below the
+    other's then has few significant bits: an unquantised accumulator added to a quantised residual (ratio
+    ~2**-10 against ~1) gets about 7, which over its 17-bit range move the sum by up to half an output LSB,
+    where Brevitas adds the exact value.  When a term's rescale error exceeds TERM_ERROR_LSB over its
+    range, the shift is the one of least error among those whose multipliers (up to 31 bits: a narrow
+    operand leaves room on the DSP48E1's 25-bit port) take no more DSPs than the narrow ones.  Power-of-two
+    ratios are exact, and sums of quantised tensors at comparable scales stay within the bound with the
+    narrow multipliers, which are then kept."""
+
+    def worst_error(ints, shift) -> float:
+        return max(abs(r - float(m) / 2**shift) * max(-t.lo, t.hi) for r, m, t in zip(ratios, ints, types))
+
+    def dsps(ints) -> int:
+        return sum(term_dsps(signed_bits(t), np.array([int(m)])) for t, m in zip(types, ints))
+
+    narrow, narrow_shift = fixed_point(*((r, 2**MULTIPLIER_BITS) for r in ratios))
+    if worst_error(narrow, narrow_shift) <= TERM_ERROR_LSB:
+        return narrow, narrow_shift
+    top = 30 - max(math.frexp(r)[1] for r in ratios)  # multipliers are VHDL integers: below 2**31
+    wider = [([round(r * 2.0**shift) for r in ratios], shift) for shift in range(top, narrow_shift, -1)]
+    ints, shift = min(
+        [(i, s) for i, s in wider if dsps(i) <= dsps(narrow)] + [(narrow, narrow_shift)],
+        key=lambda c: worst_error(*c),
+    )
+    while shift > 0 and all(int(m) % 2 == 0 for m in ints):  # as fixed_point: common factors of two out
+        ints, shift = [m // 2 for m in ints], shift - 1
+    return [np.asarray(m, dtype=np.int64) for m in ints], shift
 
 
 class IntAdd(Elementwise):
@@ -51,8 +88,7 @@ class IntAdd(Elementwise):
             raise ValueError(f"{name}: scales must be positive, got {a_scale}, {b_scale}, {out_scale}")
         if len(inputs) != (1 if const is not None else 2):
             raise ValueError(f"{name}: IntAdd takes two inputs, or one input and a constant")
-        limit = 2**MULTIPLIER_BITS
-        (mult_a, mult_b), shift = fixed_point((a_scale / out_scale, limit), (b_scale / out_scale, limit))
+        (mult_a, mult_b), shift = term_multipliers((a_scale / out_scale, b_scale / out_scale), (a_type, b_type))
         attrs = {}
         if const is not None:
             values = np.asarray(const)
@@ -106,8 +142,8 @@ class IntAdd(Elementwise):
     # -- the integer reference -----------------------------------------------------------------------
     def execute_node(self, context, graph):
         node = self.onnx_node
-        a = self.as_int(context[node.input[0]])
-        b = self.const() if self.has_const() else self.as_int(context[node.input[1]])
+        a = self.input_as_output(context, 0)
+        b = self.const() if self.has_const() else self.input_as_output(context, 1)
         acc = a * self.get_nodeattr("mult_a") + b * self.get_nodeattr("mult_b")
         context[node.output[0]] = self.finish(acc).astype(np.float32)
 

@@ -84,5 +84,5 @@ class IntAffine(Elementwise):
 
     def execute_node(self, context, graph):
         node = self.onnx_node
-        x = self.as_int(context[node.input[0]])
+        x = self.input_as_output(context)
         context[node.output[0]] = self.finish(x * self.mult() + self.offsets()).astype(np.float32)

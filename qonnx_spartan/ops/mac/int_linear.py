@@ -1,11 +1,12 @@
 """IntLinear: y = requantize((x @ W) * 2**f + b) over the rows of x — a QuantLinear and its activation
 quantiser.  The f fractional bits let a float bias be held precisely (see ops/mac/lower.py).
 
-Runs on the MAC engine (ops/mac/engine.py) with B read from a weight ROM; x is read row-major, y written
-row-major.  The attribute `lanes` asks for P output features in parallel (clamped to
-min(P, K, N)): ROM word g*K + k then holds W[k, g*P + p] in bits p*w .. p*w + w-1 for p = 0..P-1 (0 past
-N), depth K*ceil(N/P), width P*w.  With one lane that is W^T row by row (n*K + k), so the B strides
-(0, 0, K, 1) address both the reference's B and the ROM's words over groups.
+Runs on the MAC engine (ops/mac/engine.py) with B read from a weight ROM; x is read row-major or through the
+strides of a view (`a_stride`: a transposed input, as `W @ x` becomes), y written row-major or, after a
+transposed input, in its readers' layout (`y_stride`).  The attribute `lanes` asks for P output features
+in parallel (clamped to min(P, K, N)): ROM word g*K + k then holds W[k, g*P + p] in bits p*w .. p*w + w-1
+for p = 0..P-1 (0 past N), depth K*ceil(N/P), width P*w.  With one lane that is W^T row by row (n*K + k),
+so the B strides (0, 0, K, 1) address both the reference's B and the ROM's words over groups.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class IntLinear(MacOp):
             "w_mem_style": ("s", False, "distributed", set(STYLES)),
             # output features computed in parallel, as requested (a plan or search sets it per layer)
             "lanes": ("i", False, 1),
+            # x read through a strided view (h, m, n, k), e.g. transposed (x^T @ W); none: row-major
+            "a_stride": ("ints", False, []),
+            # y written through strides (h, m, n), in the layout its readers' view asks for; none: row-major
+            "y_stride": ("ints", False, []),
         }
 
     @staticmethod
@@ -48,9 +53,12 @@ class IntLinear(MacOp):
         out_lo: int,
         out_hi: int,
         out_shape: list[int],
+        a_stride: list[int] | None = None,
+        y_stride: list[int] | None = None,
     ):
         """The node computing requantize((x @ weights) * 2**acc_shift + bias) clipped to [out_lo, out_hi]
-        (integer weights and bias); `rescale` None outputs the accumulator itself."""
+        (integer weights and bias); `rescale` None outputs the accumulator itself.  `a_stride` reads x
+        through a view, `y_stride` writes y in its readers' layout (both row-major when None)."""
         return helper.make_node(
             "IntLinear",
             [inp],
@@ -69,6 +77,8 @@ class IntLinear(MacOp):
             shift=rescale.shift if rescale else 0,
             out_lo=int(out_lo),
             out_hi=int(out_hi),
+            **({"a_stride": list(a_stride)} if a_stride else {}),
+            **({"y_stride": list(y_stride)} if y_stride else {}),
         )
 
     def weights(self) -> np.ndarray:
@@ -90,12 +100,18 @@ class IntLinear(MacOp):
     @op_memo
     def loops(self):
         k, n = self.weights().shape
-        rows = int(np.prod(self.get_nodeattr("out_shape")[1:-1], dtype=np.int64))
+        rows = int(np.prod(self.get_nodeattr("out_shape")[1:], dtype=np.int64)) // n
         return (1, rows, n, k)
 
     def a_strides(self):
+        strides = self.get_nodeattr("a_stride")
+        if strides:
+            return tuple(strides)
         _, _, _, k = self.loops()
         return (0, k, 0, 1)
+
+    def y_strides(self):
+        return tuple(self.get_nodeattr("y_stride")) or super().y_strides()
 
     def b_strides(self):
         _, _, _, k = self.loops()

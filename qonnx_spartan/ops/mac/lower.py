@@ -23,7 +23,7 @@ from qonnx_spartan.ops.mac.int_matmul import IntMatMul
 from qonnx_spartan.ops.mac.int_mean import IntMean
 from qonnx_spartan.transforms.lower import IntTensor, Lowering, Pattern, fixed_point_bias
 from qonnx_spartan.transforms.quant import constant_weights, node_label, quant_spec
-from qonnx_spartan.transforms.views import affine_strides, apply_view
+from qonnx_spartan.transforms.views import affine_strides, apply_view, is_identity
 
 
 def lower_matmul(lowering: Lowering, matmul) -> None:
@@ -34,14 +34,15 @@ def lower_matmul(lowering: Lowering, matmul) -> None:
         lower_linear(lowering, matmul)
     elif lowering.is_activation(b_name):
         raise SpartanError(
-            f"{node_label(matmul)}: weights on the left of a MatMul are not supported; write x @ W (QuantLinear)"
+            f"{node_label(matmul)}: weights on the left of a MatMul are supported as a matrix only, not batched; "
+            "write x @ W (QuantLinear)"
         )
     else:
         lowering.operand(a_name, matmul)  # raises: neither input is quantised
 
 
 def lower_linear(lowering: Lowering, matmul) -> None:
-    x = lowering.contiguous(matmul.input[0], matmul)
+    x, table = lowering.operand(matmul.input[0], matmul)
     weights = constant_weights(lowering.model, matmul.input[1], matmul)
     w = weights.values
     if w.ndim != 2:
@@ -69,6 +70,13 @@ def lower_linear(lowering: Lowering, matmul) -> None:
     acc_lo, acc_hi = matmul_range(x.dtype, w * 2**acc_shift, bias)
     tail = fused[-1].output[0]
     shape = lowering.buffer_shape(matmul.output[0])
+    y_strides = None
+    if out_quant is not None and not is_identity(table):
+        # x read transposed (W @ x): the result is written in the layout of the views that read it
+        rows = int(np.prod(lowering.shape(matmul.output[0])[:-1]))
+        tail, y_strides, views = writer_view(lowering, fused[-1], (1, rows, w.shape[1]))
+        fused += views
+        shape = lowering.buffer_shape(tail)
     if out_quant is not None:
         rescale = Rescale.from_ratio(ratio / 2**acc_shift)
         lo = max(out_quant.lo, 0) if relu else out_quant.lo
@@ -86,9 +94,31 @@ def lower_linear(lowering: Lowering, matmul) -> None:
         acc_type = IntType(True, max(bits_signed(acc_lo), bits_signed(acc_hi)))
         out = IntTensor(tail, acc_scale, acc_type, acc_lo, acc_hi, shape)
     node = IntLinear.make_node(
-        matmul.name, x.name, out.name, x.dtype, w, bias, acc_shift, rescale, out.dtype, out.lo, out.hi, shape
+        matmul.name,
+        x.name,
+        out.name,
+        x.dtype,
+        w,
+        bias,
+        acc_shift,
+        rescale,
+        out.dtype,
+        out.lo,
+        out.hi,
+        shape,
+        a_stride=None if is_identity(table) else row_strides(matmul, table),
+        y_stride=y_strides,
     )
     lowering.finish(fused, out, node)
+
+
+def row_strides(matmul, table: np.ndarray) -> list[int]:
+    """(h, m, n, k) strides of a linear layer's input read through a view (a transposed x, as `W @ x` and
+    Gemm's transA canonicalise): rows over every axis but the last, features over the last."""
+    strides = affine_strides(table.reshape(1, -1, 1, table.shape[-1]))
+    if strides is None:
+        raise SpartanError(f"{node_label(matmul)}: its input is a reshape/transpose that is not a strided view")
+    return [0, strides[1], 0, strides[3]]
 
 
 def lower_activation_matmul(lowering: Lowering, matmul) -> None:
