@@ -484,3 +484,25 @@ class MacOp(SpartanOp):
     def b_signed(self) -> bool:
         """Whether B's memory word is signed (weights are stored signed; a buffer as its type says)."""
         return True
+
+
+class StridedMacOp(MacOp):
+    """A MAC op whose loops and strides are node attributes, set by its lowering pattern (the attention
+    products and the mean); IntLinear derives its own from the weights."""
+
+    def get_nodeattr_types(self):
+        return {
+            **super().get_nodeattr_types(),
+            "loop_sizes": ("ints", True, [1, 1, 1, 1]),  # H, M, N, K
+            "a_stride": ("ints", True, [0, 0, 0, 1]),  # over h, m, n, k
+            "y_stride": ("ints", True, [0, 0, 1]),  # over h, m, n
+        }
+
+    def loops(self):
+        return tuple(self.get_nodeattr("loop_sizes"))
+
+    def a_strides(self):
+        return tuple(self.get_nodeattr("a_stride"))
+
+    def y_strides(self):
+        return tuple(self.get_nodeattr("y_stride"))

@@ -12,10 +12,10 @@ from onnx import helper
 
 from qonnx_spartan.intarith import IntType, Rescale
 from qonnx_spartan.ops.base import DOMAIN
-from qonnx_spartan.ops.mac.engine import B_FROM_PORT, MacOp
+from qonnx_spartan.ops.mac.engine import B_FROM_PORT, StridedMacOp
 
 
-class IntMatMul(MacOp):
+class IntMatMul(StridedMacOp):
     resource_group = "matmul"
     b_source = B_FROM_PORT
 
@@ -23,10 +23,7 @@ class IntMatMul(MacOp):
         return {
             **super().get_nodeattr_types(),
             "b_dtype": ("s", True, ""),
-            "loop_sizes": ("ints", True, [1, 1, 1, 1]),  # H, M, N, K
-            "a_stride": ("ints", True, [0, 0, 0, 1]),  # over h, m, n, k
-            "b_stride": ("ints", True, [0, 0, 0, 1]),
-            "y_stride": ("ints", True, [0, 0, 1]),  # over h, m, n
+            "b_stride": ("ints", True, [0, 0, 0, 1]),  # over h, m, n, k
         }
 
     @staticmethod
@@ -69,17 +66,8 @@ class IntMatMul(MacOp):
             out_hi=out_hi,
         )
 
-    def loops(self):
-        return tuple(self.get_nodeattr("loop_sizes"))
-
-    def a_strides(self):
-        return tuple(self.get_nodeattr("a_stride"))
-
     def b_strides(self):
         return tuple(self.get_nodeattr("b_stride"))
-
-    def y_strides(self):
-        return tuple(self.get_nodeattr("y_stride"))
 
     def b_type(self) -> IntType:
         return IntType.from_name(self.get_nodeattr("b_dtype"))

@@ -9,20 +9,12 @@ from onnx import helper
 
 from qonnx_spartan.intarith import IntType, Rescale
 from qonnx_spartan.ops.base import DOMAIN
-from qonnx_spartan.ops.mac.engine import B_IS_ONE, MacOp
+from qonnx_spartan.ops.mac.engine import B_IS_ONE, StridedMacOp
 
 
-class IntMean(MacOp):
+class IntMean(StridedMacOp):
     resource_group = "mean"
     b_source = B_IS_ONE
-
-    def get_nodeattr_types(self):
-        return {
-            **super().get_nodeattr_types(),
-            "loop_sizes": ("ints", True, [1, 1, 1, 1]),  # H, M, N, K
-            "a_stride": ("ints", True, [0, 0, 0, 1]),
-            "y_stride": ("ints", True, [0, 0, 1]),
-        }
 
     @staticmethod
     def make_node(
@@ -63,11 +55,3 @@ class IntMean(MacOp):
             **({} if rescale else {"requant": 0}),
         )
 
-    def loops(self):
-        return tuple(self.get_nodeattr("loop_sizes"))
-
-    def a_strides(self):
-        return tuple(self.get_nodeattr("a_stride"))
-
-    def y_strides(self):
-        return tuple(self.get_nodeattr("y_stride"))
