@@ -12,7 +12,7 @@ from abc import abstractmethod
 from functools import wraps
 
 import numpy as np
-from onnx import TensorProto, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
@@ -23,6 +23,22 @@ from qonnx_spartan.memory import STYLES, Memory
 #: The ONNX domain of the integer ops; qonnx imports this package to find them.
 DOMAIN = "qonnx_spartan.ops"
 RESOURCES = ("LUT", "LUTRAM", "FF", "BRAM18", "DSP")
+
+
+def op_node(op_type: str, inputs: list[str], out: str, name: str, out_type: IntType, out_shape, **attrs):
+    """A node of one of this package's ops: its domain, its source (the model's node it lowers) and the
+    output's type and shape, which every op declares, besides the op's own attributes."""
+    return helper.make_node(
+        op_type,
+        list(inputs),
+        [out],
+        name=name,
+        domain=DOMAIN,
+        source=name,
+        out_dtype=out_type.name,
+        out_shape=[int(d) for d in out_shape],
+        **attrs,
+    )
 
 
 def int_tensor(name: str, values) -> TensorProto:

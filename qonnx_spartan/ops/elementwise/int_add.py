@@ -8,11 +8,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from onnx import helper
 
 from qonnx_spartan.intarith import MULTIPLIER_BITS, IntType
 from qonnx_spartan.memory import STYLES, Memory, rom
-from qonnx_spartan.ops.base import DOMAIN, int_tensor
+from qonnx_spartan.ops.base import int_tensor, op_node
 from qonnx_spartan.ops.elementwise.engine import Elementwise, fixed_point, signed_bits, term_dsps
 
 #: Each term's rescale may move the sum by at most this fraction of an output LSB, over its operand's range.
@@ -98,15 +97,13 @@ class IntAdd(Elementwise):
             if ints.min() < b_type.lo or ints.max() > b_type.hi:
                 raise ValueError(f"{name}: the constant does not fit {b_type.name}")
             attrs["const"] = int_tensor("const", ints)
-        return helper.make_node(
+        return op_node(
             "IntAdd",
             list(inputs),
-            [out],
-            name=name,
-            domain=DOMAIN,
-            source=name,
-            out_dtype=out_type.name,
-            out_shape=[int(d) for d in out_shape],
+            out,
+            name,
+            out_type,
+            out_shape,
             a_dtype=a_type.name,
             b_dtype=b_type.name,
             mult_a=int(mult_a),

@@ -8,10 +8,9 @@ holds them as constant arrays indexed by a channel counter rather than in a ROM.
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
 
 from qonnx_spartan.intarith import MULTIPLIER_BITS, IntType
-from qonnx_spartan.ops.base import DOMAIN, int_tensor
+from qonnx_spartan.ops.base import int_tensor, op_node
 from qonnx_spartan.ops.elementwise.engine import Elementwise, fixed_point
 
 #: Offsets are VHDL integer literals in the template: 32-bit two's complement.
@@ -56,15 +55,13 @@ class IntAffine(Elementwise):
         (mult, offset), shift = fixed_point(
             (gain * in_scale / out_scale, 2**MULTIPLIER_BITS), (bias / out_scale, OFFSET_LIMIT)
         )
-        return helper.make_node(
+        return op_node(
             "IntAffine",
             [inp],
-            [out],
-            name=name,
-            domain=DOMAIN,
-            source=name,
-            out_dtype=out_type.name,
-            out_shape=[int(d) for d in out_shape],
+            out,
+            name,
+            out_type,
+            out_shape,
             in_dtype=in_type.name,
             mult=int_tensor("mult", mult),
             offset=int_tensor("offset", offset),

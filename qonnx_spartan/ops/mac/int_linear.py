@@ -12,12 +12,11 @@ so the B strides (0, 0, K, 1) address both the reference's B and the ROM's words
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
 
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType, Rescale, bits_signed
 from qonnx_spartan.memory import STYLES, Memory, rom
-from qonnx_spartan.ops.base import DOMAIN, int_tensor, node_memo, op_memo
+from qonnx_spartan.ops.base import int_tensor, node_memo, op_memo, op_node
 from qonnx_spartan.ops.mac.engine import B_FROM_ROM, MacOp
 
 
@@ -59,15 +58,13 @@ class IntLinear(MacOp):
         """The node computing requantize((x @ weights) * 2**acc_shift + bias) clipped to [out_lo, out_hi]
         (integer weights and bias); `rescale` None outputs the accumulator itself.  `a_stride` reads x
         through a view, `y_stride` writes y in its readers' layout (both row-major when None)."""
-        return helper.make_node(
+        return op_node(
             "IntLinear",
             [inp],
-            [out],
-            name=name,
-            domain=DOMAIN,
-            source=name,
-            out_dtype=out_type.name,
-            out_shape=list(out_shape),
+            out,
+            name,
+            out_type,
+            out_shape,
             in_dtype=in_type.name,
             acc_shift=acc_shift,
             weights=int_tensor("weights", weights),

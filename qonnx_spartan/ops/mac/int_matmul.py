@@ -8,10 +8,9 @@ the scale of the product (including attention's 1/sqrt(d) Mul) folds into the re
 
 from __future__ import annotations
 
-from onnx import helper
 
 from qonnx_spartan.intarith import IntType, Rescale
-from qonnx_spartan.ops.base import DOMAIN
+from qonnx_spartan.ops.base import op_node
 from qonnx_spartan.ops.mac.engine import B_FROM_PORT, StridedMacOp
 
 
@@ -45,15 +44,13 @@ class IntMatMul(StridedMacOp):
     ):
         """The node computing y[h, m, n] = requantize(sum_k A[h, m, k] * B[h, k, n]) clipped to [out_lo,
         out_hi], with the loops (H, M, N, K) and each operand's strides over them."""
-        return helper.make_node(
+        return op_node(
             "IntMatMul",
             list(inputs),
-            [out],
-            name=name,
-            domain=DOMAIN,
-            source=name,
-            out_dtype=out_type.name,
-            out_shape=list(out_shape),
+            out,
+            name,
+            out_type,
+            out_shape,
             in_dtype=a_type.name,
             b_dtype=b_type.name,
             loop_sizes=list(loops),

@@ -5,10 +5,9 @@ The MAC engine with B = 1: an adder and no multiplier.
 
 from __future__ import annotations
 
-from onnx import helper
 
 from qonnx_spartan.intarith import IntType, Rescale
-from qonnx_spartan.ops.base import DOMAIN
+from qonnx_spartan.ops.base import op_node
 from qonnx_spartan.ops.mac.engine import B_IS_ONE, StridedMacOp
 
 
@@ -34,15 +33,13 @@ class IntMean(StridedMacOp):
         """The node computing the `features` sums of `steps` terms each, read at strides (feature, step),
         requantised by `rescale` (1/steps in it) and clipped to [out_lo, out_hi]; `rescale` None outputs the
         sums themselves."""
-        return helper.make_node(
+        return op_node(
             "IntMean",
             [inp],
-            [out],
-            name=name,
-            domain=DOMAIN,
-            source=name,
-            out_dtype=out_type.name,
-            out_shape=list(out_shape),
+            out,
+            name,
+            out_type,
+            out_shape,
             in_dtype=in_type.name,
             loop_sizes=[1, 1, features, steps],
             a_stride=[0, 0, strides[0], strides[1]],

@@ -19,7 +19,7 @@ from onnx import TensorProto, helper
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType, Rescale, requantize
 from qonnx_spartan.memory import STYLES, Memory, address_bits, rom
-from qonnx_spartan.ops.base import DOMAIN, SpartanOp, counter_bits, multiplier_dsps, multiplier_luts
+from qonnx_spartan.ops.base import SpartanOp, counter_bits, multiplier_dsps, multiplier_luts, op_node
 
 #: exp(0) in the table is 2**EXP_BITS: a relative precision of 2**-15 per term.
 EXP_BITS = 15
@@ -91,15 +91,13 @@ class IntSoftmax(SpartanOp):
                 f"node {name}: softmax rows of {out_shape[-1]} elements are too long for the 64-bit integer softmax"
             )
         table = helper.make_tensor("exp_table", TensorProto.INT64, [len(exp_table)], exp_table.tolist())
-        return helper.make_node(
+        return op_node(
             "IntSoftmax",
             [inp],
-            [out],
-            name=name,
-            domain=DOMAIN,
-            source=name,
-            out_dtype=out_type.name,
-            out_shape=list(out_shape),
+            out,
+            name,
+            out_type,
+            out_shape,
             in_dtype=in_type.name,
             exp_table=table,
             recip_bits=recip_bits,
