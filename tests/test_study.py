@@ -229,6 +229,32 @@ def test_a_skipped_stage_says_why_and_stores_nothing(tmp_path):
     assert "no estimate" in result["skipped"] and Store(tmp_path / "store").entries() == {}
 
 
+def test_a_float_model_shared_by_widths_is_trained_when_any_width_needs_it(tmp_path, monkeypatch):
+    from qonnx_spartan.study import stages
+    from qonnx_spartan.study.stages import run_stage
+
+    monkeypatch.setitem(stages.STAGE_FUNCTIONS, "train_float", lambda *args: {"trained": True})
+
+    nodes, _ = graph(tmp_path, stages=["export", "estimate", "train"], train={"when": "made_deployable"})
+    shared = [n for (s, _), n in nodes.items() if s == "train_float"]
+    assert len(shared) == 2 and all({"estimate", "estimate|1"} <= set(n.reads) for n in shared)  # bits 4 and 8
+    study = load_study(study_file(tmp_path, stages=["export", "estimate", "train", "build"]))
+    spec, store = study.model_dump(mode="json"), str(tmp_path / "store")
+    fits = {"styles": {"distributed": {"fits": True}, "budget": {"fits": True}}}
+    deployable = {"styles": {"distributed": {"fits": False}, "budget": {"fits": True}}}
+    spec["train"]["when"] = "made_deployable"
+    # judged on the first width alone (fits as it is) the float model would be skipped, and with it the QAT
+    # model of the width that needed it; judged on each width's own estimate, it runs
+    ran = run_stage("train_float", store, "ab" * 16, spec, {}, 0, {"estimate": fits, "estimate|1": deployable})
+    assert ran["trained"] and not ran["reused"]
+    skipped = run_stage("train_float", store, "ab" * 16, spec, {}, 0, {"estimate": fits, "estimate|1": fits})
+    assert skipped == {"skipped": "train_float.when is made_deployable"}
+    # a seed's design is its trained model's: without one the build does not fall back to the untrained export
+    spec["build"]["when"] = "always"
+    built = run_stage("build", store, "cd" * 16, spec, {}, 0, {"estimate": fits, "export": {}, "train": skipped})
+    assert built == {"skipped": "no train"}
+
+
 def test_the_training_code_is_in_the_training_keys_only(tmp_path):
     estimate, _ = graph(tmp_path, stages=["export", "estimate", "search"])
     trained, _ = graph(tmp_path, file="t.yaml", stages=["export", "estimate", "search", "train"])

@@ -16,7 +16,7 @@ from importlib import metadata
 
 from qonnx_spartan.budget import budget_to_json
 from qonnx_spartan.study.spec import Study, callables, module_file
-from qonnx_spartan.study.store import content_key, file_digest
+from qonnx_spartan.study.store import ALTERNATIVE, content_key, file_digest
 
 #: Stages that build or measure hardware: their keys carry the hardware version.
 HARDWARE = ("estimate", "search", "build", "simulate", "synth")
@@ -29,7 +29,7 @@ class Node:
     label: str  # the configuration (and seed) in words, for progress and errors
     config: dict = field(hash=False)
     seed: int | None
-    reads: dict = field(hash=False)  # stage -> key of each result it reads
+    reads: dict = field(hash=False)  # stage -> key of each result it reads; "estimate|1" etc.: see ALTERNATIVE
 
 
 def version(package: str) -> str | None:
@@ -70,8 +70,12 @@ def build_graph(study: Study, hardware: str) -> tuple[dict[tuple[str, str], Node
         if stage in HARDWARE:
             inputs = {**inputs, "hardware": hardware}
         key = content_key(stage, {**inputs, "reads": reads})
-        reads = {**(judged or {}), **reads}
-        nodes.setdefault((stage, key), Node(stage, key, label(config, seed), config, seed, reads))
+        node = nodes.get((stage, key))
+        if node is None:
+            nodes[(stage, key)] = Node(stage, key, label(config, seed), config, seed, {**(judged or {}), **reads})
+        elif judged:  # shared by configurations (the float model): it runs when any of them needs it
+            n = sum(1 for name in node.reads if name.partition(ALTERNATIVE)[0] == "estimate")
+            node.reads.update({f"{s}{ALTERNATIVE}{n}": k for s, k in judged.items()})
         return key
 
     data = {"load": study.data.load, **study.data.model_dump(mode="json", exclude={"load"})}

@@ -25,7 +25,7 @@ from qonnx_spartan.study import plots, table
 from qonnx_spartan.study.graph import build_graph
 from qonnx_spartan.study.spec import Study
 from qonnx_spartan.study.stages import run_stage
-from qonnx_spartan.study.store import Store, hardware_version
+from qonnx_spartan.study.store import ALTERNATIVE, Store, hardware_version
 
 SUMMARY = "study.json"
 DEFAULT_STORE = Path.home() / ".cache" / "qonnx-spartan" / "store"
@@ -107,7 +107,7 @@ def run_study(
     spec = study.model_dump(mode="json")
     futures, ids = {}, {}
     for (stage, key), node in nodes.items():
-        up = {s: futures[(s, k)] for s, k in node.reads.items()}
+        up = {s: futures[(s.partition(ALTERNATIVE)[0], k)] for s, k in node.reads.items()}
         future = client.submit(
             run_stage, stage, str(store), key, spec, node.config, node.seed, up, key=f"{stage}-{key}", pure=False
         )

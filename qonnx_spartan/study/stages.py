@@ -24,7 +24,7 @@ import numpy as np
 
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.study.spec import NEEDS, Study
-from qonnx_spartan.study.store import Store
+from qonnx_spartan.study.store import ALTERNATIVE, Store
 
 MODEL = "model.onnx"
 #: The key of a result saying why a stage did not run (its condition, or an input that is missing).
@@ -334,6 +334,15 @@ REQUIRED = {**NEEDS, "train": ("train_float",)}
 CONDITION = {s: s for s in ("search", "train", "build", "simulate", "synth")} | {"train_float": "train"}
 
 
+def alternatives(up: dict) -> list[dict]:
+    """The results a stage's condition is judged on: one set per configuration sharing the stage (store.ALTERNATIVE)."""
+    sets: dict[str, dict] = {}
+    for name, result in up.items():
+        stage, _, n = name.partition(ALTERNATIVE)
+        sets.setdefault(n, {})[stage] = result
+    return list(sets.values())
+
+
 def unusable(result: dict | None) -> bool:
     return result is None or SKIPPED in result or "error" in result
 
@@ -343,10 +352,14 @@ def run_stage(stage: str, store_root: str, key: str, study_json: dict, config: d
     stored.  The returned dict carries "entry" (its folder) and "reused"."""
     study = Study.model_validate(study_json)
     when = getattr(study, CONDITION[stage]).when if stage in CONDITION else "always"
-    if when != "always" and unusable(up.get("estimate")):
-        return {SKIPPED: f"{stage}.when is {when}, and there is no estimate"}
-    if not holds(when, up):
-        return {SKIPPED: f"{stage}.when is {when}"}
+    if when != "always":
+        judged = [a for a in alternatives(up) if not unusable(a.get("estimate"))]
+        if not judged:
+            return {SKIPPED: f"{stage}.when is {when}, and there is no estimate"}
+        if not any(holds(when, a) for a in judged):
+            return {SKIPPED: f"{stage}.when is {when}"}
+    if "train" in study.stages and stage == "build" and unusable(up.get("train")):
+        return {SKIPPED: "no train"}  # a seed's design is the trained model's, never the untrained export
     for need in REQUIRED.get(stage, ()):
         if unusable(up.get(need)):
             return {SKIPPED: f"no {need}"}

@@ -60,6 +60,11 @@ def hardware_version() -> str:
     return tree_digest(roots, skip=roots[0] / "study")
 
 
+#: A node shared by several configurations (the float model, trained once for every bit width) is judged
+#: on each one's estimate and search: the second one's reads are named "estimate|1", "search|1", and so on.
+ALTERNATIVE = "|"
+
+
 def content_key(stage: str, inputs: dict) -> str:
     """The key of a stage's result: a hash of the stage's name and its inputs as canonical JSON."""
     text = json.dumps({"stage": stage, "inputs": inputs}, sort_keys=True, separators=(",", ":"), default=str)
