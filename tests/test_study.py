@@ -238,6 +238,9 @@ def test_a_float_model_shared_by_widths_is_trained_when_any_width_needs_it(tmp_p
     nodes, _ = graph(tmp_path, stages=["export", "estimate", "train"], train={"when": "made_deployable"})
     shared = [n for (s, _), n in nodes.items() if s == "train_float"]
     assert len(shared) == 2 and all({"estimate", "estimate|1"} <= set(n.reads) for n in shared)  # bits 4 and 8
+    order = list(nodes)
+    for i, node in enumerate(nodes.values()):  # a runner submits each node after what it reads
+        assert all(order.index((name.partition("|")[0], key)) < i for name, key in node.reads.items())
     study = load_study(study_file(tmp_path, stages=["export", "estimate", "train", "build"]))
     spec, store = study.model_dump(mode="json"), str(tmp_path / "store")
     fits = {"styles": {"distributed": {"fits": True}, "budget": {"fits": True}}}

@@ -111,4 +111,19 @@ def build_graph(study: Study, hardware: str) -> tuple[dict[tuple[str, str], Node
                 if stage in stages:
                     row[stage] = add(stage, {**inputs, "budget": budget}, config, seed, {"build": row["build"]}, shared)
             rows.append({"config": config, "seed": seed, "keys": row})
-    return nodes, rows
+    return in_order(nodes), rows
+
+
+def in_order(nodes: dict[tuple[str, str], Node]) -> dict[tuple[str, str], Node]:
+    """The nodes with every one after what it reads (a shared node gains reads of later configurations)."""
+    ordered: dict[tuple[str, str], Node] = {}
+
+    def visit(node_id):
+        if node_id not in ordered:
+            for name, key in nodes[node_id].reads.items():
+                visit((name.partition(ALTERNATIVE)[0], key))
+            ordered[node_id] = nodes[node_id]
+
+    for node_id in nodes:
+        visit(node_id)
+    return ordered
