@@ -168,10 +168,14 @@ class Memory:
 def rom(depth: int, fields: np.ndarray, bits: int, style: str) -> Memory:
     """A ROM whose word w holds fields[w, 0], fields[w, 1], ... of `bits` bits each (two's complement),
     measured for synthesis: the bit columns that vary, and in LUTs the LUTs of its cells."""
-    rows = bit_rows(np.asarray(fields).reshape(depth, -1), bits)
+    return rom_of_rows(bit_rows(np.asarray(fields).reshape(depth, -1), bits), style)
+
+
+def rom_of_rows(rows: np.ndarray, style: str) -> Memory:
+    """A ROM given as its words' bits (rows, LSB first), measured for synthesis as `rom` measures it."""
     varying = int((rows.any(axis=0) & ~rows.all(axis=0)).sum())
     luts = cell_luts(rows.tobytes(), rows.shape) if style == "distributed" else None
-    return Memory(depth, rows.shape[1], style, read_only=True, varying_width=varying, cell_luts=luts)
+    return Memory(rows.shape[0], rows.shape[1], style, read_only=True, varying_width=varying, cell_luts=luts)
 
 
 def input_buffer_style(model) -> str:

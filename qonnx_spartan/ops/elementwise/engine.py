@@ -13,7 +13,6 @@ import numpy as np
 
 from qonnx_spartan.intarith import IntType, bits_signed, shift_round_half_even
 from qonnx_spartan.ops.base import SpartanOp, counter_bits, multiplier_dsps, multiplier_luts
-from qonnx_spartan.rom_cells import table_luts
 
 #: Cycles from the last element's issue to the done pulse: read, multiply, add, round/saturate
 #: (see the pipeline in elementwise.vhd.j2).
@@ -176,8 +175,7 @@ class Elementwise(SpartanOp):
             "multiplier_luts": 0,
             "sum_bits": sum_bits,
             "adder_bits": sum_bits * (len(self.terms()) - 1 + int(self.per_channel)),
-            "table_luts": 0,
-            "table_register_bits": 0,
+            "offset_register_bits": sum_bits if self.per_channel else 0,  # the table's offset, one stage on
             "round_bits": sum_bits - shift,
             "shift_bits": shift,
             "out_bits": out_bits,
@@ -191,13 +189,6 @@ class Elementwise(SpartanOp):
             else:
                 features["product_logic_bits"] += operand_bits + mult_bits
                 features["multiplier_luts"] += multiplier_luts(operand_bits, mult_bits)
-        if self.per_channel:
-            mults, mult_bits = self.terms()[0][1], word_bits(self.terms()[0][1])
-            # the per-channel constants selected by channel: logic whose LUTs follow the tables' content
-            features["table_luts"] = table_luts(mults[:, None], mult_bits) + table_luts(
-                self.sum_offsets()[:, None], sum_bits
-            )
-            features["table_register_bits"] = mult_bits + 2 * sum_bits  # mult1, offset1, offset2
         return features
 
     def template_context(self) -> dict:
@@ -212,7 +203,6 @@ class Elementwise(SpartanOp):
             "x_signed": x_type.signed,
             "x_mults": [int(v) for v in x_mults],
             "x_mult_bits": word_bits(x_mults),
-            "offsets": [int(v) for v in self.sum_offsets()],
             "half_added": self.rounding_half() > 0,
             "second": self.second_operand(),
             "sum_bits": self.sum_bits(),

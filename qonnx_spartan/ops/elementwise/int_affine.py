@@ -1,8 +1,11 @@
 """IntAffine: y = clip(round_half_even((x * mult[c] + offset[c]) / 2**shift), out_lo, out_hi) with c the last
 axis — a BatchNormalization folded into an integer affine map per channel.
 
-Multipliers are signed (a BN gamma can be negative).  The per-channel tables are small, so the hardware
-holds them as constant arrays indexed by a channel counter rather than in a ROM.
+Multipliers are signed (a BN gamma can be negative).  The per-channel multipliers and offsets are one ROM
+(role "t", a word per channel: the offset above the multiplier) read by a channel counter.  Left to
+synthesis as a constant array, a 64-channel table took two to three LUTs per bit column instead of the one
+LUT6 its cells need (docs/estimator.md); as a ROM it is built from cells and counted exactly, or placed in
+block RAM.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from qonnx_spartan.intarith import MULTIPLIER_BITS, IntType
+from qonnx_spartan.memory import STYLES, Memory, rom_of_rows
 from qonnx_spartan.ops.base import int_tensor, op_node
-from qonnx_spartan.ops.elementwise.engine import Elementwise, fixed_point
+from qonnx_spartan.ops.elementwise.engine import Elementwise, fixed_point, word_bits
+from qonnx_spartan.rom_cells import bit_rows
 
 #: Offsets are VHDL integer literals in the template: 32-bit two's complement.
 OFFSET_LIMIT = 2**31
@@ -26,6 +31,7 @@ class IntAffine(Elementwise):
             "in_dtype": ("s", True, ""),
             "mult": ("t", True, np.zeros(1, dtype=np.int64)),  # signed, shaped (C,)
             "offset": ("t", True, np.zeros(1, dtype=np.int64)),  # signed, shaped (C,)
+            "t_mem_style": ("s", False, "distributed", set(STYLES)),
         }
 
     @staticmethod
@@ -83,3 +89,24 @@ class IntAffine(Elementwise):
         node = self.onnx_node
         x = self.input_as_output(context)
         context[node.output[0]] = self.finish(x * self.mult() + self.offsets()).astype(np.float32)
+
+    # -- the table ROM -------------------------------------------------------------------------------
+    def table_fields(self) -> tuple[tuple[np.ndarray, int], tuple[np.ndarray, int]]:
+        """(values, bits) of the table's two fields, low bits first: the multipliers, then the offsets the
+        hardware adds (with the rounding half)."""
+        mults = self.mult()
+        return (mults, word_bits(mults)), (self.sum_offsets(), self.sum_bits())
+
+    def weight_memories(self) -> dict[str, Memory]:
+        rows = np.hstack([bit_rows(values[:, None], bits) for values, bits in self.table_fields()])
+        return {"t": rom_of_rows(rows, self.get_nodeattr("t_mem_style"))}
+
+    def rom_words(self, role: str) -> list[int]:
+        if role != "t":
+            raise KeyError(role)
+        (mults, mult_bits), (offsets, offset_bits) = self.table_fields()
+        low = (1 << mult_bits) - 1
+        return [((int(o) & ((1 << offset_bits) - 1)) << mult_bits) | (int(m) & low) for m, o in zip(mults, offsets)]
+
+    def template_context(self) -> dict:
+        return {**super().template_context(), "t_abits": self.weight_memories()["t"].address_bits}
