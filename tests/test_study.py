@@ -258,6 +258,18 @@ def test_a_float_model_shared_by_widths_is_trained_when_any_width_needs_it(tmp_p
     assert built == {"skipped": "no train"}
 
 
+def test_synthesis_of_some_seeds_only(tmp_path):
+    from qonnx_spartan.study.stages import run_stage
+
+    stages = ["export", "estimate", "train", "build", "synth"]
+    every, _ = graph(tmp_path, stages=stages, seeds=[0, 1])
+    some, _ = graph(tmp_path, file="b.yaml", stages=stages, seeds=[0, 1], synth={"seeds": [0]})
+    assert set(every) == set(some)  # which seeds are synthesised is not in any key
+    study = load_study(study_file(tmp_path, stages=stages, seeds=[0, 1], synth={"seeds": [0]}))
+    result = run_stage("synth", str(tmp_path / "store"), "ab" * 16, study.model_dump(mode="json"), {}, 1, {})
+    assert result == {"skipped": "synth.seeds is [0]"}
+
+
 def test_the_training_code_is_in_the_training_keys_only(tmp_path):
     estimate, _ = graph(tmp_path, stages=["export", "estimate", "search"])
     trained, _ = graph(tmp_path, file="t.yaml", stages=["export", "estimate", "search", "train"])

@@ -1,7 +1,7 @@
 """The study as a graph of stage tasks, each with its content key, before anything runs.
 
 A key hashes what the stage's result depends on: the keys of the stages it reads, its own settings (not its
-`when`: a condition decides whether a stage runs, not what it computes), the budget, the source files of the
+`when` or `seeds`: they decide whether a stage runs, not what it computes), the budget, the source files of the
 user's callables and, for the stages that make or measure hardware, the library's hardware version.  Keys
 are known before any result is, so the client builds the whole graph up front and every task finds its
 stored result by its key alone.  Stages that do not depend on the seed (export, estimate, search) are one
@@ -52,7 +52,7 @@ def label(config: dict, seed: int | None = None) -> str:
 
 
 def settings(study: Study, stage: str) -> dict:
-    return getattr(study, stage).model_dump(mode="json", exclude={"when"})
+    return getattr(study, stage).model_dump(mode="json", exclude={"when", "seeds"})
 
 
 def build_graph(study: Study, hardware: str) -> tuple[dict[tuple[str, str], Node], list[dict]]:

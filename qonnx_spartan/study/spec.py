@@ -131,6 +131,9 @@ class SimulateSpec(Strict):
 
 class SynthSpec(Strict):
     when: When = "always"
+    #: synthesise only these seeds' designs (None: every seed's); a seed changes the weights in the ROMs,
+    #: hardly the resources, and a large design takes minutes
+    seeds: Optional[list[int]] = None
 
 
 class Study(Strict):

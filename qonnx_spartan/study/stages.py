@@ -358,6 +358,9 @@ def run_stage(stage: str, store_root: str, key: str, study_json: dict, config: d
             return {SKIPPED: f"{stage}.when is {when}, and there is no estimate"}
         if not any(holds(when, a) for a in judged):
             return {SKIPPED: f"{stage}.when is {when}"}
+    chosen = getattr(getattr(study, stage, None), "seeds", None)
+    if chosen is not None and seed is not None and seed not in chosen:
+        return {SKIPPED: f"{stage}.seeds is {chosen}"}
     if "train" in study.stages and stage == "build" and unusable(up.get("train")):
         return {SKIPPED: "no train"}  # a seed's design is the trained model's, never the untrained export
     for need in REQUIRED.get(stage, ()):
