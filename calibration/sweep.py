@@ -3,15 +3,17 @@
     python calibration/sweep.py [--builds DIR] [--only N] [-o calibration/yosys_rows.json]
     python calibration/sweep.py --measured calibration/yosys_rows.json   # features changed, hardware not:
                                                    # recorded designs are rebuilt only, new ones synthesised
+    python calibration/sweep.py --kind table       # one op's single-op designs only, their rows replaced
 
 The designs (74 MLPs and 32 forecasting Transformers over sizes, bit widths, mixed plans, lanes and
-memory styles) are drawn from a fixed seed and none of them is a benchmarks/estimator.py configuration.  The
-hierarchy is kept in synthesis, so each layer's count is its template's count in isolation.  The rows
-are what `qonnx-spartan calibrate` fits the estimator's coefficients to (see docs/estimator.md).  When
-only the estimator's features change, `--measured` rebuilds the designs without synthesising them and takes
-each layer's counts from the rows already recorded (the flow is deterministic, and each layer's hardware
-digest is checked against the recorded one; an export is not the same bit for bit on every machine, and a
-design that came out otherwise is synthesised again).
+memory styles; then single-op designs of the ops those models do not use) are drawn from fixed seeds and
+none of them is a benchmarks/estimator.py configuration.  The hierarchy is kept in synthesis, so each
+layer's count is its template's count in isolation.  The rows are what `qonnx-spartan calibrate` fits the
+estimator's coefficients to (see docs/estimator.md).  When only the estimator's features change,
+`--measured` rebuilds the designs without synthesising them and takes each layer's counts from the rows
+already recorded (the flow is deterministic, and each layer's hardware digest is checked against the
+recorded one; an export is not the same bit for bit on every machine, and a design that came out
+otherwise is synthesised again).
 """
 
 from __future__ import annotations
@@ -143,6 +145,16 @@ def configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
     return configs
 
 
+#: Single-op designs: kind -> the function making the lowered model from the parameters.
+OP_DESIGNS: dict = {}
+
+
+def op_configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
+    """Single-op designs of the ops outside the models above, each op's family from its own generator."""
+    configs: list[tuple[str, str, dict, str, int]] = []
+    return configs
+
+
 def recorded_counts(path: Path) -> dict[str, dict[str, dict]]:
     """{design: {layer: row}} of a rows file."""
     recorded: dict[str, dict[str, dict]] = {}
@@ -190,21 +202,41 @@ def main(argv=None) -> int:
         help="with --measured: synthesise only the layers whose hardware changed (the others' and the top "
         "level's counts as recorded), e.g. after a change to one op's template",
     )
+    ap.add_argument(
+        "--kind",
+        help="only the designs of this kind (e.g. table); their rows replace that kind's in the output, the "
+        "other rows are kept",
+    )
     args = ap.parse_args(argv)
     recorded = recorded_counts(args.measured) if args.measured else None
     shard = tuple(map(int, args.synth_only.split("/"))) if args.synth_only else None
     budget = Budget(device="xc7s50")  # room for every design: the counts are what is recorded
     rows = []
-    for k, (name, kind, params, style, lanes) in enumerate(configurations()[: args.only]):
+    for k, (name, kind, params, style, lanes) in enumerate((configurations() + op_configurations())[: args.only]):
         out = args.builds / f"{k:02d}"
-        if shard and k % shard[1] != shard[0]:
+        if (shard and k % shard[1] != shard[0]) or (args.kind and kind != args.kind):
             continue
         known = recorded is not None and name in recorded
         kept = out / ("model_int.onnx" if known else "report/synth.json")
         if not kept.is_file():  # resumable: a kept build and synthesis are reused
             with tempfile.TemporaryDirectory() as tmp:
-                onnx_path, _ = export_config(kind, params, Path(tmp) / "model.onnx")
-                build(BuildConfig(model=onnx_path, output_dir=out, memory_style=style, budget=budget, lanes=lanes))
+                if kind in OP_DESIGNS:  # a lowered single-op model
+                    onnx_path = Path(tmp) / "lowered.onnx"
+                    OP_DESIGNS[kind](**params).save(str(onnx_path))
+                    start = "memory_style"
+                else:
+                    onnx_path, _ = export_config(kind, params, Path(tmp) / "model.onnx")
+                    start = None
+                build(
+                    BuildConfig(
+                        model=onnx_path,
+                        output_dir=out,
+                        memory_style=style,
+                        budget=budget,
+                        lanes=lanes,
+                        start_step=start,
+                    )
+                )
             if not known:
                 seconds = synthesise(out)["seconds"]
                 print(f"{k + 1:3d} {name:44s} {style:12s} synthesised in {seconds:5.1f} s", flush=True)
@@ -233,6 +265,10 @@ def main(argv=None) -> int:
         rows += [{"design": name, **row} for row in new]
     if shard:
         return 0
+    if args.kind:
+        kinds = {name: kind for name, kind, *_ in configurations() + op_configurations()}
+        others = [r for r in json.loads(args.output.read_text()) if kinds.get(r["design"]) != args.kind]
+        rows = others + rows
     args.output.write_text(json.dumps(rows, indent=1) + "\n")
     print(f"{len(rows)} rows -> {args.output}")
     return 0

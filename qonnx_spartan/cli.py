@@ -123,8 +123,7 @@ def cmd_calibrate(args) -> int:
         m, b, a = fit["measured"], before[design]["estimate"], fit["estimate"]
         print(f"{design[-40:]:40s} {m['LUT']:8d} {m['FF']:8d} {b['LUT']:8d} {b['FF']:8d} {a['LUT']:8d} {a['FF']:8d}")
     write_atomically(args.output, coefficients.save)
-    layers = coefficients.fit["rows"]
-    print(f"calibrate: {layers} layers of {len(after)} designs ({coefficients.tool}) -> {args.output}")
+    print(f"calibrate: {len(rows)} layers of {len(after)} designs ({coefficients.tool}) -> {args.output}")
     return 0
 
 
