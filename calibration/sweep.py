@@ -145,13 +145,35 @@ def configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
     return configs
 
 
+def table_design(in_bits: int, signed: bool, out_bits: int, shape: list[int], seed: int):
+    """A single IntTable over a seeded random table (its cells, not its function, decide its LUTs)."""
+    import numpy as np
+    from single_op import lowered_model, tensor_io
+
+    from qonnx_spartan.intarith import IntType
+    from qonnx_spartan.ops.table import IntTable
+
+    in_type, out_type = IntType(signed, in_bits), IntType(seed % 2 == 0, out_bits)
+    words = np.random.default_rng(seed).integers(out_type.lo, out_type.hi + 1, size=1 << in_bits)
+    node = IntTable.make_node("table", "x", "y", in_type, out_type, words, shape)
+    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+
+
 #: Single-op designs: kind -> the function making the lowered model from the parameters.
-OP_DESIGNS: dict = {}
+OP_DESIGNS = {"table": table_design}
 
 
 def op_configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
     """Single-op designs of the ops outside the models above, each op's family from its own generator."""
-    configs: list[tuple[str, str, dict, str, int]] = []
+    rng = random.Random(seed + 100)
+    configs = []
+    for i in range(12):
+        in_bits, out_bits = rng.randint(2, 8), rng.randint(2, 8)
+        shape = [1, rng.choice((1, 3, 5, 8, 16)), rng.choice((4, 7, 16, 24, 33))]
+        signed, style = rng.random() < 0.6, rng.choice(("block", "distributed", "distributed"))
+        params = dict(in_bits=in_bits, signed=signed, out_bits=out_bits, shape=shape, seed=900 + i)
+        name = f"table {'int' if signed else 'uint'}{in_bits}->{out_bits} {'x'.join(map(str, shape[1:]))} {style}"
+        configs.append((name, "table", params, style, 1))
     return configs
 
 

@@ -27,6 +27,7 @@ from qonnx_spartan.ops.elementwise import IntAdd, IntAffine
 from qonnx_spartan.ops.elementwise.engine import Elementwise, word_bits
 from qonnx_spartan.ops.mac.engine import MacOp
 from qonnx_spartan.ops.softmax import IntSoftmax
+from qonnx_spartan.ops.table import IntTable
 
 INT2, INT8, INT16 = IntType(True, 2), IntType(True, 8), IntType(True, 16)
 UINT4, UINT8 = IntType(False, 4), IntType(False, 8)
@@ -192,8 +193,20 @@ def recompute_softmax(op, operands: list[list[int]]) -> list[int]:
     return want
 
 
+def recompute_table(op, operands: list[list[int]]) -> list[int]:
+    """The word at each input's bit pattern; every word within the output type."""
+    table, bits, out = [int(v) for v in op.table()], op.in_type().bits, op.out_type()
+    assert all(out.lo <= v <= out.hi for v in table)
+    return [table[x % (1 << bits)] for x in operands[0]]
+
+
 #: The exact recomputation of each engine, which also checks the widths the op declares.
-RECOMPUTATIONS = {MacOp: recompute_mac, Elementwise: recompute_elementwise, IntSoftmax: recompute_softmax}
+RECOMPUTATIONS = {
+    MacOp: recompute_mac,
+    Elementwise: recompute_elementwise,
+    IntSoftmax: recompute_softmax,
+    IntTable: recompute_table,
+}
 
 
 def recomputed(op, operands: list[list[int]]) -> list[int]:
@@ -334,6 +347,14 @@ def softmax_design(in_type: IntType, in_scale: float, length: int, out_type: Int
     return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
 
 
+def table_design(in_type: IntType, out_type: IntType):
+    """A table whose words alternate between the output's extremes, so the extreme inputs read both ends."""
+    shape = [1, 3, 4]
+    words = np.where(np.arange(1 << in_type.bits) % 2, out_type.hi, out_type.lo)
+    node = IntTable.make_node("f", "x", "y", in_type, out_type, words, shape)
+    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+
+
 # name: (design, whether its extreme inputs reach both ends of the declared accumulator range; a product
 # of x with a function of x cannot reach every corner of the two types)
 DESIGNS = {
@@ -358,6 +379,8 @@ DESIGNS = {
     "affine-int16": (lambda: affine_design(INT16, INT16), False),
     "softmax-int8-flat": (lambda: softmax_design(INT8, 1 / 4096, 64, UINT8, 1 / 255), False),
     "softmax-uint8-steep": (lambda: softmax_design(UINT8, 1.0, 5, INT8, 1 / 128), False),
+    "table-int8-to-uint8": (lambda: table_design(INT8, UINT8), False),
+    "table-int2-to-int2": (lambda: table_design(INT2, INT2), False),
 }
 
 
