@@ -159,8 +159,35 @@ def table_design(in_bits: int, signed: bool, out_bits: int, shape: list[int], se
     return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
 
 
+def conv_design(in_bits: int, channels: int, taps: int, n_out: int, steps: int, stride: int, pad: int, seed: int):
+    """A Conv1d on (time, channels) rows with random 6-bit weights and bias: an IntConv1d when padded (its
+    window's LUTs are measured by the rows), else the IntLinear over overlapping rows it lowers to."""
+    import numpy as np
+    from single_op import lowered_model, tensor_io
+
+    from qonnx_spartan.intarith import IntType, Rescale, matmul_range
+    from qonnx_spartan.ops.mac import IntConv1d, IntLinear
+
+    rng = np.random.default_rng(seed)
+    in_type, out_type = IntType(seed % 2 == 0, in_bits), IntType(True, 8)
+    w = rng.integers(-31, 32, size=(taps * channels, n_out))
+    bias = rng.integers(-200, 200, size=n_out)
+    lo, hi = matmul_range(in_type, w, bias)
+    rescale = Rescale.from_ratio(255 / (hi - lo))
+    out_steps = (steps + 2 * pad - taps) // stride + 1
+    shape = [1, out_steps, n_out]
+    args = ("conv", "x", "y", in_type, w, bias, 0, rescale, out_type, out_type.lo, out_type.hi, shape)
+    a_stride = [0, stride * channels, 0, 1]
+    if pad:
+        node = IntConv1d.make_node(*args, a_stride, None, pad * channels, steps * channels)
+    else:
+        node = IntLinear.make_node(*args, a_stride=a_stride)
+    inp = tensor_io("x", [1, steps, channels], in_type)
+    return lowered_model([node], inp, tensor_io("y", shape, out_type), {"y": out_type})
+
+
 #: Single-op designs: kind -> the function making the lowered model from the parameters.
-OP_DESIGNS = {"table": table_design}
+OP_DESIGNS = {"table": table_design, "conv": conv_design}
 
 
 def op_configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
@@ -174,6 +201,16 @@ def op_configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]
         params = dict(in_bits=in_bits, signed=signed, out_bits=out_bits, shape=shape, seed=900 + i)
         name = f"table {'int' if signed else 'uint'}{in_bits}->{out_bits} {'x'.join(map(str, shape[1:]))} {style}"
         configs.append((name, "table", params, style, 1))
+    conv = random.Random(seed + 101)
+    for i in range(12):
+        channels, taps, stride = conv.choice((1, 3, 4, 7)), conv.choice((2, 3, 5)), conv.choice((1, 1, 2))
+        pad = conv.choice((0, 1, 2, taps - 1)) if i % 4 else 0
+        steps, n_out, in_bits = conv.choice((6, 12, 24, 48)), conv.choice((4, 8, 16)), conv.randint(3, 8)
+        style = conv.choice(("block", "distributed", "auto"))
+        params = dict(in_bits=in_bits, channels=channels, taps=taps, n_out=n_out, steps=steps, stride=stride)
+        params.update(pad=pad, seed=950 + i)
+        name = f"conv c{channels} k{taps} s{stride} p{pad} t{steps} n{n_out} b{in_bits} {style}"
+        configs.append((name, "conv", params, style, 1))
     return configs
 
 

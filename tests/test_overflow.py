@@ -25,6 +25,7 @@ from qonnx_spartan.intarith import IntType, Rescale, bits_signed, matmul_range
 from qonnx_spartan.ops import DOMAIN, OPS
 from qonnx_spartan.ops.elementwise import IntAdd, IntAffine
 from qonnx_spartan.ops.elementwise.engine import Elementwise, word_bits
+from qonnx_spartan.ops.mac import IntConv1d
 from qonnx_spartan.ops.mac.engine import MacOp
 from qonnx_spartan.ops.softmax import IntSoftmax
 from qonnx_spartan.ops.table import IntTable
@@ -80,7 +81,7 @@ def exact_mac(op, inputs: list[list[int]]) -> tuple[list[int], list[int], list[i
     hardware computes them: the rounding half in the accumulator's start or added to acc * M."""
     h, m, n, k = op.loops()
     a_s, b_s, y_s = op.a_strides(), op.b_strides(), op.y_strides()
-    x = inputs[0]
+    x = [int(v) for v in op.a_operand(np.array([inputs[0]], dtype=np.int64))[0]]  # a Conv1d's padding around it
     if op.b_source == "rom":
         b = [int(v) for v in op.weights().T.reshape(-1)]
     elif op.b_source == "port":
@@ -276,6 +277,23 @@ def matmul_design(in_type: IntType, b_type: IntType, size: int, transposed: bool
     return lowered_model([second, node], tensor_io("x", shape, in_type), tensor_io("y", shape, INT8), dtypes)
 
 
+def conv_design(in_type: IntType, w_type: IntType, pad: int, stride: int):
+    """A padded Conv1d (3 taps over 2 channels) with extreme weights and the widest multiplier: rows inside
+    the input reach the accumulator's extremes, the padded ones read zeros."""
+    channels, taps, steps = 2, 3, 6
+    w = extreme_columns(w_type, taps * channels)
+    bias = np.array([7, -7, 0, 2**12])
+    lo, hi = matmul_range(in_type, w, bias)
+    rescale = Rescale(M17, Rescale.from_ratio(4 * 255 / (hi - lo) * (1 << 17) / M17).shift)
+    shape = [1, (steps + 2 * pad - taps) // stride + 1, 4]
+    node = IntConv1d.make_node(
+        "conv", "x", "y", in_type, w, bias, 0, rescale, INT8, INT8.lo, INT8.hi, shape,
+        [0, stride * channels, 0, 1], None, pad * channels, steps * channels,
+    )
+    inp = tensor_io("x", [1, steps, channels], in_type)
+    return lowered_model([node], inp, tensor_io("y", shape, INT8), {"y": INT8})
+
+
 def mean_design(in_type: IntType, steps: int, features: int):
     """The mean over `steps` time steps, requantised to the input's own type, ties rounded exactly."""
     rescale = Rescale.for_fraction(Fraction(1, steps), steps * in_type.lo, steps * in_type.hi)
@@ -372,6 +390,8 @@ DESIGNS = {
     "matmul-int8-transposed": (lambda: matmul_design(INT8, INT8, 8, transposed=True, negate=False), True),
     "matmul-int8-negated": (lambda: matmul_design(INT8, INT8, 8, transposed=False, negate=True), False),
     "matmul-int16-uint4-transposed": (lambda: matmul_design(INT16, UINT4, 4, transposed=True, negate=False), True),
+    "conv1d-int8-padded": (lambda: conv_design(INT8, INT8, 2, 1), True),
+    "conv1d-uint8-padded-strided": (lambda: conv_design(UINT8, INT8, 1, 2), True),
     "mean-int16": (lambda: mean_design(INT16, 64, 3), True),
     "mean-int8-24-steps": (lambda: mean_design(INT8, 24, 3), True),
     "add-int16": (lambda: add_design(INT16, INT16, (0.9999, 0.7777, 1.0), None), False),

@@ -86,7 +86,6 @@ REFUSED = {
     "Einsum": "only a two-operand Einsum that is a (batched) matrix product is supported; write it as torch.matmul",
     "Div": "only a division by a constant is supported",
     "Sub": "only a subtraction of a constant is supported",
-    "Conv": "convolutions are not supported; use QuantLinear over the features",
     "GlobalAveragePool": "only an average over the time axis of (batch, time, features) is supported",
     "AveragePool": "only an average over the whole time axis (AdaptiveAvgPool1d(1)) is supported",
     "ReduceSum": "only a sum over the time axis of (batch, time, features) is supported",
