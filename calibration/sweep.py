@@ -186,8 +186,27 @@ def conv_design(in_bits: int, channels: int, taps: int, n_out: int, steps: int, 
     return lowered_model([node], inp, tensor_io("y", shape, out_type), {"y": out_type})
 
 
+def layernorm_design(in_bits: int, signed: bool, out_bits: int, rows: int, channels: int, seed: int):
+    """A single IntLayerNorm with seeded random gamma and beta, eps 1e-5, the input's range about [-4, 4]."""
+    import numpy as np
+    from single_op import lowered_model, tensor_io
+
+    from qonnx_spartan.intarith import IntType
+    from qonnx_spartan.ops.layernorm import IntLayerNorm
+
+    rng = np.random.default_rng(seed)
+    in_type, out_type = IntType(signed, in_bits), IntType(True, out_bits)
+    gamma, beta = rng.normal(size=channels) * 0.5 + 1, rng.normal(size=channels) * 0.3
+    shape = [1, rows, channels]
+    in_scale, out_scale = 4 / 2 ** (in_bits - 1), 4 / 2 ** (out_bits - 1)
+    node = IntLayerNorm.make_node(
+        "norm", "x", "y", in_type, in_scale, gamma, beta, 1e-5, out_type, out_scale, out_type.lo, out_type.hi, shape
+    )
+    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+
+
 #: Single-op designs: kind -> the function making the lowered model from the parameters.
-OP_DESIGNS = {"table": table_design, "conv": conv_design}
+OP_DESIGNS = {"table": table_design, "conv": conv_design, "layernorm": layernorm_design}
 
 
 def op_configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
@@ -211,6 +230,14 @@ def op_configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]
         params.update(pad=pad, seed=950 + i)
         name = f"conv c{channels} k{taps} s{stride} p{pad} t{steps} n{n_out} b{in_bits} {style}"
         configs.append((name, "conv", params, style, 1))
+    norm = random.Random(seed + 102)
+    for i in range(12):
+        in_bits, out_bits, signed = norm.randint(2, 8), norm.randint(2, 8), norm.random() < 0.7
+        rows, channels = norm.choice((1, 3, 6, 8)), norm.choice((2, 5, 8, 16, 24, 32, 64))
+        style = norm.choice(("block", "distributed", "auto"))
+        params = dict(in_bits=in_bits, signed=signed, out_bits=out_bits, rows=rows, channels=channels, seed=1000 + i)
+        name = f"layernorm {'int' if signed else 'uint'}{in_bits}->{out_bits} {rows}x{channels} {style}"
+        configs.append((name, "layernorm", params, style, 1))
     return configs
 
 

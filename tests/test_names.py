@@ -64,7 +64,10 @@ def test_namer_keeps_identifiers_unique():
 
 
 #: exported op types that become layers, whose node names reach the VHDL
-LAYER_OPS = ("Gemm", "MatMul", "Add", "Softmax", "BatchNormalization", "ReduceMean", "Gelu", "Sigmoid", "Conv")
+LAYER_OPS = (
+    "Gemm", "MatMul", "Add", "Softmax", "BatchNormalization", "ReduceMean", "Gelu", "Sigmoid", "Conv",
+    "LayerNormalization",
+)
 
 
 def hostile_copy(path: Path, out: Path) -> Path:
@@ -187,9 +190,10 @@ def test_hostile_node_and_tensor_names_simulate_bit_exact(tmp_path, ghdl, brevit
 
 def test_hostile_names_in_every_template(tmp_path, ghdl, brevitas):
     """The encoder uses the MAC engine (with and without ROM), the elementwise ops and the softmax; a chain of
-    functions the tables; a padded Conv1d its window: together every registered op."""
+    functions the tables; a padded Conv1d its window; a LayerNorm its own: together every registered op."""
     from fuzz_models import FuzzCase, make_model
     from test_op_conv1d import conv_model
+    from test_op_layernorm import layernorm_model
     from test_op_table import export as export_functions
     from test_op_table import function_model
 
@@ -199,6 +203,7 @@ def test_hostile_names_in_every_template(tmp_path, ghdl, brevitas):
         "encoder": (export(make_model(case), tmp_path / "encoder.onnx", (1, *case.in_shape)), 1000),
         "functions": (export_functions(functions, "torchscript", tmp_path / "functions.onnx"), 50),
         "conv": (export_functions(conv_model(3, 1, 1, 1, False), "torchscript", tmp_path / "conv.onnx", (1, 8, 3)), 50),
+        "norm": (export_functions(layernorm_model(5, False), "torchscript", tmp_path / "norm.onnx", (1, 4, 6)), 50),
     }
     used = set()
     for name, (path, declared) in models.items():

@@ -25,6 +25,7 @@ from qonnx_spartan.intarith import IntType, Rescale, bits_signed, matmul_range
 from qonnx_spartan.ops import DOMAIN, OPS
 from qonnx_spartan.ops.elementwise import IntAdd, IntAffine
 from qonnx_spartan.ops.elementwise.engine import Elementwise, word_bits
+from qonnx_spartan.ops.layernorm import IntLayerNorm
 from qonnx_spartan.ops.mac import IntConv1d
 from qonnx_spartan.ops.mac.engine import MacOp
 from qonnx_spartan.ops.softmax import IntSoftmax
@@ -201,12 +202,66 @@ def recompute_table(op, operands: list[list[int]]) -> list[int]:
     return [table[x % (1 << bits)] for x in operands[0]]
 
 
+def exact_layernorm(op, inputs: list[list[int]]) -> tuple[list[int], dict[str, list[int]]]:
+    """(outputs, the values of each register the widths declare), with the square root and the division
+    bit by bit as the hardware's restoring steps take them."""
+    c, w = op.channels, op.widths()
+    f, g, e, k, exponent = (
+        op.get_nodeattr(a) for a in ("eps_bits", "root_shift", "eps_term", "z_shift", "quotient_bits")
+    )
+    mult, offset = [int(v) for v in op.mult()], [int(v) for v in op.offsets()]
+    lo, hi, shift = op.get_nodeattr("out_lo"), op.get_nodeattr("out_hi"), op.get_nodeattr("shift")
+    held = {key: [] for key in ("sum_bits", "d_bits", "w_bits", "radicand_bits", "root_bits", "product_bits")}
+    held.update(z_bits=[], scaled_bits=[])
+    outputs, x = [], inputs[0]
+    for start in range(0, len(x), c):
+        row = x[start : start + c]
+        held["sum_bits"] += [sum(row[: i + 1]) for i in range(c)]
+        total = sum(row)
+        d = [c * v - total for v in row]
+        held["d_bits"] += d
+        held["w_bits"] += [sum(v * v for v in d[: i + 1]) for i in range(c)]
+        radicand = (sum(v * v for v in d) * 4**f + e) * 4**g
+        held["radicand_bits"].append(radicand)
+        remainder = root = 0
+        for i in reversed(range(w["radicand_bits"] // 2)):
+            remainder, trial = (remainder << 2) | ((radicand >> (2 * i)) & 3), (root << 2) | 1
+            remainder, root = (remainder - trial, (root << 1) | 1) if remainder >= trial else (remainder, root << 1)
+        held["root_bits"].append(root)
+        remainder, quotient = 1 << (exponent - w["quotient_bits_width"]), 0
+        for _ in range(w["quotient_bits_width"]):
+            remainder <<= 1
+            accepted = remainder >= root
+            remainder, quotient = remainder - root * accepted, 2 * quotient + accepted
+        products = [v * quotient for v in d]
+        z = [p >> k for p in products]
+        scaled = [zv * mult[i] + offset[i] for i, zv in enumerate(z)]
+        held["product_bits"] += products
+        held["z_bits"] += z
+        held["scaled_bits"] += scaled
+        outputs += [clamp(half_even(v, shift), lo, hi) for v in scaled]
+    return outputs, held
+
+
+def recompute_layernorm(op, operands: list[list[int]]) -> list[int]:
+    want, held = exact_layernorm(op, operands)
+    widths = op.widths()
+    unsigned = ("w_bits", "radicand_bits", "root_bits")
+    for register, values in held.items():
+        if register in unsigned:
+            assert all(0 <= v < 1 << widths[register] for v in values), register
+        else:
+            assert all(fits_signed(v, widths[register]) for v in values), register
+    return want
+
+
 #: The exact recomputation of each engine, which also checks the widths the op declares.
 RECOMPUTATIONS = {
     MacOp: recompute_mac,
     Elementwise: recompute_elementwise,
     IntSoftmax: recompute_softmax,
     IntTable: recompute_table,
+    IntLayerNorm: recompute_layernorm,
 }
 
 
@@ -292,6 +347,18 @@ def conv_design(in_type: IntType, w_type: IntType, pad: int, stride: int):
     )
     inp = tensor_io("x", [1, steps, channels], in_type)
     return lowered_model([node], inp, tensor_io("y", shape, INT8), {"y": INT8})
+
+
+def layernorm_design(in_type: IntType, out_type: IntType, channels: int):
+    """Gains from tiny to large, both signs, offsets that saturate: extreme rows (constant, alternating,
+    one maximum) make the largest deviations, squares and normalised values."""
+    shape = [1, 2, channels]
+    gamma = np.resize([40.0, -40.0, 1e-3, -1.0], channels)
+    beta = np.resize([3.0, -3.0, 0.0, 0.5], channels)
+    node = IntLayerNorm.make_node(
+        "norm", "x", "y", in_type, 0.05, gamma, beta, 1e-5, out_type, 0.02, out_type.lo, out_type.hi, shape
+    )
+    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
 
 
 def mean_design(in_type: IntType, steps: int, features: int):
@@ -392,6 +459,8 @@ DESIGNS = {
     "matmul-int16-uint4-transposed": (lambda: matmul_design(INT16, UINT4, 4, transposed=True, negate=False), True),
     "conv1d-int8-padded": (lambda: conv_design(INT8, INT8, 2, 1), True),
     "conv1d-uint8-padded-strided": (lambda: conv_design(UINT8, INT8, 1, 2), True),
+    "layernorm-int8-64": (lambda: layernorm_design(INT8, INT8, 64), False),
+    "layernorm-uint4-2": (lambda: layernorm_design(UINT4, INT2, 2), False),
     "mean-int16": (lambda: mean_design(INT16, 64, 3), True),
     "mean-int8-24-steps": (lambda: mean_design(INT8, 24, 3), True),
     "add-int16": (lambda: add_design(INT16, INT16, (0.9999, 0.7777, 1.0), None), False),

@@ -81,8 +81,6 @@ def supported_op_types() -> list[str]:
 
 #: How each op the lowering does not map is refused: what to write instead.
 REFUSED = {
-    "LayerNormalization": "LayerNorm is not supported (it needs a division and a square root per row); use "
-    "BatchNorm1d over the features, as arXiv 2410.03294 does",
     "Einsum": "only a two-operand Einsum that is a (batched) matrix product is supported; write it as torch.matmul",
     "Div": "only a division by a constant is supported",
     "Sub": "only a subtraction of a constant is supported",
