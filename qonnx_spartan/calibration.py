@@ -105,7 +105,9 @@ def fit(rows: list[dict], tool: str, keep: Coefficients | None = None) -> Coeffi
     a = np.array([[row["features"].get(g, {}).get(f, 0.0) for g, f in columns] for row in rows], dtype=np.float64)
     # every group of the rows, even one whose weights all come out 0: a group missing from the file is an error
     groups: dict[str, dict[str, dict[str, float]]] = {g: {} for g, _ in columns}
-    summary = {"rows": len(rows), "designs": len({row.get("design", "") for row in rows})}
+    # the rows the fitted groups explain: all of them, or with `keep` those with a group it lacks
+    own = [i for i, row in enumerate(rows) if keep is None or any(g not in kept for g in row["features"])]
+    summary = {"rows": len(own), "designs": len({rows[i].get("design", "") for i in own})}
     for resource in FITTED:  # what the exact parts count (a LUTRAM is a LUT) is not fitted again
         y = np.array(
             [
@@ -118,10 +120,11 @@ def fit(rows: list[dict], tool: str, keep: Coefficients | None = None) -> Coeffi
         for (g, f), w in zip(columns, weights):
             if w > 1e-9:
                 groups[g].setdefault(resource, {})[f] = round(float(w), 6)
-        residual = a @ weights - y
+        residual = (a @ weights - y)[own]
         summary[resource] = {"rms_per_layer": round(float(np.sqrt(np.mean(residual**2))), 2)}
-    if keep is not None:
-        return Coefficients(keep.tool, {**kept, **groups}, {**keep.fit, "added": {"groups": sorted(groups), **summary}})
+    if keep is not None:  # each added group's fit is summarised beside those added before
+        added = {**keep.fit.get("added", {}), **{g: summary for g in groups}}
+        return Coefficients(keep.tool, {**kept, **groups}, {**keep.fit, "added": added})
     return Coefficients(tool, groups, summary)
 
 

@@ -178,7 +178,7 @@ def test_a_fit_keeping_groups_fits_only_the_others():
     assert fitted.groups["memory"] == kept.groups["memory"]
     assert fitted.groups["table"]["LUT"] == pytest.approx({"one": 3.0, "counter_bits": 2.0}, abs=1e-6)
     assert fitted.groups["table"]["FF"] == pytest.approx({"one": 5.0, "counter_bits": 1.0}, abs=1e-6)
-    assert fitted.fit["rows"] == 9 and fitted.fit["added"]["groups"] == ["table"]
+    assert fitted.fit["rows"] == 9 and fitted.fit["added"]["table"]["rows"] == 4
 
 
 def test_rows_of_a_synthesised_build(tmp_path, ghdl, yosys):
