@@ -1,7 +1,7 @@
 """The main job: the paper's forecasting Transformer on real data, from training to synthesised hardware.
 
 Trains the example on elecdemand (float, then QAT; or reuses a model trained with the same settings),
-builds it for the XC7S15, simulates the whole test set (compiled by Verilator when installed, else in GHDL)
+builds it for the XC7S15 (`--device`), simulates the whole test set (compiled by Verilator when installed, else in GHDL)
 while synthesising it with yosys (which runs on one core), and prints one table: test RMSE of persistence,
 the float model, the QAT Brevitas model, the integer reference and the hardware; resources from the
 estimate and from synthesis against the device; cycles and latency.
@@ -51,6 +51,9 @@ def trained_model(args, data, out: Path) -> dict:
     QAT from the float weights, with progress per epoch)."""
     config = {k: getattr(args, k) for k in ("window", "d_model", "heads", "bits", "po2", "seed")}
     config["plan"] = load_plan(args.plan).bit_widths() if args.plan else None
+    variant = {k: getattr(args, k) for k in ("norm", "act", "embed")}
+    if variant != {"norm": "batch", "act": "relu", "embed": "linear"}:  # the paper's model keeps its config
+        config.update(variant)
     out.mkdir(parents=True, exist_ok=True)
     cached = out / "training.json"
     if not args.retrain and embedded.info()["config"] == config:
@@ -68,7 +71,17 @@ def trained_model(args, data, out: Path) -> dict:
 
     say("training the float model, then QAT from its weights")
     _, float_metrics, qat_model, qat_metrics = train_float_then_qat(
-        data, args.window, args.d_model, args.heads, args.bits, config["plan"], args.po2, args.epochs, args.seed, log
+        data,
+        args.window,
+        args.d_model,
+        args.heads,
+        args.bits,
+        config["plan"],
+        args.po2,
+        args.epochs,
+        args.seed,
+        log,
+        variant=variant,
     )
     export(qat_model, out / "model.onnx", args.window, len(FEATURES))
     record = {"config": config, "float": float_metrics["test_rmse"], "qat": qat_metrics["test_rmse"]}
@@ -88,6 +101,12 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--norm", choices=("batch", "layer"), default="batch", help="BatchNorm post-norm, LayerNorm pre-norm"
+    )
+    ap.add_argument("--act", choices=("relu", "gelu"), default="relu", help="the FFN's activation")
+    ap.add_argument("--embed", choices=("linear", "conv"), default="linear", help="token embedding")
+    ap.add_argument("--device", default="xc7s15", help="the part the design is built for (default the XC7S15)")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "main")
     ap.add_argument("--retrain", action="store_true")
     args = ap.parse_args(argv)
@@ -96,9 +115,9 @@ def main(argv=None) -> int:
     say(f"elecdemand, window {args.window}, d_model {args.d_model}, {args.heads} head(s), {args.bits} bits")
     data = make_dataset(args.window)
     record = trained_model(args, data, out)
-    budget = Budget()  # the XC7S15, whole device
+    budget = Budget(device=args.device)  # the whole device
 
-    say("building for the XC7S15")
+    say(f"building for the {args.device.upper()}")
     build(
         BuildConfig(model=out / "model.onnx", output_dir=out / "build", budget=budget),
         progress=lambda step: say(f"  build: {step}"),

@@ -24,6 +24,10 @@ CONFIGS = {
     "6 bits": ["--bits", "6"],
     "4 bits": ["--bits", "4"],
     "mixed (plans/mixed.json)": ["--bits", "8", "--plan", str(REPO / "examples" / "plans" / "mixed.json")],
+    # the second example (issue #16): 24 DSPs at one lane, more than the XC7S15 has
+    "pre-norm encoder: LayerNorm, GELU, Conv1d embedding (xc7s50)": [
+        "--bits", "8", "--norm", "layer", "--act", "gelu", "--embed", "conv", "--device", "xc7s50",
+    ],
 }
 
 

@@ -93,24 +93,49 @@ def read_json(path: Path) -> dict:
         raise SpartanError(f"{path}: not JSON ({e.msg}, line {e.lineno})") from None
 
 
-def fit(rows: list[dict], tool: str) -> Coefficients:
-    """Non-negative weights per (group, feature) minimising the squared error of each row's LUT and FF."""
+def fit(rows: list[dict], tool: str, keep: Coefficients | None = None) -> Coefficients:
+    """Non-negative weights per (group, feature) minimising the squared error of each row's LUT and FF.
+
+    With `keep`, the groups it has are taken as they are and only the others are fitted, to what the kept
+    groups leave of each row: a new op's group is calibrated without moving any existing estimate."""
     if not rows:
         raise SpartanError("calibrate: no synthesised layers to fit")
-    columns = sorted({(g, f) for row in rows for g, feats in row["features"].items() for f in feats})
+    kept = keep.groups if keep is not None else {}
+    columns = sorted({(g, f) for row in rows for g, feats in row["features"].items() for f in feats if g not in kept})
     a = np.array([[row["features"].get(g, {}).get(f, 0.0) for g, f in columns] for row in rows], dtype=np.float64)
     # every group of the rows, even one whose weights all come out 0: a group missing from the file is an error
     groups: dict[str, dict[str, dict[str, float]]] = {g: {} for g, _ in columns}
-    summary = {"rows": len(rows), "designs": len({row.get("design", "") for row in rows})}
+    # the rows the fitted groups explain: all of them, or with `keep` those with a group it lacks
+    own = [i for i, row in enumerate(rows) if keep is None or any(g not in kept for g in row["features"])]
+    summary = {"rows": len(own), "designs": len({rows[i].get("design", "") for i in own})}
     for resource in FITTED:  # what the exact parts count (a LUTRAM is a LUT) is not fitted again
-        y = np.array([row["measured"][resource] - row.get("exact", {}).get(resource, 0) for row in rows], dtype=float)
-        weights, _ = nnls(a, y, maxiter=50 * len(columns))
+        y = np.array(
+            [
+                row["measured"][resource] - row.get("exact", {}).get(resource, 0) - kept_cost(row, kept, resource)
+                for row in rows
+            ],
+            dtype=float,
+        )
+        weights, _ = nnls(a, y, maxiter=50 * len(columns)) if columns else (np.zeros(0), 0.0)
         for (g, f), w in zip(columns, weights):
             if w > 1e-9:
                 groups[g].setdefault(resource, {})[f] = round(float(w), 6)
-        residual = a @ weights - y
+        residual = (a @ weights - y)[own]
         summary[resource] = {"rms_per_layer": round(float(np.sqrt(np.mean(residual**2))), 2)}
+    if keep is not None:  # each added group's fit is summarised beside those added before
+        added = {**keep.fit.get("added", {}), **{g: summary for g in groups}}
+        return Coefficients(keep.tool, {**kept, **groups}, {**keep.fit, "added": added})
     return Coefficients(tool, groups, summary)
+
+
+def kept_cost(row: dict, kept: dict, resource: str) -> float:
+    """What the kept groups' weights give a row's features, unrounded (the fit's own terms are unrounded)."""
+    return sum(
+        weight * row["features"][g].get(f, 0.0)
+        for g in row["features"]
+        if g in kept
+        for f, weight in kept[g].get(resource, {}).items()
+    )
 
 
 # -- Vivado's hierarchical utilisation report ------------------------------------------------------------
@@ -201,8 +226,11 @@ def design_totals(rows: list[dict], coefficients: Coefficients) -> dict[str, dic
     return designs
 
 
-def calibrate(builds: list[Path], vivado: bool = False, row_files: list[Path] = ()) -> tuple[Coefficients, list]:
-    """Coefficients fitted to synthesised builds (their yosys report, or vivado/ reports) and stored rows."""
+def calibrate(
+    builds: list[Path], vivado: bool = False, row_files: list[Path] = (), keep: Coefficients | None = None
+) -> tuple[Coefficients, list]:
+    """Coefficients fitted to synthesised builds (their yosys report, or vivado/ reports) and stored rows;
+    with `keep`, only the groups it lacks (see `fit`)."""
     rows = []
     for path in row_files:
         stored = json.loads(Path(path).read_text()) if Path(path).is_file() else None
@@ -213,4 +241,4 @@ def calibrate(builds: list[Path], vivado: bool = False, row_files: list[Path] = 
         report = Path(build_dir) / VIVADO_REPORT if vivado else None
         rows += [{"design": str(build_dir), **row} for row in build_rows(build_dir, report)]
     tools = sorted({row.get("tool", "") for row in rows})
-    return fit(rows, " + ".join(tools)), rows
+    return fit(rows, " + ".join(tools), keep), rows

@@ -115,15 +115,15 @@ def cmd_calibrate(args) -> int:
 
     if not args.builds and not args.rows:
         raise SpartanError("calibrate: give synthesised build folders or --rows files")
-    coefficients, rows = calibrate(args.builds, args.vivado, args.rows)
+    keep = Coefficients.load(args.keep) if args.keep else None
+    coefficients, rows = calibrate(args.builds, args.vivado, args.rows, keep)
     before, after = (design_totals(rows, c) for c in (Coefficients.default(), coefficients))
     print(f"{'design':40s} {'measured':>17s} {'packaged':>17s} {'fitted':>17s}   (LUT / FF)")
     for design, fit in after.items():
         m, b, a = fit["measured"], before[design]["estimate"], fit["estimate"]
         print(f"{design[-40:]:40s} {m['LUT']:8d} {m['FF']:8d} {b['LUT']:8d} {b['FF']:8d} {a['LUT']:8d} {a['FF']:8d}")
     write_atomically(args.output, coefficients.save)
-    layers = coefficients.fit["rows"]
-    print(f"calibrate: {layers} layers of {len(after)} designs ({coefficients.tool}) -> {args.output}")
+    print(f"calibrate: {len(rows)} layers of {len(after)} designs ({coefficients.tool}) -> {args.output}")
     return 0
 
 
@@ -272,6 +272,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("builds", type=Path, nargs="*", help="builds synthesised with `synth` (or with Vivado)")
     c.add_argument("--vivado", action="store_true", help="read BUILD/vivado/utilization_hierarchical.rpt")
     c.add_argument("--rows", type=Path, action="append", default=[], help="stored rows (calibration/*.json)")
+    c.add_argument(
+        "--keep",
+        type=Path,
+        help="coefficients whose groups are kept as they are: only the groups they lack are fitted (a new op)",
+    )
     c.add_argument("-o", "--output", type=Path, required=True, help="coefficients file to write (JSON)")
     c.set_defaults(run=cmd_calibrate)
 

@@ -163,6 +163,24 @@ def test_a_fit_keeps_every_group_of_its_rows():
         fitted.apply("other", {"one": 1.0})
 
 
+def test_a_fit_keeping_groups_fits_only_the_others():
+    """`calibrate --keep`: the kept groups' weights come back unchanged, the new group is fitted to what they
+    leave of each row, so a new op is calibrated without moving an existing estimate."""
+    kept = Coefficients("t", {"memory": {"LUT": {"bits": 1.0}, "FF": {"bits": 1.0}}}, {"rows": 9})
+    rows = [
+        {
+            "features": {"memory": {"bits": float(b)}, "table": {"one": 1.0, "counter_bits": float(c)}},
+            "measured": {"LUT": b + 3 + 2 * c, "FF": b + 5 + c},
+        }
+        for b, c in ((4, 1), (8, 3), (6, 5), (2, 2))
+    ]
+    fitted = fit(rows, "synthetic", keep=kept)
+    assert fitted.groups["memory"] == kept.groups["memory"]
+    assert fitted.groups["table"]["LUT"] == pytest.approx({"one": 3.0, "counter_bits": 2.0}, abs=1e-6)
+    assert fitted.groups["table"]["FF"] == pytest.approx({"one": 5.0, "counter_bits": 1.0}, abs=1e-6)
+    assert fitted.fit["rows"] == 9 and fitted.fit["added"]["table"]["rows"] == 4
+
+
 def test_rows_of_a_synthesised_build(tmp_path, ghdl, yosys):
     """Rows of a real synthesis add up to its total, and their features give back the estimate."""
     from test_synth import wide_requant_layer

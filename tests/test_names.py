@@ -64,7 +64,10 @@ def test_namer_keeps_identifiers_unique():
 
 
 #: exported op types that become layers, whose node names reach the VHDL
-LAYER_OPS = ("Gemm", "MatMul", "Add", "Softmax", "BatchNormalization", "ReduceMean")
+LAYER_OPS = (
+    "Gemm", "MatMul", "Add", "Softmax", "BatchNormalization", "ReduceMean", "Gelu", "Sigmoid", "Conv",
+    "LayerNormalization",
+)
 
 
 def hostile_copy(path: Path, out: Path) -> Path:
@@ -186,17 +189,32 @@ def test_hostile_node_and_tensor_names_simulate_bit_exact(tmp_path, ghdl, brevit
 
 
 def test_hostile_names_in_every_template(tmp_path, ghdl, brevitas):
-    """The encoder uses every registered op (the MAC engine with and without ROM, elementwise, softmax)."""
+    """The encoder uses the MAC engine (with and without ROM), the elementwise ops and the softmax; a chain of
+    functions the tables; a padded Conv1d its window; a LayerNorm its own: together every registered op."""
     from fuzz_models import FuzzCase, make_model
+    from test_op_conv1d import conv_model
+    from test_op_layernorm import layernorm_model
+    from test_op_table import export as export_functions
+    from test_op_table import function_model
 
     case = FuzzCase("encoder", dict(window=3, d_model=4, heads=2, bits=5, po2=False))
-    path = export(make_model(case), tmp_path / "encoder.onnx", (1, *case.in_shape))
-    out = tmp_path / "build"
-    hostile = hostile_copy(path, tmp_path / "hostile.onnx")
-    lowered = build(BuildConfig(model=hostile, output_dir=out, budget=Budget(device="xc7s50")))
-    assert set(OPS) <= {n.op_type for n in lowered.graph.node}
-    assert check_identifiers(out / "hdl") > 1000
-    check_ghdl_analysis(out, tmp_path)
+    functions = function_model(["gelu", "sigmoid"], 5, False)
+    models = {
+        "encoder": (export(make_model(case), tmp_path / "encoder.onnx", (1, *case.in_shape)), 1000),
+        "functions": (export_functions(functions, "torchscript", tmp_path / "functions.onnx"), 50),
+        "conv": (export_functions(conv_model(3, 1, 1, 1, False), "torchscript", tmp_path / "conv.onnx", (1, 8, 3)), 50),
+        "norm": (export_functions(layernorm_model(5, False), "torchscript", tmp_path / "norm.onnx", (1, 4, 6)), 50),
+    }
+    used = set()
+    for name, (path, declared) in models.items():
+        out = tmp_path / name
+        hostile = hostile_copy(path, tmp_path / f"{name}_hostile.onnx")
+        lowered = build(BuildConfig(model=hostile, output_dir=out, budget=Budget(device="xc7s50")))
+        used |= {n.op_type for n in lowered.graph.node}
+        assert check_identifiers(out / "hdl") > declared
+        (tmp_path / f"{name}_ghdl").mkdir()
+        check_ghdl_analysis(out, tmp_path / f"{name}_ghdl")
+    assert set(OPS) <= used
 
 
 def test_identifier_check_can_fail(tmp_path):

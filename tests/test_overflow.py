@@ -25,8 +25,11 @@ from qonnx_spartan.intarith import IntType, Rescale, bits_signed, matmul_range
 from qonnx_spartan.ops import DOMAIN, OPS
 from qonnx_spartan.ops.elementwise import IntAdd, IntAffine
 from qonnx_spartan.ops.elementwise.engine import Elementwise, word_bits
+from qonnx_spartan.ops.layernorm import IntLayerNorm
+from qonnx_spartan.ops.mac import IntConv1d
 from qonnx_spartan.ops.mac.engine import MacOp
 from qonnx_spartan.ops.softmax import IntSoftmax
+from qonnx_spartan.ops.table import IntTable
 
 INT2, INT8, INT16 = IntType(True, 2), IntType(True, 8), IntType(True, 16)
 UINT4, UINT8 = IntType(False, 4), IntType(False, 8)
@@ -79,7 +82,7 @@ def exact_mac(op, inputs: list[list[int]]) -> tuple[list[int], list[int], list[i
     hardware computes them: the rounding half in the accumulator's start or added to acc * M."""
     h, m, n, k = op.loops()
     a_s, b_s, y_s = op.a_strides(), op.b_strides(), op.y_strides()
-    x = inputs[0]
+    x = [int(v) for v in op.a_operand(np.array([inputs[0]], dtype=np.int64))[0]]  # a Conv1d's padding around it
     if op.b_source == "rom":
         b = [int(v) for v in op.weights().T.reshape(-1)]
     elif op.b_source == "port":
@@ -192,8 +195,74 @@ def recompute_softmax(op, operands: list[list[int]]) -> list[int]:
     return want
 
 
+def recompute_table(op, operands: list[list[int]]) -> list[int]:
+    """The word at each input's bit pattern; every word within the output type."""
+    table, bits, out = [int(v) for v in op.table()], op.in_type().bits, op.out_type()
+    assert all(out.lo <= v <= out.hi for v in table)
+    return [table[x % (1 << bits)] for x in operands[0]]
+
+
+def exact_layernorm(op, inputs: list[list[int]]) -> tuple[list[int], dict[str, list[int]]]:
+    """(outputs, the values of each register the widths declare), with the square root and the division
+    bit by bit as the hardware's restoring steps take them."""
+    c, w = op.channels, op.widths()
+    f, g, e, k, exponent = (
+        op.get_nodeattr(a) for a in ("eps_bits", "root_shift", "eps_term", "z_shift", "quotient_bits")
+    )
+    mult, offset = [int(v) for v in op.mult()], [int(v) for v in op.offsets()]
+    lo, hi, shift = op.get_nodeattr("out_lo"), op.get_nodeattr("out_hi"), op.get_nodeattr("shift")
+    held = {key: [] for key in ("sum_bits", "d_bits", "w_bits", "radicand_bits", "root_bits", "product_bits")}
+    held.update(z_bits=[], scaled_bits=[])
+    outputs, x = [], inputs[0]
+    for start in range(0, len(x), c):
+        row = x[start : start + c]
+        held["sum_bits"] += [sum(row[: i + 1]) for i in range(c)]
+        total = sum(row)
+        d = [c * v - total for v in row]
+        held["d_bits"] += d
+        held["w_bits"] += [sum(v * v for v in d[: i + 1]) for i in range(c)]
+        radicand = (sum(v * v for v in d) * 4**f + e) * 4**g
+        held["radicand_bits"].append(radicand)
+        remainder = root = 0
+        for i in reversed(range(w["radicand_bits"] // 2)):
+            remainder, trial = (remainder << 2) | ((radicand >> (2 * i)) & 3), (root << 2) | 1
+            remainder, root = (remainder - trial, (root << 1) | 1) if remainder >= trial else (remainder, root << 1)
+        held["root_bits"].append(root)
+        remainder, quotient = 1 << (exponent - w["quotient_bits_width"]), 0
+        for _ in range(w["quotient_bits_width"]):
+            remainder <<= 1
+            accepted = remainder >= root
+            remainder, quotient = remainder - root * accepted, 2 * quotient + accepted
+        products = [v * quotient for v in d]
+        z = [p >> k for p in products]
+        scaled = [zv * mult[i] + offset[i] for i, zv in enumerate(z)]
+        held["product_bits"] += products
+        held["z_bits"] += z
+        held["scaled_bits"] += scaled
+        outputs += [clamp(half_even(v, shift), lo, hi) for v in scaled]
+    return outputs, held
+
+
+def recompute_layernorm(op, operands: list[list[int]]) -> list[int]:
+    want, held = exact_layernorm(op, operands)
+    widths = op.widths()
+    unsigned = ("w_bits", "radicand_bits", "root_bits")
+    for register, values in held.items():
+        if register in unsigned:
+            assert all(0 <= v < 1 << widths[register] for v in values), register
+        else:
+            assert all(fits_signed(v, widths[register]) for v in values), register
+    return want
+
+
 #: The exact recomputation of each engine, which also checks the widths the op declares.
-RECOMPUTATIONS = {MacOp: recompute_mac, Elementwise: recompute_elementwise, IntSoftmax: recompute_softmax}
+RECOMPUTATIONS = {
+    MacOp: recompute_mac,
+    Elementwise: recompute_elementwise,
+    IntSoftmax: recompute_softmax,
+    IntTable: recompute_table,
+    IntLayerNorm: recompute_layernorm,
+}
 
 
 def recomputed(op, operands: list[list[int]]) -> list[int]:
@@ -261,6 +330,35 @@ def matmul_design(in_type: IntType, b_type: IntType, size: int, transposed: bool
     )
     dtypes = {"b": b_type, "y": INT8}
     return lowered_model([second, node], tensor_io("x", shape, in_type), tensor_io("y", shape, INT8), dtypes)
+
+
+def conv_design(in_type: IntType, w_type: IntType, pad: int, stride: int):
+    """A padded Conv1d (3 taps over 2 channels) with extreme weights and the widest multiplier: rows inside
+    the input reach the accumulator's extremes, the padded ones read zeros."""
+    channels, taps, steps = 2, 3, 6
+    w = extreme_columns(w_type, taps * channels)
+    bias = np.array([7, -7, 0, 2**12])
+    lo, hi = matmul_range(in_type, w, bias)
+    rescale = Rescale(M17, Rescale.from_ratio(4 * 255 / (hi - lo) * (1 << 17) / M17).shift)
+    shape = [1, (steps + 2 * pad - taps) // stride + 1, 4]
+    node = IntConv1d.make_node(
+        "conv", "x", "y", in_type, w, bias, 0, rescale, INT8, INT8.lo, INT8.hi, shape,
+        [0, stride * channels, 0, 1], None, pad * channels, steps * channels,
+    )
+    inp = tensor_io("x", [1, steps, channels], in_type)
+    return lowered_model([node], inp, tensor_io("y", shape, INT8), {"y": INT8})
+
+
+def layernorm_design(in_type: IntType, out_type: IntType, channels: int):
+    """Gains from tiny to large, both signs, offsets that saturate: extreme rows (constant, alternating,
+    one maximum) make the largest deviations, squares and normalised values."""
+    shape = [1, 2, channels]
+    gamma = np.resize([40.0, -40.0, 1e-3, -1.0], channels)
+    beta = np.resize([3.0, -3.0, 0.0, 0.5], channels)
+    node = IntLayerNorm.make_node(
+        "norm", "x", "y", in_type, 0.05, gamma, beta, 1e-5, out_type, 0.02, out_type.lo, out_type.hi, shape
+    )
+    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
 
 
 def mean_design(in_type: IntType, steps: int, features: int):
@@ -334,6 +432,14 @@ def softmax_design(in_type: IntType, in_scale: float, length: int, out_type: Int
     return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
 
 
+def table_design(in_type: IntType, out_type: IntType):
+    """A table whose words alternate between the output's extremes, so the extreme inputs read both ends."""
+    shape = [1, 3, 4]
+    words = np.where(np.arange(1 << in_type.bits) % 2, out_type.hi, out_type.lo)
+    node = IntTable.make_node("f", "x", "y", in_type, out_type, words, shape)
+    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+
+
 # name: (design, whether its extreme inputs reach both ends of the declared accumulator range; a product
 # of x with a function of x cannot reach every corner of the two types)
 DESIGNS = {
@@ -351,6 +457,10 @@ DESIGNS = {
     "matmul-int8-transposed": (lambda: matmul_design(INT8, INT8, 8, transposed=True, negate=False), True),
     "matmul-int8-negated": (lambda: matmul_design(INT8, INT8, 8, transposed=False, negate=True), False),
     "matmul-int16-uint4-transposed": (lambda: matmul_design(INT16, UINT4, 4, transposed=True, negate=False), True),
+    "conv1d-int8-padded": (lambda: conv_design(INT8, INT8, 2, 1), True),
+    "conv1d-uint8-padded-strided": (lambda: conv_design(UINT8, INT8, 1, 2), True),
+    "layernorm-int8-64": (lambda: layernorm_design(INT8, INT8, 64), False),
+    "layernorm-uint4-2": (lambda: layernorm_design(UINT4, INT2, 2), False),
     "mean-int16": (lambda: mean_design(INT16, 64, 3), True),
     "mean-int8-24-steps": (lambda: mean_design(INT8, 24, 3), True),
     "add-int16": (lambda: add_design(INT16, INT16, (0.9999, 0.7777, 1.0), None), False),
@@ -358,6 +468,8 @@ DESIGNS = {
     "affine-int16": (lambda: affine_design(INT16, INT16), False),
     "softmax-int8-flat": (lambda: softmax_design(INT8, 1 / 4096, 64, UINT8, 1 / 255), False),
     "softmax-uint8-steep": (lambda: softmax_design(UINT8, 1.0, 5, INT8, 1 / 128), False),
+    "table-int8-to-uint8": (lambda: table_design(INT8, UINT8), False),
+    "table-int2-to-int2": (lambda: table_design(INT2, INT2), False),
 }
 
 

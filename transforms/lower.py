@@ -81,13 +81,9 @@ def supported_op_types() -> list[str]:
 
 #: How each op the lowering does not map is refused: what to write instead.
 REFUSED = {
-    "LayerNormalization": "LayerNorm is not supported (it needs a division and a square root per row); use "
-    "BatchNorm1d over the features, as arXiv 2410.03294 does",
     "Einsum": "only a two-operand Einsum that is a (batched) matrix product is supported; write it as torch.matmul",
     "Div": "only a division by a constant is supported",
     "Sub": "only a subtraction of a constant is supported",
-    "Gelu": "GELU is not supported; use ReLU (QuantReLU)",
-    "Conv": "convolutions are not supported; use QuantLinear over the features",
     "GlobalAveragePool": "only an average over the time axis of (batch, time, features) is supported",
     "AveragePool": "only an average over the whole time axis (AdaptiveAvgPool1d(1)) is supported",
     "ReduceSum": "only a sum over the time axis of (batch, time, features) is supported",

@@ -1,7 +1,10 @@
 """The paper's integer-only forecasting Transformer (arXiv 2407.11041 / 2410.03294) in Brevitas.
 
 One post-norm encoder layer with BatchNorm instead of LayerNorm (no division or square root at
-inference). Attention is written by hand, with a quantiser after every operation that produces a new
+inference).  The variant most time-series Transformers since 2023 use is `build_model(..., norm="layer",
+act="gelu", embed="conv")`: a pre-norm encoder layer with LayerNorm (and one after it), a GELU FFN and a
+Conv1d token embedding (kernel 3, "same" padding), each between quantisers (IntLayerNorm, IntTable,
+IntConv1d in the hardware). Attention is written by hand, with a quantiser after every operation that produces a new
 activation, so the QONNX export is a plain chain of Quant / MatMul / Gemm / Add / Mul / Reshape /
 Transpose / Softmax / BatchNormalization / Relu / ReduceMean that an integer lowering can walk:
 every tensor entering an arithmetic op comes from a Quant node, possibly through Reshape/Transpose.
@@ -57,6 +60,24 @@ class _Factory:
             **out,
         )
 
+    def conv1d(self, name: str, n_in: int, n_out: int, kernel: int) -> nn.Module:
+        """Conv1d over time with "same" padding and its output quantiser (the token embedding)."""
+        if not self.quant:
+            return nn.Conv1d(n_in, n_out, kernel, padding=kernel // 2)
+        import brevitas.nn as qnn
+
+        return qnn.QuantConv1d(
+            n_in,
+            n_out,
+            kernel,
+            padding=kernel // 2,
+            bias=True,
+            weight_quant=self.weight,
+            weight_bit_width=self._bits(name, "weight_bits", self.bits),
+            output_quant=self.signed_act,
+            output_bit_width=self._bits(name, "act_bits", self.bits),
+        )
+
     def act(self, name: str, signed: bool = True) -> nn.Module:
         if not self.quant:
             return nn.Identity()
@@ -93,24 +114,30 @@ def sinusoidal_encoding(window: int, d_model: int) -> torch.Tensor:
 
 
 class Embedding(nn.Module):
-    """Per-time-step linear projection plus the quantised positional encoding."""
+    """Per-time-step linear projection (or a Conv1d over time, `conv`) plus the quantised positional
+    encoding."""
 
-    def __init__(self, f: _Factory, window: int, features: int, d_model: int):
+    def __init__(self, f: _Factory, window: int, features: int, d_model: int, conv: bool = False):
         super().__init__()
-        self.proj = f.linear("embed.proj", features, d_model)
+        self.conv = conv
+        self.proj = f.conv1d("embed.proj", features, d_model, 3) if conv else f.linear("embed.proj", features, d_model)
         self.register_buffer("pe", sinusoidal_encoding(window, d_model))
         self.pe_quant = f.act("embed.pe_quant")
         self.quant = f.act("embed.quant")
 
     def forward(self, x):
-        return self.quant(self.proj(x) + self.pe_quant(self.pe))
+        tokens = self.proj(x.transpose(1, 2)).transpose(1, 2) if self.conv else self.proj(x)
+        return self.quant(tokens + self.pe_quant(self.pe))
 
 
 class EncoderLayer(nn.Module):
-    """Post-norm encoder layer: attention, add, BatchNorm, FFN (d -> 4d -> d), add, BatchNorm."""
+    """Post-norm encoder layer: attention, add, BatchNorm, FFN (d -> 4d -> d), add, BatchNorm.  With
+    norm="layer" pre-norm: LayerNorm before the attention and before the FFN, on the residual path's input;
+    act="gelu": the FFN's activation is a GELU between quantisers."""
 
-    def __init__(self, f: _Factory, window: int, d_model: int, heads: int):
+    def __init__(self, f: _Factory, window: int, d_model: int, heads: int, norm: str = "batch", act: str = "relu"):
         super().__init__()
+        self.pre_norm, self.gelu = norm == "layer", act == "gelu"
         if d_model % heads:
             raise ValueError(f"d_model {d_model} is not divisible by heads {heads}")
         self.window, self.d_model, self.heads = window, d_model, heads
@@ -126,13 +153,16 @@ class EncoderLayer(nn.Module):
         self.context_quant = f.act(p + "context_quant")
         self.out_proj = f.linear(p + "out_proj", d_model, d_model)
         self.attn_add_quant = f.act(p + "attn_add_quant")
-        self.norm1 = nn.BatchNorm1d(d_model)
+        self.norm1 = nn.LayerNorm(d_model) if self.pre_norm else nn.BatchNorm1d(d_model)
         self.norm1_quant = f.act(p + "norm1_quant")
-        self.ffn1 = f.linear(p + "ffn1", d_model, 4 * d_model, quant_output=False)
-        self.ffn_relu = f.relu(p + "ffn_relu")
+        self.ffn1 = f.linear(p + "ffn1", d_model, 4 * d_model, quant_output=self.gelu)
+        if self.gelu:  # a function between quantisers: ffn1's output quantiser, then GELU's
+            self.ffn_act = nn.Sequential(nn.GELU(), f.act(p + "ffn_gelu_quant"))
+        else:
+            self.ffn_relu = f.relu(p + "ffn_relu")
         self.ffn2 = f.linear(p + "ffn2", 4 * d_model, d_model)
         self.ffn_add_quant = f.act(p + "ffn_add_quant")
-        self.norm2 = nn.BatchNorm1d(d_model)
+        self.norm2 = nn.LayerNorm(d_model) if self.pre_norm else nn.BatchNorm1d(d_model)
         self.norm2_quant = f.act(p + "norm2_quant")
 
     def _heads(self, x):
@@ -143,18 +173,25 @@ class EncoderLayer(nn.Module):
         """BatchNorm over d_model of every (batch, time) row: (B*W, d) is BatchNorm1d's (N, C)."""
         return bn(x.reshape(-1, self.d_model)).reshape(-1, self.window, self.d_model)
 
-    def forward(self, x):
+    def attention(self, x):
         q = self._heads(self.q_proj(x))
         k_t = self.k_proj(x).reshape(-1, self.window, self.heads, self.d_head).permute(0, 2, 3, 1)
         v = self._heads(self.v_proj(x))
         scores = self.score_quant(torch.matmul(q, k_t) * self.scale)
         probs = self.softmax_quant(torch.softmax(scores, dim=-1))
         context = self.context_quant(torch.matmul(probs, v))
-        context = context.permute(0, 2, 1, 3).reshape(-1, self.window, self.d_model)
-        x = self.attn_add_quant(x + self.out_proj(context))
+        return self.out_proj(context.permute(0, 2, 1, 3).reshape(-1, self.window, self.d_model))
+
+    def ffn(self, x):
+        return self.ffn2(self.ffn_act(self.ffn1(x)) if self.gelu else self.ffn_relu(self.ffn1(x)))
+
+    def forward(self, x):
+        if self.pre_norm:
+            x = self.attn_add_quant(x + self.attention(self.norm1_quant(self.norm1(x))))
+            return self.ffn_add_quant(x + self.ffn(self.norm2_quant(self.norm2(x))))
+        x = self.attn_add_quant(x + self.attention(x))
         x = self.norm1_quant(self._norm(self.norm1, x))
-        y = self.ffn2(self.ffn_relu(self.ffn1(x)))
-        x = self.ffn_add_quant(x + y)
+        x = self.ffn_add_quant(x + self.ffn(x))
         return self.norm2_quant(self._norm(self.norm2, x))
 
 
@@ -171,12 +208,18 @@ class Forecaster(nn.Module):
         plan: dict | None = None,
         po2: bool = False,
         quant: bool = True,
+        norm: str = "batch",
+        act: str = "relu",
+        embed: str = "linear",
     ):
         super().__init__()
         f = _Factory(bits, plan, po2, quant)
         self.input_quant = f.act("input_quant")
-        self.embed = Embedding(f, window, features, d_model)
-        self.encoder = EncoderLayer(f, window, d_model, heads)
+        self.embed = Embedding(f, window, features, d_model, conv=embed == "conv")
+        self.encoder = EncoderLayer(f, window, d_model, heads, norm=norm, act=act)
+        self.final_norm = None
+        if norm == "layer":  # a pre-norm encoder ends with a norm of its own
+            self.final_norm = nn.Sequential(nn.LayerNorm(d_model), f.act("final_norm_quant"))
         self.pool_quant = f.act("pool_quant")
         # The output has the model's width like every other tensor (a plan may widen it): a finer output LSB
         # than the hidden tensors' would only measure how far a 1-LSB difference inside travels.
@@ -186,9 +229,13 @@ class Forecaster(nn.Module):
         self.config = dict(
             window=window, features=features, d_model=d_model, heads=heads, bits=bits, plan=plan, po2=po2, quant=quant
         )
+        if (norm, act, embed) != ("batch", "relu", "linear"):
+            self.config.update(norm=norm, act=act, embed=embed)
 
     def forward(self, x):
         x = self.encoder(self.embed(self.input_quant(x)))
+        if self.final_norm is not None:
+            x = self.final_norm(x)
         return self.head(self.pool_quant(x.mean(dim=1)))
 
 
@@ -201,8 +248,19 @@ def build_model(
     plan: dict | None = None,
     quant: bool = True,
     po2: bool = False,
+    norm: str = "batch",
+    act: str = "relu",
+    embed: str = "linear",
 ) -> Forecaster:
     """The forecaster; ``plan`` maps module names (``model.named_modules()``) to
     ``{"weight_bits": int, "act_bits": int}`` and overrides ``bits`` for that module.
-    ``quant=False`` gives the same module tree with float torch layers (the float baseline)."""
-    return Forecaster(window, features, d_model, heads, bits, plan=plan, po2=po2, quant=quant)
+    ``quant=False`` gives the same module tree with float torch layers (the float baseline).
+    norm "batch" | "layer" (post-norm BatchNorm, pre-norm LayerNorm), act "relu" | "gelu", embed "linear" |
+    "conv" (a Conv1d token embedding)."""
+    variant = {"norm": (norm, ("batch", "layer")), "act": (act, ("relu", "gelu")), "embed": (embed, ("linear", "conv"))}
+    for key, (value, allowed) in variant.items():
+        if value not in allowed:
+            raise ValueError(f"{key} {value!r}: one of {', '.join(allowed)}")
+    return Forecaster(
+        window, features, d_model, heads, bits, plan=plan, po2=po2, quant=quant, norm=norm, act=act, embed=embed
+    )

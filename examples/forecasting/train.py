@@ -72,11 +72,13 @@ def train(
     init_from: nn.Module | None = None,
     data: Dataset | None = None,
     lr: float | None = None,
+    variant: dict | None = None,
 ) -> tuple[nn.Module, dict]:
     """Adam on MSE with early stopping on validation RMSE; returns the best model and its metrics.
 
     ``init_from`` (typically the trained float model) seeds the weights and BatchNorm statistics, which
-    makes QAT converge in a few epochs; ``progress`` is called with a dict after every epoch.
+    makes QAT converge in a few epochs; ``progress`` is called with a dict after every epoch; ``variant``
+    ({"norm", "act", "embed"}) picks the encoder variant (model.build_model).
     """
     with single_thread():
         return _train(
@@ -93,6 +95,7 @@ def train(
             init_from,
             data or make_dataset(window),
             lr,
+            variant or {},
         )
 
 
@@ -109,10 +112,10 @@ def single_thread():
         torch.set_num_threads(previous)
 
 
-def _train(window, d_model, heads, bits, plan, po2, epochs, seed, quant, progress, init_from, data, lr):
+def _train(window, d_model, heads, bits, plan, po2, epochs, seed, quant, progress, init_from, data, lr, variant):
     seed_everything(seed)
     features = data.train.x.shape[-1]
-    model = build_model(window, features, d_model, heads, bits, plan=plan, quant=quant, po2=po2)
+    model = build_model(window, features, d_model, heads, bits, plan=plan, quant=quant, po2=po2, **variant)
     if init_from is not None:
         # Float and quantised models share parameter names; quantiser scales are not in the float one.
         _, unexpected = model.load_state_dict(init_from.state_dict(), strict=False)
@@ -197,11 +200,20 @@ def train_float_then_qat(
     epochs: int,
     seed: int,
     progress: Callable[[dict], None] | None = None,
+    variant: dict | None = None,
 ):
     """The float baseline, then QAT started from its weights: (float model, its metrics, QAT model, its
     metrics)."""
     common = dict(
-        window=window, d_model=d_model, heads=heads, bits=bits, epochs=epochs, seed=seed, data=data, progress=progress
+        window=window,
+        d_model=d_model,
+        heads=heads,
+        bits=bits,
+        epochs=epochs,
+        seed=seed,
+        data=data,
+        progress=progress,
+        variant=variant,
     )
     float_model, float_metrics = train(quant=False, **common)
     qat_model, qat_metrics = train(quant=True, plan=plan, po2=po2, init_from=float_model, **common)
@@ -218,6 +230,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--po2", action="store_true", help="power-of-two (fixed-point) scales")
     ap.add_argument("--epochs", type=int, default=40, help="cap per phase (float, then QAT)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--norm", choices=("batch", "layer"), default="batch", help="post-norm BatchNorm or pre-norm LayerNorm"
+    )
+    ap.add_argument("--act", choices=("relu", "gelu"), default="relu", help="the FFN's activation")
+    ap.add_argument("--embed", choices=("linear", "conv"), default="linear", help="token embedding")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
 
@@ -231,7 +248,17 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     _, float_metrics, qat_model, qat_metrics = train_float_then_qat(
-        data, args.window, args.d_model, args.heads, args.bits, plan, args.po2, args.epochs, args.seed, log
+        data,
+        args.window,
+        args.d_model,
+        args.heads,
+        args.bits,
+        plan,
+        args.po2,
+        args.epochs,
+        args.seed,
+        log,
+        variant=dict(norm=args.norm, act=args.act, embed=args.embed),
     )
 
     args.out.mkdir(parents=True, exist_ok=True)

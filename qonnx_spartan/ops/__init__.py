@@ -11,7 +11,7 @@ from importlib import import_module
 from qonnx_spartan.ops.base import DOMAIN
 
 #: One line per op folder.
-FOLDERS = ("mac", "elementwise", "softmax")
+FOLDERS = ("mac", "elementwise", "softmax", "table", "layernorm")
 
 
 def registered(op):

@@ -129,6 +129,16 @@ class MacOp(SpartanOp):
         """Groups of P output features per dot-product row: the issue loop steps over them, not over n."""
         return -(-self.loops()[2] // self.lanes())
 
+    def a_operand(self, x: np.ndarray) -> np.ndarray:
+        """A as the address generator sees it, (batch, elements): the buffer (a convolution's zero padding
+        around it, IntConv1d)."""
+        return x
+
+    def read_window(self) -> dict | None:
+        """The addresses A's generator reaches that hold the buffer, when others read as 0 (padding):
+        {"lo", "hi"} with the buffer at lo .. hi - 1; None when every address is the buffer's."""
+        return None
+
     def b_operand(self, context) -> np.ndarray:
         """B's values, flattened per batch item: (batch, elements), or (elements,) when constant."""
         return np.ones(1, dtype=np.int64)
@@ -193,7 +203,7 @@ class MacOp(SpartanOp):
         batch = x.shape[0]
         x = x.reshape(batch, -1)
         loops = self.loops()
-        a = x[:, stride_addresses(loops, self.a_strides())]
+        a = self.a_operand(x)[:, stride_addresses(loops, self.a_strides())]
         b = self.b_operand(context)
         if b.ndim == 2:
             b = b[:, stride_addresses(loops, self.b_strides())]
@@ -459,6 +469,8 @@ class MacOp(SpartanOp):
             "multiplier_bits": rescale.multiplier_bits,
             "shift": rescale.shift,
             "scaled_bits": self.scaled_bits(),
+            "window": self.read_window(),
+            "a_abits": self.x_abits(),
             **self.output_context(),
         }
         memories = self.weight_memories()

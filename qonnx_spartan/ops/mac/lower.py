@@ -4,6 +4,7 @@
     MatMul(a, b) [Mul c] Quant                             -> IntMatMul (heads and K^T as strided addressing)
     MatMul(a, b) [Mul c] Softmax                           -> IntMatMul (scores at half the softmax output's LSB)
     ReduceMean over any strided view [Mul c] [Quant]       -> IntMean
+    Conv (1-D, groups 1) [Relu] [Mul c] [Quant]            -> IntLinear over overlapping rows; IntConv1d with padding
 
 Each pattern ends at the activation Quant after it, or at the reader of an unquantised accumulator.
 """
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from functools import partial
 
 import numpy as np
 from qonnx.util.basic import get_by_name
 
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType, Rescale, bits_signed, matmul_range
+from qonnx_spartan.ops.mac.int_conv1d import IntConv1d
 from qonnx_spartan.ops.mac.int_linear import IntLinear
 from qonnx_spartan.ops.mac.int_matmul import IntMatMul
 from qonnx_spartan.ops.mac.int_mean import IntMean
@@ -47,7 +50,6 @@ def lower_linear(lowering: Lowering, matmul) -> None:
     w = weights.values
     if w.ndim != 2:
         raise SpartanError(f"{node_label(matmul)}: weights of shape {list(w.shape)} are not a matrix")
-    acc_scale = x.scale * weights.spec.scale
     bias_values = np.zeros(w.shape[1])
     fused = [matmul]
     nxt = lowering.only_consumer(matmul.output[0], matmul)
@@ -58,8 +60,26 @@ def lower_linear(lowering: Lowering, matmul) -> None:
             raise SpartanError(f"{node_label(nxt)}: the bias must be a constant of {w.shape[1]} values")
         bias_values = values.reshape(-1) * (spec.scale if spec is not None else 1.0)
         fused.append(nxt)
+
+    def write(tail_node, quantised: bool):
+        if quantised and not is_identity(table):
+            # x read transposed (W @ x): the result is written in the layout of the views that read it
+            rows = int(np.prod(lowering.shape(matmul.output[0])[:-1]))
+            return writer_view(lowering, tail_node, (1, rows, w.shape[1]))
+        return tail_node.output[0], None, []
+
+    a_stride = None if is_identity(table) else row_strides(matmul, table)
+    emit_linear(lowering, fused, x, w, weights.spec.scale, bias_values, write, IntLinear.make_node, a_stride=a_stride)
+
+
+def emit_linear(lowering: Lowering, fused: list, x: IntTensor, w, w_scale: float, bias_values, write, make_node, **how):
+    """The linear layer of the exported nodes `fused` (its product and bias), through the Relu, scalar Muls
+    and Quant after them: bias precision, rescale and output type; `write(tail node, quantised)` says where
+    the result goes ((tensor, y_stride or None, views taken in)), `make_node` makes the op with `how`."""
+    matmul = fused[0]
+    acc_scale = x.scale * w_scale
     chain, out_quant = lowering.quant_after(fused[-1], allowed=("Relu", "Mul"), open_end=True)
-    fused += chain
+    fused = fused + chain
     relu = any(n.op_type == "Relu" for n in chain)
     factor = lowering.scalar_factor(fused, [n for n in chain if n.op_type == "Mul"])
     bias_values, acc_scale = bias_values * factor, acc_scale * factor  # (x W + b) c = x W c + b c
@@ -68,15 +88,9 @@ def lower_linear(lowering: Lowering, matmul) -> None:
     acc_shift, bias = fixed_point_bias(fused[1] if len(fused) > 1 else matmul, bias_values / acc_scale, ratio)
     acc_scale /= 2**acc_shift
     acc_lo, acc_hi = matmul_range(x.dtype, w * 2**acc_shift, bias)
-    tail = fused[-1].output[0]
-    shape = lowering.buffer_shape(matmul.output[0])
-    y_strides = None
-    if out_quant is not None and not is_identity(table):
-        # x read transposed (W @ x): the result is written in the layout of the views that read it
-        rows = int(np.prod(lowering.shape(matmul.output[0])[:-1]))
-        tail, y_strides, views = writer_view(lowering, fused[-1], (1, rows, w.shape[1]))
-        fused += views
-        shape = lowering.buffer_shape(tail)
+    tail, y_strides, views = write(fused[-1], out_quant is not None)
+    fused += views
+    shape = lowering.buffer_shape(tail if views else matmul.output[0])
     if out_quant is not None:
         rescale = Rescale.from_ratio(ratio / 2**acc_shift)
         lo = max(out_quant.lo, 0) if relu else out_quant.lo
@@ -93,7 +107,7 @@ def lower_linear(lowering: Lowering, matmul) -> None:
         rescale = None
         acc_type = IntType(True, max(bits_signed(acc_lo), bits_signed(acc_hi)))
         out = IntTensor(tail, acc_scale, acc_type, acc_lo, acc_hi, shape)
-    node = IntLinear.make_node(
+    node = make_node(
         matmul.name,
         x.name,
         out.name,
@@ -106,10 +120,73 @@ def lower_linear(lowering: Lowering, matmul) -> None:
         out.lo,
         out.hi,
         shape,
-        a_stride=None if is_identity(table) else row_strides(matmul, table),
         y_stride=y_strides,
+        **how,
     )
     lowering.finish(fused, out, node)
+
+
+def lower_conv(lowering: Lowering, conv) -> None:
+    """A Conv over (batch, channels, time) with a 3-D weight (a QuantConv1d, groups 1) as a linear layer over
+    overlapping rows of its input: output step t reads k = j*C + c at t*stride*s_t + k*s_c, which is affine
+    when a time step's channels are contiguous (s_t = C*s_c: the usual x.transpose(1, 2) of a (B, T, C)
+    tensor), or for a kernel of one tap.  A dilation is a kernel with zero taps between; padding makes it an
+    IntConv1d (reads outside the input are 0), none an IntLinear."""
+    x, table = lowering.operand(conv.input[0], conv)
+    weights = constant_weights(lowering.model, conv.input[1], conv)
+    w = weights.values
+    attr = {a.name: a for a in conv.attribute}
+    if w.ndim != 3 or table.ndim != 3 or table.shape[0] != 1:
+        raise SpartanError(f"{node_label(conv)}: only a Conv1d ((batch, channels, time), 3-D weight) is supported")
+    if "group" in attr and attr["group"].i != 1:
+        raise SpartanError(f"{node_label(conv)}: a grouped or depthwise Conv1d is not supported (groups 1 only)")
+    if "auto_pad" in attr and attr["auto_pad"].s not in (b"", b"NOTSET"):
+        raise SpartanError(f"{node_label(conv)}: auto_pad is not supported; give the padding explicitly")
+    n_out, channels, taps = w.shape
+    stride = attr["strides"].ints[0] if "strides" in attr else 1
+    dilation = attr["dilations"].ints[0] if "dilations" in attr else 1
+    pad_lo, pad_hi = list(attr["pads"].ints) if "pads" in attr else (0, 0)
+    steps = table.shape[2]
+    span = (taps - 1) * dilation + 1  # the kernel with its dilation's zero taps
+    out_steps = (steps + pad_lo + pad_hi - span) // stride + 1
+    strides = affine_strides(table)
+    if strides is None:
+        raise SpartanError(f"{node_label(conv)}: its input is a reshape/transpose that is not a strided view")
+    s_c, s_t = strides[1] or 1, strides[2]
+    if span > 1 and s_t != channels * s_c:
+        raise SpartanError(
+            f"{node_label(conv)}: a Conv1d reads a time step's channels together; give it x.transpose(1, 2) of a "
+            "(batch, time, channels) tensor (its input here is channel-major)"
+        )
+    if (pad_lo or pad_hi) and (s_c != 1 or table.size != np.prod(x.shape)):
+        raise SpartanError(
+            f"{node_label(conv)}: padding is supported for a Conv1d reading a whole (time, channels) buffer"
+        )
+    expanded = np.zeros((n_out, channels, span), dtype=np.int64)
+    expanded[:, :, ::dilation] = w
+    matrix = expanded.transpose(2, 1, 0).reshape(span * channels, n_out)  # row k = j*C + c
+    bias_values = np.zeros(n_out)
+    if len(conv.input) > 2 and conv.input[2]:
+        values, spec = lowering.constant(conv.input[2])
+        if values is None or values.size != n_out:
+            raise SpartanError(f"{node_label(conv)}: the bias must be a constant of {n_out} values")
+        bias_values = values.reshape(-1) * (spec.scale if spec is not None else 1.0)
+
+    def write(tail_node, quantised: bool):
+        """The (N, T') result written in the layout of the views that alone read it (time-major after the
+        usual transpose back), else as the Conv's (batch, channels, time)."""
+        chain, position = view_positions(lowering, tail_node)
+        strides = affine_strides(position.reshape(1, n_out, out_steps).transpose(0, 2, 1))
+        if chain and strides is not None:
+            return chain[-1].output[0], strides, chain
+        return tail_node.output[0], (0, 1, out_steps), []
+
+    a_stride = [0, stride * s_t, 0, s_c]
+    if pad_lo or pad_hi:
+        make = partial(IntConv1d.make_node, pad_before=pad_lo * channels, in_elements=table.size)
+    else:
+        make = IntLinear.make_node
+    emit_linear(lowering, [conv], x, matrix, weights.spec.scale, bias_values, write, make, a_stride=a_stride)
 
 
 def row_strides(matmul, table: np.ndarray) -> list[int]:
@@ -228,11 +305,11 @@ def downstream_ratio(lowering: Lowering, node, acc_scale: float) -> float | None
         current = nxt
 
 
-def writer_view(lowering: Lowering, quant, logical: tuple[int, int, int]):
-    """Where an op writes its (H, M, N) result: in the layout after the Reshape/Transpose chain that
-    alone reads it, when that is a strided permutation (then its reader reads contiguously)."""
-    table = np.arange(int(np.prod(lowering.shape(quant.output[0])))).reshape(lowering.shape(quant.output[0]))
-    chain, current = [], quant
+def view_positions(lowering: Lowering, node) -> tuple[list, np.ndarray]:
+    """(the Reshape/Transpose chain that alone reads a node's output, where each element of that output
+    lands after it)."""
+    table = np.arange(int(np.prod(lowering.shape(node.output[0])))).reshape(lowering.shape(node.output[0]))
+    chain, current = [], node
     while True:
         consumers = lowering.model.find_consumers(current.output[0]) or []
         if len(consumers) != 1 or consumers[0].op_type not in ("Reshape", "Transpose"):
@@ -242,6 +319,13 @@ def writer_view(lowering: Lowering, quant, logical: tuple[int, int, int]):
         chain.append(current)
     position = np.empty(table.size, dtype=np.int64)
     position[table.ravel()] = np.arange(table.size)  # where each result element lands
+    return chain, position
+
+
+def writer_view(lowering: Lowering, quant, logical: tuple[int, int, int]):
+    """Where an op writes its (H, M, N) result: in the layout after the Reshape/Transpose chain that
+    alone reads it, when that is a strided permutation (then its reader reads contiguously)."""
+    chain, position = view_positions(lowering, quant)
     strides = affine_strides(position.reshape(logical))
     if chain and strides is not None:
         return chain[-1].output[0], strides, chain
@@ -306,4 +390,5 @@ PATTERNS = (
         reads_accumulator=True,
     ),
     Pattern("ReduceMean", lower_mean, absorbs={"Mul": "a ReduceMean, by a constant"}, reads_accumulator=True),
+    Pattern("Conv", lower_conv, absorbs={"Relu": "a Conv1d", "Mul": "a Conv1d, by a constant"}),
 )

@@ -1,0 +1,141 @@
+"""Conv1d on the MAC engine: a linear layer over overlapping (time, channels) rows, padding read as zero
+(IntConv1d).  Brevitas's QuantConv1d with kernel, stride, padding and dilation, both exporters: the integer
+reference within 3 LSB of Brevitas and GHDL bit-exact in the stated cycles; a single-op design against
+yosys; the refusals of what is not a Conv1d on time-major rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_op_table import export
+
+from qonnx_spartan.design import Design
+from qonnx_spartan.errors import SpartanError
+
+EXPORTERS = ("torchscript", "dynamo")
+MAX_LSB = 3
+
+
+def conv_model(taps: int, stride: int, pad: int, dilation: int, po2: bool, channels_last: bool = True, seed: int = 0):
+    """QuantIdentity on (B, T, 3), x.transpose(1, 2), QuantConv1d(3 -> 5) with ReLU, the transpose back, a
+    quantiser: the token embedding of a time-series model."""
+    import brevitas.nn as qnn
+    import torch
+    from brevitas_models import calibrated, quantisers
+
+    act, uact, weight = quantisers(po2)
+
+    class Embedding(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(act_quant=act, bit_width=6)
+            self.conv = qnn.QuantConv1d(
+                3, 5, taps, stride=stride, padding=pad, dilation=dilation, weight_quant=weight, weight_bit_width=6
+            )
+            self.act = qnn.QuantReLU(act_quant=uact, bit_width=6)
+
+        def forward(self, x):
+            x = self.inp(x)
+            return self.act(self.conv(x.transpose(1, 2) if channels_last else x)).transpose(1, 2)
+
+    torch.manual_seed(seed)
+    return calibrated(Embedding(), (8, 3) if channels_last else (3, 8))
+
+
+CASES = [
+    # taps, stride, padding, dilation, power-of-two scales
+    (3, 1, 1, 1, False),  # "same" padding
+    (3, 2, 2, 2, True),  # every parameter at once
+    (1, 1, 0, 1, True),  # pointwise: a linear layer
+    (4, 3, 0, 1, False),  # strided, unpadded: an IntLinear over overlapping rows
+]
+
+
+def lowered_and_lsb(model, path: Path, out: Path, x: np.ndarray):
+    """The build (through generate_hdl) and the integer reference's worst distance to Brevitas in output LSBs."""
+    import torch
+
+    from qonnx_spartan.flow import BuildConfig, build
+    from qonnx_spartan.hostio import HostIO
+    from qonnx_spartan.reference import run_reference
+
+    lowered = build(BuildConfig(model=path, output_dir=out))
+    host = HostIO.load(lowered)
+    ints = run_reference(lowered, host.input.quantize(x.reshape(len(x), -1)))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy().reshape(len(x), -1)
+    return lowered, float(np.abs(ints * host.output.scale - expected).max() / host.output.scale)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("taps,stride,pad,dilation,po2", CASES)
+def test_conv1d_from_brevitas_bit_exact_in_ghdl(tmp_path, taps, stride, pad, dilation, po2, exporter, brevitas, ghdl):
+    from qonnx_spartan.simulation import simulate_build
+
+    model = conv_model(taps, stride, pad, dilation, po2)
+    path = export(model, exporter, tmp_path / "conv.onnx", in_shape=(1, 8, 3))
+    x = np.random.default_rng(taps).normal(size=(16, 8, 3)).astype(np.float32) * 2
+    lowered, lsb = lowered_and_lsb(model, path, tmp_path / "build", x)
+    assert [n.op_type for n in lowered.graph.node] == ["IntConv1d" if pad else "IntLinear"]
+    assert lsb <= MAX_LSB
+    report = simulate_build(tmp_path / "build", x)
+    assert report.bit_exact, np.c_[report.hardware, report.reference][:4]
+    assert report.cycles_per_inference == Design(lowered).cycles()
+
+
+def test_padding_reads_zero_and_costs_a_window():
+    """The reference pads with zeros around the buffer; the window's LUTs and flag are counted beside the
+    linear layer's."""
+    from single_op import lowered_model, tensor_io
+
+    from qonnx_spartan.intarith import IntType, Rescale
+    from qonnx_spartan.ops.mac import IntConv1d
+    from qonnx_spartan.reference import run_reference
+
+    int8, int10 = IntType(True, 8), IntType(True, 10)
+    box = np.ones((3, 1), dtype=np.int64)  # a 3-tap box filter over one channel, padding 1 on both sides
+    node = IntConv1d.make_node(
+        "c", "x", "y", int8, box, np.zeros(1), 0, Rescale(1, 0), int10, -512, 511, [1, 4, 1], [0, 1, 0, 1], None, 1, 4
+    )
+    model = lowered_model([node], tensor_io("x", [1, 4, 1], int8), tensor_io("y", [1, 4, 1], int10), {})
+    assert run_reference(model, np.array([[1, 2, 3, 4]])).tolist() == [[3, 6, 9, 7]]
+    op = Design(model).layers[0].op
+    assert op.read_window() == {"lo": 1, "hi": 5}
+    assert op.exact_resources()["FF"] == 1 and op.exact_resources()["LUT"] > 0
+
+
+def test_channel_major_input_is_refused_by_name(tmp_path, brevitas):
+    """A Conv1d straight on a (B, C, T) input: a time step's channels are not adjacent in the buffer."""
+    from qonnx_spartan.flow import BuildConfig, build
+
+    model = conv_model(3, 1, 0, 1, True, channels_last=False)
+    path = export(model, "torchscript", tmp_path / "conv.onnx", in_shape=(1, 3, 8))
+    with pytest.raises(SpartanError, match=r"node '/conv/Conv' \(Conv\).*transpose\(1, 2\)"):
+        build(BuildConfig(model=path, output_dir=tmp_path / "b", stop_step="lower"))
+
+
+def test_a_padded_conv_synthesises_as_estimated(tmp_path, ghdl, yosys):
+    """yosys against the estimate on a padded design of calibration/sweep.py's conv family: BRAM18, DSP and
+    LUTRAM exact, LUT and FF within 3 %."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "calibration"))
+    from sweep import conv_design
+
+    from qonnx_spartan.estimate import estimate
+    from qonnx_spartan.flow import BuildConfig, build
+    from qonnx_spartan.model_file import load_model
+    from qonnx_spartan.synth import synthesise
+
+    params = dict(in_bits=3, channels=3, taps=5, n_out=16, steps=24, stride=1, pad=1, seed=955)
+    conv_design(**params).save(str(tmp_path / "lowered.onnx"))
+    out = tmp_path / "build"
+    lowered = tmp_path / "lowered.onnx"
+    build(BuildConfig(model=lowered, output_dir=out, start_step="memory_style", memory_style="distributed"))
+    measured, estimated = synthesise(out)["total"], estimate(load_model(out / "model_int.onnx"))["total"]
+    for resource in ("BRAM18", "DSP", "LUTRAM"):
+        assert estimated[resource] == measured[resource], resource
+    for resource in ("LUT", "FF"):
+        assert abs(estimated[resource] - measured[resource]) <= 0.03 * measured[resource], (estimated, measured)

@@ -1,0 +1,180 @@
+"""IntLayerNorm: the integer reference against the float LayerNorm Brevitas would quantise, at every width
+the plan allows; the VHDL against the reference in GHDL, bit-exact and in the stated cycles, extreme rows
+included; Brevitas's nn.LayerNorm between quantisers with both exporters; a single-op design against yosys."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qonnx.custom_op.registry import getCustomOp
+from single_op import build_and_simulate, lowered_model, tensor_io
+from test_op_table import export
+
+from qonnx_spartan.design import Design
+from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.intarith import IntType
+from qonnx_spartan.ops.layernorm import IntLayerNorm
+
+EXPORTERS = ("torchscript", "dynamo")
+
+
+def norm_node(in_type: IntType, out_type: IntType, shape: list[int], seed: int, eps: float = 1e-5):
+    """A LayerNorm over inputs spanning about [-4, 4] with seeded gamma and beta, outputs over [-4, 4]."""
+    rng = np.random.default_rng(seed)
+    c = shape[-1]
+    gamma, beta = rng.normal(size=c) * 0.5 + 1, rng.normal(size=c) * 0.3
+    in_scale, out_scale = 4 / 2 ** (in_type.bits - 1), 4 / 2 ** (out_type.bits - 1)
+    node = IntLayerNorm.make_node(
+        "norm", "x", "y", in_type, in_scale, gamma, beta, eps, out_type, out_scale, out_type.lo, out_type.hi, shape
+    )
+    return node, (gamma, beta, in_scale, out_scale)
+
+
+def extreme_rows(t: IntType, rows: int, c: int, seed: int) -> np.ndarray:
+    """Random rows, then all minimum, all maximum (constant rows: the output is beta), alternating, one
+    maximum among minimums, one step above the minimum (the least variance)."""
+    rng = np.random.default_rng(seed)
+    special = [np.full(c, t.lo), np.full(c, t.hi), np.where(np.arange(c) % 2, t.hi, t.lo)]
+    one = np.full(c, t.lo)
+    one[c // 2] = t.hi
+    step = np.full(c, t.lo)
+    step[0] = t.lo + 1
+    special += [one, step]
+    random = rng.integers(t.lo, t.hi + 1, size=(4 * rows, c))
+    block = np.concatenate([random, np.resize(np.array(special), (-(-len(special) // rows) * rows, c))])
+    return block.reshape(-1, rows, c)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 7, 8])
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("channels", [2, 5, 16, 64])
+def test_within_one_lsb_of_the_float_layernorm(bits, signed, channels):
+    in_type, out_type = IntType(signed, bits), IntType(True, bits)
+    node, (gamma, beta, s_in, s_out) = norm_node(in_type, out_type, [1, 3, channels], seed=bits)
+    op = getCustomOp(node)
+    x = extreme_rows(in_type, 3, channels, seed=channels)
+    context = {"x": x.astype(np.float32)}
+    op.execute_node(context, None)
+    real = x * s_in
+    mean, var = real.mean(axis=-1, keepdims=True), real.var(axis=-1, keepdims=True)
+    expected = np.clip(np.round((gamma * (real - mean) / np.sqrt(var + 1e-5) + beta) / s_out), out_type.lo, out_type.hi)
+    assert np.abs(context["y"] - expected).max() <= 1
+
+
+GHDL_CASES = [
+    # input type, output type, shape
+    (IntType(True, 8), IntType(True, 8), [1, 3, 8]),
+    (IntType(False, 4), IntType(True, 6), [1, 2, 5]),
+    (IntType(True, 2), IntType(True, 2), [1, 4, 2]),
+    (IntType(True, 6), IntType(True, 3), [1, 1, 33]),
+]
+
+
+@pytest.mark.parametrize("in_type,out_type,shape", GHDL_CASES)
+def test_vhdl_bit_exact_in_stated_cycles(tmp_path, in_type, out_type, shape, ghdl):
+    node, _ = norm_node(in_type, out_type, shape, seed=in_type.bits)
+    model = lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+    vectors = extreme_rows(in_type, shape[1], shape[2], seed=1)
+    report = build_and_simulate(model, tmp_path, vectors)
+    assert report.bit_exact, np.c_[report.hardware, report.reference][:4]
+    assert report.cycles_per_inference == Design(model).cycles()
+
+
+def layernorm_model(bits: int, po2: bool, seed: int = 0):
+    """QuantIdentity, nn.LayerNorm(6) with trained-looking weight and bias, QuantIdentity; calibrated."""
+    import brevitas.nn as qnn
+    import torch
+    from brevitas_models import calibrated, quantisers
+
+    act = quantisers(po2)[0]
+
+    class Norm(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(act_quant=act, bit_width=bits)
+            self.norm = torch.nn.LayerNorm(6)
+            self.out = qnn.QuantIdentity(act_quant=act, bit_width=bits)
+
+        def forward(self, x):
+            return self.out(self.norm(self.inp(x)))
+
+    torch.manual_seed(seed)
+    model = Norm()
+    with torch.no_grad():
+        model.norm.weight.copy_(torch.randn(6) * 0.5 + 1)
+        model.norm.bias.copy_(torch.randn(6) * 0.3)
+    return calibrated(model, (4, 6))
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("bits,po2", [(8, False), (6, True), (3, True), (2, False)])
+def test_brevitas_layernorm_bit_exact_within_3_lsb(tmp_path, bits, po2, exporter, brevitas, ghdl):
+    import torch
+
+    from qonnx_spartan.flow import BuildConfig, build
+    from qonnx_spartan.simulation import simulate_build
+
+    model = layernorm_model(bits, po2)
+    path = export(model, exporter, tmp_path / "norm.onnx", in_shape=(1, 4, 6))
+    lowered = build(BuildConfig(model=path, output_dir=tmp_path / "build"))
+    assert [n.op_type for n in lowered.graph.node] == ["IntLayerNorm"]
+    x = np.random.default_rng(bits).normal(size=(16, 4, 6)).astype(np.float32) * 2
+    report = simulate_build(tmp_path / "build", x)
+    assert report.bit_exact, np.c_[report.hardware, report.reference][:4]
+    assert report.cycles_per_inference == Design(lowered).cycles()
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy().reshape(len(x), -1)
+    assert np.abs(report.hardware * report.io.output.scale - expected).max() / report.io.output.scale <= 3
+
+
+def test_layernorm_of_an_unquantised_accumulator_is_refused_by_name(tmp_path, brevitas):
+    """nn.LayerNorm straight after a QuantLinear without output quantiser: quantise before normalising."""
+    import brevitas.nn as qnn
+    import torch
+    from brevitas_models import calibrated, quantisers
+
+    from qonnx_spartan.flow import BuildConfig, build
+
+    act, _, weight = quantisers(False)
+    model = torch.nn.Sequential(
+        qnn.QuantIdentity(act_quant=act, bit_width=6),
+        qnn.QuantLinear(6, 6, bias=True, weight_quant=weight, weight_bit_width=6),
+        torch.nn.LayerNorm(6),
+        qnn.QuantIdentity(act_quant=act, bit_width=6),
+    )
+    path = export(calibrated(model, (4, 6)), "torchscript", tmp_path / "m.onnx", in_shape=(1, 4, 6))
+    with pytest.raises(SpartanError, match=r"\(LayerNormalization\).*not re-quantised"):
+        build(BuildConfig(model=path, output_dir=tmp_path / "b", stop_step="lower"))
+
+
+def test_one_channel_and_too_wide_rows_are_refused():
+    int8 = IntType(True, 8)
+    with pytest.raises(ValueError, match="one channel"):
+        IntLayerNorm.make_node("n", "x", "y", int8, 0.1, [1.0], [0.0], 1e-5, int8, 0.1, -128, 127, [1, 4, 1])
+    int16 = IntType(True, 16)
+    with pytest.raises(ValueError, match="too wide"):
+        IntLayerNorm.make_node("n", "x", "y", int16, 0.1, np.ones(512), np.zeros(512), 1e-5, int8, 0.1, -1, 1, [1, 512])
+
+
+def test_a_layernorm_synthesises_as_estimated(tmp_path, ghdl, yosys):
+    """yosys against the estimate on a design of calibration/sweep.py's layernorm family: BRAM18, DSP and
+    LUTRAM (the channel index's SRL) exact, LUT and FF within 3 %."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "calibration"))
+    from sweep import layernorm_design
+
+    from qonnx_spartan.estimate import estimate
+    from qonnx_spartan.flow import BuildConfig, build
+    from qonnx_spartan.model_file import load_model
+    from qonnx_spartan.synth import synthesise
+
+    layernorm_design(in_bits=5, signed=True, out_bits=3, rows=3, channels=16, seed=1005).save(str(tmp_path / "n.onnx"))
+    out = tmp_path / "build"
+    build(BuildConfig(model=tmp_path / "n.onnx", output_dir=out, start_step="memory_style", memory_style="block"))
+    measured, estimated = synthesise(out)["total"], estimate(load_model(out / "model_int.onnx"))["total"]
+    for resource in ("BRAM18", "DSP", "LUTRAM"):
+        assert estimated[resource] == measured[resource], resource
+    for resource in ("LUT", "FF"):
+        assert abs(estimated[resource] - measured[resource]) <= 0.03 * measured[resource], (estimated, measured)
