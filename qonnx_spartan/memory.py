@@ -85,6 +85,9 @@ class Memory:
     varying_width: int | None = None
     #: In LUTs, a ROM is built from XC7 cells (rom_cells.py): their LUT6 count.
     cell_luts: int | None = None
+    #: A small table of constants (per-channel parameters), not data: it stays in LUTs unless the budget
+    #: or a plan places it (transforms/memory_style.py)
+    table: bool = False
 
     @property
     def address_bits(self) -> int:
@@ -171,11 +174,11 @@ def rom(depth: int, fields: np.ndarray, bits: int, style: str) -> Memory:
     return rom_of_rows(bit_rows(np.asarray(fields).reshape(depth, -1), bits), style)
 
 
-def rom_of_rows(rows: np.ndarray, style: str) -> Memory:
+def rom_of_rows(rows: np.ndarray, style: str, table: bool = False) -> Memory:
     """A ROM given as its words' bits (rows, LSB first), measured for synthesis as `rom` measures it."""
     varying = int((rows.any(axis=0) & ~rows.all(axis=0)).sum())
     luts = cell_luts(rows.tobytes(), rows.shape) if style == "distributed" else None
-    return Memory(rows.shape[0], rows.shape[1], style, read_only=True, varying_width=varying, cell_luts=luts)
+    return Memory(rows.shape[0], rows.shape[1], style, read_only=True, varying_width=varying, cell_luts=luts, table=table)
 
 
 def input_buffer_style(model) -> str:

@@ -3,6 +3,7 @@ single-op designs bit-exact in GHDL against the reference, in the cycles the des
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -304,3 +305,29 @@ def test_int_affine_in_ghdl(tmp_path, in_type, scales, gain, bias, out_type, sha
     )
     model = lowered_model([bn], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
     check_in_ghdl(model, tmp_path, input_vectors(in_type, shape, 12, seed=in_type.bits), out_type)
+
+
+def test_int_affine_table_stays_in_luts_under_block_and_reads_alike_from_block_ram(tmp_path, ghdl):
+    """The per-channel table is a ROM: "block" (the data's memories) leaves it in LUTs, and placed in block
+    RAM (by the budget or a plan) it reads with the same latency, bit-exact."""
+    from qonnx_spartan.flow import BuildConfig, build
+    from qonnx_spartan.simulation import simulate_build
+    from qonnx_spartan.transforms.memory_style import AnnotateMemoryStyle
+
+    in_type, out_type, shape = IntType(True, 6), IntType(True, 5), [1, 3, 7]
+    gain, bias = np.linspace(-2.0, 3.0, 7), np.linspace(1.5, -4.0, 7)
+    bn = IntAffine.make_node("bn", "x", "y", in_type, 0.1, gain, bias, out_type, 0.2, out_type.lo, out_type.hi, shape)
+    model = lowered_model([bn], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+    placed = model.transform(AnnotateMemoryStyle("block"))
+    op = getCustomOp(placed.graph.node[0])
+    assert op.get_nodeattr("out_mem_style") == "block" and op.weight_memories()["t"].style == "distributed"
+
+    getCustomOp(model.graph.node[0]).set_memory_style("t", "block")
+    path = tmp_path / "lowered.onnx"
+    model.save(str(path))
+    build(BuildConfig(model=path, output_dir=tmp_path / "build", start_step="estimate"))
+    styles = json.loads((tmp_path / "build" / "report" / "build.json").read_text())["names"]["memory_styles"]
+    assert [style for name, style in styles.items() if name.endswith("_t_rom")] == ["block"]
+    vectors = input_vectors(in_type, shape, 8, seed=3)
+    report = simulate_build(tmp_path / "build", np.asarray(vectors, dtype=np.float32))
+    assert report.bit_exact and report.cycles_per_inference == Design(model).cycles()

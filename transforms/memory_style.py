@@ -1,6 +1,7 @@
 """Choose, per memory, block RAM or distributed RAM (LUTRAM).
 
-`AnnotateMemoryStyle("block" | "distributed")` puts every memory in one style; "auto" puts a memory in
+`AnnotateMemoryStyle("block" | "distributed")` puts every memory in one style (a small table of
+constants, such as a BatchNorm's per-channel parameters, stays in LUTs under "block"); "auto" puts a memory in
 block RAM when it fills at least a quarter of a RAMB18 (4,608 bits) and in LUTs otherwise, which keeps
 small buffers from wasting a whole block.  "budget" starts with every memory in LUTs and, while the LUTs
 (or LUTRAM) overflow the budget, moves to block RAM the memory that saves the most of them per BRAM18 spent,
@@ -96,8 +97,10 @@ class AnnotateMemoryStyle(Transformation):
 
 
 def place(model: ModelWrapper, slot: Slot, memory: Memory, choice: str, fixed: dict[Slot, str]) -> None:
-    """One memory's style: the plan's, else the choice's for its size ("budget" starts in LUTs)."""
-    set_style(model, slot, fixed.get(slot) or pick_style(choice, memory.depth, memory.width))
+    """One memory's style: the plan's, else the choice's for its size ("budget" starts in LUTs; a table of
+    constants stays there under "block", which means the data's memories)."""
+    chosen = "distributed" if memory.table and choice == "block" else pick_style(choice, memory.depth, memory.width)
+    set_style(model, slot, fixed.get(slot) or chosen)
 
 
 def plan_styles(model: ModelWrapper, plan: Plan) -> dict[Slot, str]:

@@ -4,8 +4,8 @@ axis — a BatchNormalization folded into an integer affine map per channel.
 Multipliers are signed (a BN gamma can be negative).  The per-channel multipliers and offsets are one ROM
 (role "t", a word per channel: the offset above the multiplier) read by a channel counter.  Left to
 synthesis as a constant array, a 64-channel table took two to three LUTs per bit column instead of the one
-LUT6 its cells need (docs/estimator.md); as a ROM it is built from cells and counted exactly, or placed in
-block RAM.
+LUT6 its cells need (docs/estimator.md); as a ROM it is built from cells and counted exactly.  It stays in
+LUTs when every memory goes to block RAM; the budget or a plan may move it there.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class IntAffine(Elementwise):
 
     def weight_memories(self) -> dict[str, Memory]:
         rows = np.hstack([bit_rows(values[:, None], bits) for values, bits in self.table_fields()])
-        return {"t": rom_of_rows(rows, self.get_nodeattr("t_mem_style"))}
+        return {"t": rom_of_rows(rows, self.get_nodeattr("t_mem_style"), table=True)}
 
     def rom_words(self, role: str) -> list[int]:
         if role != "t":
