@@ -148,7 +148,7 @@ def main(argv=None) -> int:
         )
     for row in rows:
         if "depth" in row:
-            print(f"\nlogic depth per layer, {row['name']} (LUT levels, CARRY4 on the worst path, longest carry chain, ns):")
+            print(f"\nlogic depth per layer, {row['name']} (worst path: LUT levels, CARRY4; longest carry chain):")
             for layer, path in row["depth"].items():
                 print(f"  {layer:40s} {path['lut_levels']} LUT  {path['carry4']} CARRY4  chain {path['longest_carry4']}"
                       f"  {path['ns']} ns")

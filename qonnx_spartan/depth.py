@@ -26,8 +26,10 @@ CLOCK_TO_Q_NS = {"ff": 0.45, "bram": 2.1, "bram_reg": 0.9, "dsp": 0.6}
 #: Setup of a path's end: a flip-flop's, a DSP48E1 input through its multiplier into the M or P register.
 SETUP_NS = {"ff": 0.1, "bram": 0.6, "dsp_reg": 0.4, "dsp_mult": 2.9}
 
-LUTRAM_CELLS = {"RAM32X1S", "RAM32X1D", "RAM32M", "RAM64X1S", "RAM64X1D", "RAM64M", "RAM128X1S", "RAM128X1D",
-                "RAM256X1S", "SRL16E", "SRLC32E"}
+LUTRAM_CELLS = {
+    *("RAM32X1S", "RAM32X1D", "RAM32M", "RAM64X1S", "RAM64X1D", "RAM64M", "RAM128X1S", "RAM128X1D", "RAM256X1S"),
+    *("SRL16E", "SRLC32E"),
+}
 FF_CELLS = {"FDRE", "FDSE", "FDCE", "FDPE"}
 RAM_CELLS = {"RAMB18E1", "RAMB36E1"}
 
@@ -68,7 +70,8 @@ def _sequential(cell: dict) -> bool:
 def _written(cell: dict, port: str) -> bool:
     """Whether a port of a LUTRAM or shift register is written at the clock edge (data, write enable): a
     path ends there; its read addresses reach the data out without a clock."""
-    return cell["type"] in LUTRAM_CELLS and (port.startswith("D") and not port.startswith("DPRA") or port in ("WE", "CE"))
+    data = port.startswith("D") and not port.startswith("DPRA")
+    return cell["type"] in LUTRAM_CELLS and (data or port in ("WE", "CE"))
 
 
 def _start_ns(cell: dict) -> float:

@@ -214,7 +214,19 @@ def synth_script(verilog: str, names: dict, top_instances: dict[str, str], layer
         elif style == "block" and vhdl_name not in stubbed:  # a ROM in LUTs is built from cells: no memory
             script.append(f'setattr -set rom_style "block" {module_for_entity(verilog, vhdl_name)}/m:*')
     script += [f"setattr -set keep 1 {wire}" for wire in kept_registers(verilog)]
-    return [*script, f"synth_xilinx -family xc7 -top {TOP}"]
+    return [*script, *synth_xilinx_commands(TOP)]
+
+
+#: Modules whose multipliers are built in logic (templates/qs_mul_logic.vhd; GHDL adds a hash for generics).
+LOGIC_PRODUCT_MODULES = "qs_mul_logic*"
+
+
+def synth_xilinx_commands(top: str, options: str = "") -> list[str]:
+    """synth_xilinx, with the multipliers of the logic-product modules mapped by `booth` (Booth-encoded
+    partial products and an adder tree, in LUTs and CARRY4) before its DSP mapping would take them: yosys
+    has no per-cell switch for DSP48E1 inference (Vivado reads use_dsp = "no" from the VHDL)."""
+    run = f"synth_xilinx -family xc7 -top {top}{' ' + options if options else ''}"
+    return [f"{run} -run :map_dsp", f"booth {LOGIC_PRODUCT_MODULES}/t:$mul", f"{run} -run map_dsp:"]
 
 
 def synthesise(build_dir: Path, progress=None, layers: set[str] | None = None) -> dict:
