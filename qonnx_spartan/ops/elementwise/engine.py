@@ -198,12 +198,15 @@ class Elementwise(SpartanOp):
 
     def exact_resources(self) -> dict[str, int]:
         """The DSPs, and each term built in LUTs: its multiplier as calibration/logic_products.py measured it
-        (the entity is kept: a constant multiplier is not folded into it) and its product register."""
+        (the entity is kept: a constant multiplier is not folded into it) and its product register.  With no
+        DSP left, the sum's adder and register, which a DSP's post-adder and P register held, are logic too:
+        one LUT and one flip-flop per bit."""
         resources = super().exact_resources()
         widths = self.logic_term_widths()
         if widths:
-            resources["LUT"] = sum(forced_product_luts(a, b) for a, b in widths)
-            resources["FF"] = sum(a + b for a, b in widths)
+            sum_in_fabric = self.sum_bits() if resources["DSP"] == 0 else 0
+            resources["LUT"] = sum(forced_product_luts(a, b) for a, b in widths) + sum_in_fabric
+            resources["FF"] = sum(a + b for a, b in widths) + sum_in_fabric
         return resources
 
     def resource_features(self) -> dict[str, float]:
