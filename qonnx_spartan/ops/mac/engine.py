@@ -227,12 +227,13 @@ class MacOp(SpartanOp):
 
     # -- hardware ------------------------------------------------------------------------------------
     def cycles(self) -> int:
-        """One (group, k) step issued per cycle, then the pipeline; the last group's lanes after its first
-        leave the shared rescale one per cycle (earlier groups drain while the next one accumulates)."""
+        """One (group, k) step issued per cycle, then the pipeline (a stage more with products in LUTs:
+        their operands are registered first); the last group's lanes after its first leave the shared
+        rescale one per cycle (earlier groups drain while the next one accumulates)."""
         h, m, n, k = self.loops()
         lanes, groups = self.lanes(), self.groups()
         last_group_lanes = n - (groups - 1) * lanes
-        return h * m * groups * k + PIPELINE_TAIL + last_group_lanes - 1
+        return h * m * groups * k + PIPELINE_TAIL + (self.logic_lanes() > 0) + last_group_lanes - 1
 
     # The three MAC ops share these features but each has its own coefficient group (resource_group): they
     # instantiate the template with different operands (a ROM, a buffer, the constant 1) and strides.
@@ -274,13 +275,21 @@ class MacOp(SpartanOp):
     def exact_resources(self) -> dict[str, int]:
         """The DSPs, and the LUTs and registers of wide products built in logic: each such lane's multiplier as
         calibration/logic_products.py measured it, its accumulator's adder, one LUT per bit above acc_shift
-        (the bits a DSP's post-adder would have summed), and its product and accumulator registers."""
+        (the bits a DSP's post-adder would have summed), its product and accumulator registers, and the
+        operand stage before them."""
         resources = super().exact_resources()
         if self.logic_lanes():
             lane = forced_product_luts(*self.signed_widths()) + self.acc_bits() - self.acc_shift
             resources["LUT"] = self.logic_lanes() * lane
-            resources["FF"] = self.logic_lane_registers()
+            resources["FF"] = self.logic_lane_registers() + self.operand_stage_registers()
         return resources
+
+    def operand_stage_registers(self) -> int:
+        """Flip-flops of the stage that registers the operands before products in LUTs: its flags, its group
+        tag, A, and B's fields of the lanes in LUTs (the DSP lanes' fields become their DSPs' B registers)."""
+        if not self.logic_lanes():
+            return 0
+        return 3 + self.group_tag_bits() + self.signed_widths()[0] + self.logic_lanes() * self.b_bits()
 
     def scale_on_dsp(self) -> bool:
         """Whether the rescale multiplies in a DSP48E1."""
@@ -355,6 +364,12 @@ class MacOp(SpartanOp):
             return 0
         return min((stride & -stride).bit_length() - 1, self.output_buffer().address_bits)
 
+    def group_tag_bits(self) -> int:
+        """Bits of each group tag the pipeline carries (g1, g2): they select a start value or the lanes."""
+        table = self.start_table()
+        varying_start = table is not None and bool(np.any(table != table[0]))
+        return counter_bits(self.groups()) if varying_start or self.lanes() > 1 else 0
+
     def registers(self) -> dict[str, int]:
         """The template's flip-flops, by signal, as synthesis keeps them: DSP registers (a product's M, an
         accumulator's P, the rescale's output) and bits that never change are not counted."""
@@ -364,9 +379,7 @@ class MacOp(SpartanOp):
         x_bits, b_bits = self.signed_widths()
         out_bits = self.out_type().bits
         multiplies = self.b_source != B_IS_ONE
-        table = self.start_table()
-        varying_start = table is not None and bool(np.any(table != table[0]))
-        group_bits = counter_bits(groups) if varying_start or lanes > 1 else 0  # g1, g2 select a start or lanes
+        group_bits = self.group_tag_bits()
         generators = self.address_generators()
         y_abits = self.output_buffer().address_bits
         return {
