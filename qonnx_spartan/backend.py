@@ -18,7 +18,7 @@ from qonnx_spartan.names import Namer, comment_text
 from qonnx_spartan.rom_cells import rom_cells
 
 TOP = "qs_top"
-STATIC_FILES = ("qs_arith.vhd", "qs_ram.vhd", "qs_xc7.vhd")
+STATIC_FILES = ("qs_arith.vhd", "qs_ram.vhd", "qs_xc7.vhd", "qs_mul_logic.vhd")
 #: Simulation models of the XC7 cells ROMs in LUTs are built from (sim/ only: synthesis keeps the cells).
 CELL_MODELS = "qs_xc7_cells.vhd"
 FILE_LIST = "files.txt"
@@ -79,7 +79,7 @@ def generate(design: Design, out_dir: Path) -> dict:
     hdl, sim = out_dir / "hdl", out_dir / "sim"
     hdl.mkdir(parents=True, exist_ok=True)
     sim.mkdir(parents=True, exist_ok=True)
-    namer = Namer({TOP, f"{TOP}_tb", "qs_arith", "qs_ram", "qs_xc7", "lut6", "muxf7", "muxf8", "work", "ieee", "std"})
+    namer = Namer({TOP, f"{TOP}_tb", "qs_arith", "qs_ram", "qs_xc7", "qs_mul_logic", "lut6", "muxf7", "muxf8", "work", "ieee", "std"})
     order = []
     for name in STATIC_FILES:
         (hdl / name).write_text((files("qonnx_spartan.templates") / name).read_text())

@@ -16,9 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from qonnx_spartan.backend import TOP
+from qonnx_spartan.depth import carry_chains, fmax_mhz, longest_paths
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.ghdl import GHDL_FLAGS, design_sources, require_ghdl
 from qonnx_spartan.ops.base import add_resources
@@ -38,6 +40,8 @@ LUTRAM_CELLS = {
     "SRLC32E": 1,
 }
 FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE")
+#: The key of the control and the input buffer among the layers of a report (as in estimate.json).
+TOP_LAYER = "top"
 
 
 def yosys_command() -> list[str]:
@@ -210,7 +214,19 @@ def synth_script(verilog: str, names: dict, top_instances: dict[str, str], layer
         elif style == "block" and vhdl_name not in stubbed:  # a ROM in LUTs is built from cells: no memory
             script.append(f'setattr -set rom_style "block" {module_for_entity(verilog, vhdl_name)}/m:*')
     script += [f"setattr -set keep 1 {wire}" for wire in kept_registers(verilog)]
-    return [*script, f"synth_xilinx -family xc7 -top {TOP}"]
+    return [*script, *synth_xilinx_commands(TOP)]
+
+
+#: Modules whose multipliers are built in logic (templates/qs_mul_logic.vhd; GHDL adds a hash for generics).
+LOGIC_PRODUCT_MODULES = "qs_mul_logic*"
+
+
+def synth_xilinx_commands(top: str, options: str = "") -> list[str]:
+    """synth_xilinx, with the multipliers of the logic-product modules mapped by `booth` (Booth-encoded
+    partial products and an adder tree, in LUTs and CARRY4) before its DSP mapping would take them: yosys
+    has no per-cell switch for DSP48E1 inference (Vivado reads use_dsp = "no" from the VHDL)."""
+    run = f"synth_xilinx -family xc7 -top {top}{' ' + options if options else ''}"
+    return [f"{run} -run :map_dsp", f"booth {LOGIC_PRODUCT_MODULES}/t:$mul", f"{run} -run map_dsp:"]
 
 
 def synthesise(build_dir: Path, progress=None, layers: set[str] | None = None) -> dict:
@@ -233,6 +249,9 @@ def synthesise(build_dir: Path, progress=None, layers: set[str] | None = None) -
             # no template asks for a DSP pre-adder: one is the signature of the miscompile above
             "tee -q -o preadders.txt select -count t:DSP48E1 r:USE_DPORT=TRUE %i",
             "tee -q -o stat.json stat -json",
+            # the paths between layers (an address into a buffer) cross the hierarchy: measured flattened
+            "flatten",
+            "write_json netlist.json",
         ]
         (work / "synth.ys").write_text("\n".join(script) + "\n")
         if progress:
@@ -247,7 +266,9 @@ def synthesise(build_dir: Path, progress=None, layers: set[str] | None = None) -
         if preadders:
             raise RuntimeError(f"yosys packed {preadders} DSP pre-adder(s), which no template asks for (a miscompile)")
         stat = json.loads((work / "stat.json").read_text())
+        netlist = json.loads((work / "netlist.json").read_text())
     report = hierarchy_report(stat, names, top_instances)
+    report["depth"] = layer_depths(netlist, names, top_instances, stat)
     report["seconds"] = round(time.perf_counter() - started, 1)
     if layers is None:
         (build_dir / "report" / "synth.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -270,13 +291,35 @@ def hierarchy_report(stat: dict, names: dict, top_instances: dict[str, str]) -> 
         entity = module_for_name(modules, info["entity"])
         layers[layer] = add_resources(total(entity), total(top_instances[info["output_buffer"]]))
     top_cells = {t: n for t, n in modules[TOP].items() if t.lstrip("\\") not in modules}
-    layers["top"] = add_resources(cell_resources(top_cells), total(top_instances[names["input_buffer"]]))
+    layers[TOP_LAYER] = add_resources(cell_resources(top_cells), total(top_instances[names["input_buffer"]]))
     whole = total(TOP)
     assert add_resources(*layers.values()) == whole, "per-layer counts must add up to the design"
     return {"total": whole, "layers": layers, "tool": "yosys synth_xilinx -family xc7"}
 
 
-def module_for_name(modules: dict, entity: str) -> str:
+def layer_depths(netlist: dict, names: dict, top_instances: dict[str, str], stat: dict) -> dict[str, dict]:
+    """{layer: its longest register-to-register path} (qonnx_spartan/depth.py) in the flattened netlist,
+    each cell owned as hierarchy_report counts it: a layer's entity with its ROMs and its output buffer;
+    the rest ("top") the control and the input buffer."""
+    modules = {name.lstrip("\\") for name in stat["modules"]}
+    owners = {}
+    for layer, info in names["layers"].items():
+        module = module_for_name(modules, info["entity"])
+        owners.update({inst: layer for inst, mod in top_instances.items() if mod == module})
+        owners[info["output_buffer"]] = layer
+
+    def owner(cell: str) -> str:  # flattened names: "$flatten\\<instance>.<cell>" or "<instance>.<cell>"
+        instance = cell.removeprefix("$flatten").lstrip("\\").split(".", 1)[0]
+        return owners.get(instance, TOP_LAYER)
+
+    paths, chains = longest_paths(netlist, TOP, owner), carry_chains(netlist, TOP, owner)
+    return {
+        layer: {**asdict(path), "fmax_mhz": fmax_mhz(path), "longest_carry4": chains.get(layer, 0)}
+        for layer, path in paths.items()
+    }
+
+
+def module_for_name(modules, entity: str) -> str:
     matches = [m for m in modules if m == entity or re.fullmatch(rf"{re.escape(entity)}_[0-9a-f]{{40}}", m)]
     if len(matches) != 1:
         raise RuntimeError(f"entity {entity}: {len(matches)} modules after synthesis")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from brevitas_models import export, make_mlp
+from brevitas_models import export, export_config, make_mlp
 from conftest import require_tool
 from onnx import helper
 from qonnx.custom_op.registry import getCustomOp
@@ -193,6 +193,34 @@ def test_lanes_bit_exact_in_predicted_cycles(
     assert (mem.depth, mem.width, mem.style) == (k * groups, effective * op.b_bits(), style)
 
 
+@pytest.mark.parametrize(
+    "lanes,logic,rows,k,n,in_type,w_bits,acc_shift",
+    [
+        (4, 2, 2, 6, 8, IntType(True, 8), 8, 0),  # two lanes on DSPs, two in LUTs
+        (3, 3, 2, 5, 7, IntType(False, 8), 7, 1),  # every lane in LUTs, unsigned x, a short last group
+        (1, 1, 3, 4, 3, IntType(True, 6), 6, 0),  # one lane, in LUTs
+    ],
+)
+def test_products_in_logic_are_bit_exact_in_predicted_cycles(
+    tmp_path: Path, lanes, logic, rows, k, n, in_type, w_bits, acc_shift, ghdl
+):
+    """Lanes whose wide products are built in LUTs (qs_mul_logic) compute the same numbers in the same
+    cycles, and take no DSP48E1 by the estimate."""
+    rng = np.random.default_rng(lanes * 10 + logic)
+    node, out_type = linear_node(rng, rows, k, n, in_type, w_bits, True, True, acc_shift, lanes)
+    op = getCustomOp(node)
+    op.set_nodeattr("logic_lanes", logic)
+    assert op.wide_product() and op.logic_lanes() == logic
+    assert op.dsps() == (lanes - logic) + (1 if op.scale_on_dsp() else 0)
+    x = rng.integers(in_type.lo, in_type.hi + 1, size=(10, rows, k))
+    x[0], x[1] = in_type.lo, in_type.hi
+    report = build_and_simulate(single_linear(node, out_type), tmp_path, x, memory_style="distributed")
+    assert report.bit_exact, np.c_[report.hardware, report.reference][:4]
+    built = load_model(tmp_path / "build" / "model_int.onnx")
+    assert getCustomOp(built.graph.node[0]).logic_lanes() == logic
+    assert report.cycles_per_inference == Design(built).cycles()
+
+
 def test_mlp_with_four_lanes_is_bit_exact_and_faster(tmp_path: Path, ghdl, brevitas):
     sizes = [6, 16, 12, 2]
     onnx_path = export(make_mlp(sizes, 6, bias=True, out_quant=True, seed=3), tmp_path / "mlp.onnx", (1, sizes[0]))
@@ -254,3 +282,49 @@ def test_a_power_of_two_rescale_is_a_shift_not_a_dsp():
         )
         dsps[multiplier] = getCustomOp(node).dsps()
     assert dsps == {1: 0, 2: 0, 4: 0, 3: 1}
+
+
+def test_products_in_logic_take_no_dsp_and_the_luts_estimated(tmp_path: Path, ghdl, yosys):
+    """Four 8 x 8-bit lanes, three of them in LUTs (booth in yosys): one DSP48E1 for the fourth, none for
+    the rescale (a power of two), and the layer's LUTs and FFs within 3 % of the estimate."""
+    node, out_type = linear_node(np.random.default_rng(6), 2, 16, 8, IntType(True, 8), 8, lanes=4)
+    op = getCustomOp(node)
+    op.set_nodeattr("multiplier", 1)
+    op.set_nodeattr("logic_lanes", 3)
+    single_linear(node, out_type).save(str(tmp_path / "lowered.onnx"))
+    out = tmp_path / "build"
+    build(BuildConfig(model=tmp_path / "lowered.onnx", output_dir=out, start_step="estimate", memory_style="block"))
+    estimate = json.loads((out / "report" / "estimate.json").read_text())["layers"]["fc"]
+    synth = synthesise(out)["layers"]["fc"]
+    assert estimate["DSP"] == synth["DSP"] == 1
+    for resource in ("LUT", "FF"):
+        assert abs(estimate[resource] - synth[resource]) <= 0.03 * synth[resource], (resource, estimate, synth)
+
+
+def test_a_model_short_of_dsps_builds_with_products_in_luts_bit_exact(tmp_path: Path, ghdl, brevitas, yosys):
+    """A d_model-24, 2-head forecaster with float scales needs 32 DSP48E1s with every product and rescale
+    on one (a multiplier per layer); the XC7S15 has 20.  The default build moves products into LUTs until
+    the DSPs fit (MAC lanes, then an elementwise add's terms), spends the LUTs left on lanes, and the
+    hardware is bit-exact in the estimated cycles; an add whose terms are in LUTs synthesises to its
+    estimate within 3 %."""
+    onnx_path, in_shape = export_config(
+        "tf", dict(window=8, d_model=24, heads=2, bits=8, po2=False), tmp_path / "d24.onnx"
+    )
+    lowered = load_model(onnx_path).transform(Tidy()).transform(LowerToIntegerOps())
+    assert estimate(lowered, Budget(device="xc7s15"))["total"]["DSP"] > 20  # one lane each, all on DSPs
+    out = tmp_path / "build"
+    built = build(BuildConfig(model=onnx_path, output_dir=out))  # the defaults: XC7S15, lanes auto
+    report = json.loads((out / "report" / "estimate.json").read_text())
+    assert report["fits"] and report["total"]["DSP"] <= 20
+    ops = {node.name: getCustomOp(node) for node in built.graph.node}
+    assert any(getattr(op, "logic_lanes", lambda: 0)() for op in ops.values())
+    x = np.random.default_rng(8).normal(size=(3, *in_shape)).astype(np.float32) * 2
+    sim = simulate_build(out, x)
+    assert sim.bit_exact
+    assert sim.cycles_per_inference == report["cycles"]
+    adds = [name for name, op in ops.items() if getattr(op, "logic_term_widths", lambda: [])()]
+    assert adds
+    synth = synthesise(out, layers={adds[0]})["layers"][adds[0]]
+    for resource in ("LUT", "FF"):
+        estimated = report["layers"][adds[0]][resource]
+        assert abs(estimated - synth[resource]) <= 0.03 * synth[resource], (resource, estimated, synth)

@@ -1,8 +1,13 @@
 """Give the linear layers parallel MAC lanes where the budget has room: fewer cycles for free resources.
 
-Greedy and resource-aware: each round tries one more lane on every IntLinear, keeps the move that saves
-the most cycles per unit of budget it uses (its largest fractional increase over the resources), and
-stops when no move fits.  Lanes never change the numbers (ops/mac/int_linear.py), only the schedule.
+Greedy and resource-aware: each round tries, on every IntLinear, the next lane count that takes a group
+off each row (counts in between only shorten the last group), its new lanes on the spare DSPs and the rest
+as LUT multipliers (`logic_lanes`, templates/qs_mul_logic.vhd); it keeps the move that saves the most
+cycles per unit of budget it uses (its largest fractional increase over the resources), and stops when no
+move fits.  Lanes never change the numbers (ops/mac/int_linear.py), only the schedule.  Before that, a
+design whose DSPs overflow has products moved into LUTs (a MAC layer's lanes, an elementwise op's terms),
+fewest LUTs per DSP freed first, until the DSPs fit: a model is not refused for DSPs while LUTs could hold
+its products.
 
 Lanes are optional speed, so they do not spend the last few percent of the fitted resources (LUT, FF: the
 estimate is within a few percent of synthesis, docs/estimator.md): HEADROOM of them stays free.
@@ -18,6 +23,9 @@ from qonnx.transformation.base import Transformation
 from qonnx_spartan.budget import Budget
 from qonnx_spartan.coefficients import FITTED
 from qonnx_spartan.estimate import estimate, layer_estimate, with_layer
+from qonnx_spartan.ops.base import can_force_logic, multiplier_dsps
+from qonnx_spartan.ops.elementwise.engine import Elementwise
+from qonnx_spartan.ops.mac.engine import MacOp
 from qonnx_spartan.plan import Plan
 from qonnx_spartan.transforms.memory_style import AnnotateMemoryStyle, place, plan_styles
 
@@ -58,12 +66,56 @@ class AnnotateLanes(Transformation):
         for role, memory in getCustomOp(node).weight_memories().items():
             place(model, (node.name, role), memory, self.memory_style, self.fixed)
 
+    def try_move(self, model: ModelWrapper, node: NodeProto, **attrs) -> dict:
+        """The estimate with `attrs` set on one layer, which is left as it was."""
+        op = getCustomOp(node)
+        before = {name: op.get_nodeattr(name) for name in attrs}
+        for name, value in attrs.items():
+            op.set_nodeattr(name, value)
+        new = self.evaluate(model, node)
+        for name, value in before.items():
+            op.set_nodeattr(name, value)
+        self.place_weights(model, node)
+        return new
+
+    def keep_move(self, model: ModelWrapper, node: NodeProto, new: dict, **attrs) -> None:
+        op = getCustomOp(node)
+        for name, value in attrs.items():
+            op.set_nodeattr(name, value)
+        self.place_weights(model, node)
+        self.current = new
+
+    def fit_dsps(self, model: ModelWrapper) -> None:
+        """While the DSPs overflow, build one more layer's products in logic (a MAC layer's lanes, an
+        elementwise op's next term): the move whose LUTs per DSP freed are fewest, as long as the rest of
+        the budget holds them."""
+        limits = self.budget.limits()
+        while self.current["total"]["DSP"] > limits["DSP"]:
+            best = None
+            for node in model.graph.node:
+                move = logic_move(getCustomOp(node))
+                if move is None:
+                    continue
+                new = self.try_move(model, node, **move)
+                freed = self.current["total"]["DSP"] - new["total"]["DSP"]
+                others = {r: v for r, v in new["total"].items() if r != "DSP"}
+                if freed <= 0 or self.budget.overflows(others):
+                    continue
+                cost = (new["total"]["LUT"] - self.current["total"]["LUT"]) / freed
+                if best is None or cost < best[0]:
+                    best = (cost, node, new, move)
+            if best is None:
+                return
+            _, node, new, move = best
+            self.keep_move(model, node, new, **move)
+
     def apply(self, model: ModelWrapper):
         self.fixed = plan_styles(model, self.plan) if self.plan is not None else {}  # lanes leave memories be
         self.cache = {}
         limits = self.budget.limits()
         spendable = {r: int(v * (1 - HEADROOM)) if r in FITTED else v for r, v in limits.items()}
         self.current = self.evaluate(model)
+        self.fit_dsps(model)
         if self.budget.overflows(self.current["total"]):
             return model, False  # nothing to spend: the budget check will say what overflows
         linear = [n for n in model.graph.node if n.op_type == "IntLinear"]
@@ -72,23 +124,55 @@ class AnnotateLanes(Transformation):
             totals, cycles = self.current["total"], self.current["cycles"]
             for node in linear:
                 op = getCustomOp(node)
-                current = op.lanes()
-                if current >= self.max_lanes or op.get_nodeattr("lanes") > current:
-                    continue  # already at the clamp (K, N) or the cap
-                op.set_nodeattr("lanes", current + 1)
-                new = self.evaluate(model, node)
-                op.set_nodeattr("lanes", current)
-                self.place_weights(model, node)
+                move = lane_move(op, spendable["DSP"] - totals["DSP"], self.max_lanes)
+                if move is None:
+                    continue
+                new = self.try_move(model, node, **move)
                 new_totals, new_cycles = new["total"], new["cycles"]
                 if any(new_totals[r] > spendable[r] for r in spendable) or new_cycles >= cycles:
                     continue
                 used = max((new_totals[r] - totals[r]) / max(limits[r], 1) for r in limits)
                 gain = (cycles - new_cycles) / max(used, 1e-6)
                 if best is None or gain > best[0]:
-                    best = (gain, node, new)
+                    best = (gain, node, new, move)
             if best is None:
                 return model, False
-            _, node, self.current = best
-            op = getCustomOp(node)
-            op.set_nodeattr("lanes", op.lanes() + 1)
-            self.place_weights(model, node)
+            _, node, new, move = best
+            self.keep_move(model, node, new, **move)
+
+
+def lane_move(op, spare_dsps: int, max_lanes: int) -> dict | None:
+    """The next lane count that takes a group off each row (lanes in between only change the tail), its
+    new lanes on the spare DSPs and the rest in LUTs; None when the lanes are at their clamp (K, N, the cap),
+    the requested lanes are clamped already, or the products cannot go where they would have to."""
+    current, groups = op.lanes(), op.groups()
+    _, _, n, k = op.loops()
+    if groups == 1 or op.get_nodeattr("lanes") > current:
+        return None
+    target = -(-n // (groups - 1))
+    if target > min(k, max_lanes):
+        return None
+    added = target - current
+    per_lane = multiplier_dsps(*op.signed_widths()) if op.wide_product() else 0
+    on_dsps = added if per_lane == 0 else min(added, max(spare_dsps, 0) // per_lane)
+    if on_dsps < added and not logic_form(op):
+        return None
+    return {"lanes": target, "logic_lanes": op.logic_lanes() + added - on_dsps}
+
+
+def logic_move(op) -> dict | None:
+    """The attributes that build one more part of a layer's DSP products in LUTs: all lanes of a MAC
+    layer, the next term of an elementwise op; None when there is none to move."""
+    if isinstance(op, MacOp) and op.dsp_lanes() and logic_form(op):
+        return {"logic_lanes": op.lanes()}
+    if isinstance(op, Elementwise):
+        for i in range(op.get_nodeattr("logic_terms"), len(op.terms())):
+            if op.term_can_be_logic(i):
+                return {"logic_terms": i + 1}
+    return None
+
+
+def logic_form(op) -> bool:
+    """Whether a layer's wide products could be built in logic (a form booth maps, measured by
+    calibration/logic_products.py)."""
+    return op.wide_product() and can_force_logic(*op.signed_widths())

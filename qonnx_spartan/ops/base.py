@@ -8,8 +8,10 @@ creates it), its template and one registry line (qonnx_spartan/ops/__init__.py).
 
 from __future__ import annotations
 
+import json
 from abc import abstractmethod
-from functools import wraps
+from functools import lru_cache, wraps
+from importlib.resources import files
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
@@ -70,6 +72,28 @@ def _mul2dsp(a: int, b: int) -> int:
         n = (b - DSP_B_MAX + step - 1) // step
         return n * _mul2dsp(a, DSP_PARTIAL) + _mul2dsp(a, b - n * step)
     return 1
+
+
+@lru_cache(maxsize=1)
+def _forced_products() -> dict[str, int]:
+    return json.loads((files("qonnx_spartan") / "data" / "logic_products.json").read_text())["forced_luts"]
+
+
+def forced_product_luts(a_width: int, b_width: int) -> int:
+    """LUTs of a product wide enough for a DSP48E1 that is built in LUTs instead (templates/qs_mul_logic.vhd,
+    mapped by yosys's booth), per signed operand widths as the entity takes them: the entity is kept as a
+    module, so a constant operand is not folded into it, and calibration/logic_products.py measured each
+    form in isolation.  KeyError: a form booth does not map (an operand under 4 bits), which stays on DSPs."""
+    return _forced_products()[f"s{a_width}xs{b_width}"]
+
+
+def can_force_logic(a_width: int, b_width: int) -> bool:
+    """Whether a product of these signed widths takes DSPs and could be built in LUTs instead."""
+    try:
+        forced_product_luts(a_width, b_width)
+    except KeyError:
+        return False
+    return multiplier_dsps(a_width, b_width) > 0
 
 
 def multiplier_luts(a_bits: int, b_bits: int) -> int:

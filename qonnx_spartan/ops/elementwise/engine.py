@@ -12,7 +12,14 @@ from abc import abstractmethod
 import numpy as np
 
 from qonnx_spartan.intarith import IntType, bits_signed, shift_round_half_even
-from qonnx_spartan.ops.base import SpartanOp, counter_bits, multiplier_dsps, multiplier_luts
+from qonnx_spartan.ops.base import (
+    SpartanOp,
+    can_force_logic,
+    counter_bits,
+    forced_product_luts,
+    multiplier_dsps,
+    multiplier_luts,
+)
 
 #: Cycles from the last element's issue to the done pulse: read, multiply, add, round/saturate
 #: (see the pipeline in elementwise.vhd.j2).
@@ -93,6 +100,9 @@ class Elementwise(SpartanOp):
             "shift": ("i", False, 0),
             "out_lo": ("i", True, 0),
             "out_hi": ("i", True, 0),
+            # the first terms whose product, wide enough for a DSP48E1, is built in LUTs (qs_mul_logic):
+            # the lanes step asks for them when the DSPs overflow
+            "logic_terms": ("i", False, 0),
         }
 
     # -- geometry ------------------------------------------------------------------------------------
@@ -162,7 +172,41 @@ class Elementwise(SpartanOp):
     resource_group = "elementwise"
 
     def dsps(self) -> int:
-        return sum(term_dsps(signed_bits(dtype), mults) for dtype, mults in self.terms())
+        return sum(
+            term_dsps(signed_bits(dtype), mults)
+            for i, (dtype, mults) in enumerate(self.terms())
+            if not self.term_in_logic(i)
+        )
+
+    def term_can_be_logic(self, i: int) -> bool:
+        """Whether term i's product takes DSPs and could be built in LUTs instead (a form booth maps)."""
+        dtype, mults = self.terms()[i]
+        return term_dsps(signed_bits(dtype), mults) > 0 and can_force_logic(signed_bits(dtype), word_bits(mults))
+
+    def term_in_logic(self, i: int) -> bool:
+        """Whether term i multiplies in LUTs (qs_mul_logic) although its product would take DSPs."""
+        return i < self.get_nodeattr("logic_terms") and self.term_can_be_logic(i)
+
+    def logic_term_widths(self) -> list[tuple[int, int]]:
+        """(operand, multiplier) signed widths of the terms built in LUTs."""
+        return [
+            (signed_bits(dtype), word_bits(mults))
+            for i, (dtype, mults) in enumerate(self.terms())
+            if self.term_in_logic(i)
+        ]
+
+    def exact_resources(self) -> dict[str, int]:
+        """The DSPs, and each term built in LUTs: its multiplier as calibration/logic_products.py measured it
+        (the entity is kept: a constant multiplier is not folded into it) and its product register.  With no
+        DSP left, the sum's adder and register, which a DSP's post-adder and P register held, are logic too:
+        one LUT and one flip-flop per bit."""
+        resources = super().exact_resources()
+        widths = self.logic_term_widths()
+        if widths:
+            sum_in_fabric = self.sum_bits() if resources["DSP"] == 0 else 0
+            resources["LUT"] = sum(forced_product_luts(a, b) for a, b in widths) + sum_in_fabric
+            resources["FF"] = sum(a + b for a, b in widths) + sum_in_fabric
+        return resources
 
     def resource_features(self) -> dict[str, float]:
         sum_bits, out_bits, shift = self.sum_bits(), self.out_type().bits, self.get_nodeattr("shift")
@@ -180,8 +224,10 @@ class Elementwise(SpartanOp):
             "shift_bits": shift,
             "out_bits": out_bits,
         }
-        for dtype, mults in self.terms():
+        for i, (dtype, mults) in enumerate(self.terms()):
             operand_bits, mult_bits = signed_bits(dtype), word_bits(mults)
+            if self.term_in_logic(i):
+                continue  # counted exactly (exact_resources)
             if is_wiring(mults):
                 features["product_logic_bits"] += operand_bits  # a shifted copy of the operand
             elif multiplier_dsps(operand_bits, mult_bits):
@@ -207,6 +253,8 @@ class Elementwise(SpartanOp):
             "second": self.second_operand(),
             "sum_bits": self.sum_bits(),
             "shift": self.get_nodeattr("shift"),
+            "x_logic": self.term_in_logic(0),
+            "b_logic": len(terms) > 1 and self.term_in_logic(1),
             **self.output_context(),
         }
         if len(terms) > 1:

@@ -28,7 +28,14 @@ import numpy as np
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType, Rescale, bits_signed, requantize
 from qonnx_spartan.memory import address_bits
-from qonnx_spartan.ops.base import SpartanOp, counter_bits, multiplier_dsps, multiplier_luts, op_memo
+from qonnx_spartan.ops.base import (
+    SpartanOp,
+    counter_bits,
+    forced_product_luts,
+    multiplier_dsps,
+    multiplier_luts,
+    op_memo,
+)
 from qonnx_spartan.rom_cells import table_luts
 
 #: Cycles from the last issue to the done pulse with one lane: read, product, accumulate, rescale,
@@ -50,7 +57,7 @@ def address_generator(strides, sizes, width: int) -> tuple[int, int]:
 
 @lru_cache(maxsize=1)
 def _logic_products() -> dict[str, int]:
-    return json.loads((files("qonnx_spartan") / "data" / "logic_products.json").read_text())["luts"]
+    return json.loads((files("qonnx_spartan") / "data" / "logic_products.json").read_text())
 
 
 def logic_product_luts(x: IntType, b_bits: int, b_signed: bool) -> int:
@@ -58,7 +65,7 @@ def logic_product_luts(x: IntType, b_bits: int, b_signed: bool) -> int:
     each operand form in isolation (the engine registers the operands and the product, so the multiplier
     maps the same in place)."""
     key = f"{'s' if x.signed else 'u'}{x.bits}x{'s' if b_signed else 'u'}{b_bits}"
-    return _logic_products()[key]
+    return _logic_products()["luts"][key]
 
 
 def requantiser_features(scale_bits: int, shift: int | None, on_dsp: bool, out_bits: int) -> dict[str, float]:
@@ -100,6 +107,9 @@ class MacOp(SpartanOp):
             "acc_shift": ("i", False, 0),  # f: fractional accumulator bits below the product's LSB
             "out_lo": ("i", False, 0),
             "out_hi": ("i", False, 0),
+            # lanes whose product, wide enough for a DSP48E1, is built in LUTs (the last ones of a group):
+            # the lanes step asks for them when DSPs run out before LUTs (templates/qs_mul_logic.vhd)
+            "logic_lanes": ("i", False, 0),
         }
 
     # -- the loops, per subclass ---------------------------------------------------------------------
@@ -227,12 +237,13 @@ class MacOp(SpartanOp):
 
     # -- hardware ------------------------------------------------------------------------------------
     def cycles(self) -> int:
-        """One (group, k) step issued per cycle, then the pipeline; the last group's lanes after its first
-        leave the shared rescale one per cycle (earlier groups drain while the next one accumulates)."""
+        """One (group, k) step issued per cycle, then the pipeline (a stage more with products in LUTs:
+        their operands are registered first); the last group's lanes after its first leave the shared
+        rescale one per cycle (earlier groups drain while the next one accumulates)."""
         h, m, n, k = self.loops()
         lanes, groups = self.lanes(), self.groups()
         last_group_lanes = n - (groups - 1) * lanes
-        return h * m * groups * k + PIPELINE_TAIL + last_group_lanes - 1
+        return h * m * groups * k + PIPELINE_TAIL + (self.logic_lanes() > 0) + last_group_lanes - 1
 
     # The three MAC ops share these features but each has its own coefficient group (resource_group): they
     # instantiate the template with different operands (a ROM, a buffer, the constant 1) and strides.
@@ -251,13 +262,44 @@ class MacOp(SpartanOp):
 
     def dsps(self) -> int:
         x_bits, b_bits = self.signed_widths()
-        product = multiplier_dsps(x_bits, b_bits) if self.b_source != B_IS_ONE else 0
+        product = multiplier_dsps(x_bits, b_bits) if self.wide_product() else 0
         scale = multiplier_dsps(self.acc_bits(), self.rescale().multiplier_bits + 1) if self.rescales() else 0
-        return self.lanes() * product + scale
+        return self.dsp_lanes() * product + scale
+
+    def wide_product(self) -> bool:
+        """Whether the product is wide enough for yosys to give it DSP48E1s (multiplier_dsps)."""
+        return self.b_source != B_IS_ONE and multiplier_dsps(*self.signed_widths()) > 0
+
+    def logic_lanes(self) -> int:
+        """Lanes whose wide product is built in LUTs (qs_mul_logic): the requested ones, at most all."""
+        return min(self.get_nodeattr("logic_lanes"), self.lanes()) if self.wide_product() else 0
+
+    def dsp_lanes(self) -> int:
+        """Lanes whose product is a DSP48E1's (none when the product is narrow, or B = 1)."""
+        return self.lanes() - self.logic_lanes() if self.wide_product() else 0
 
     def product_on_dsp(self) -> bool:
-        """Whether each lane's product is a DSP48E1's (not logic, and not the plain sum of B = 1)."""
-        return self.b_source != B_IS_ONE and multiplier_dsps(*self.signed_widths()) > 0
+        """Whether the first lane's product is a DSP48E1's (not logic, and not the plain sum of B = 1)."""
+        return self.dsp_lanes() > 0
+
+    def exact_resources(self) -> dict[str, int]:
+        """The DSPs, and the LUTs and registers of wide products built in logic: each such lane's multiplier as
+        calibration/logic_products.py measured it, its accumulator's adder, one LUT per bit above acc_shift
+        (the bits a DSP's post-adder would have summed), its product and accumulator registers, and the
+        operand stage before them."""
+        resources = super().exact_resources()
+        if self.logic_lanes():
+            lane = forced_product_luts(*self.signed_widths()) + self.acc_bits() - self.acc_shift
+            resources["LUT"] = self.logic_lanes() * lane
+            resources["FF"] = self.logic_lane_registers() + self.operand_stage_registers()
+        return resources
+
+    def operand_stage_registers(self) -> int:
+        """Flip-flops of the stage that registers the operands before products in LUTs: its flags, its group
+        tag, A, and B's fields of the lanes in LUTs (the DSP lanes' fields become their DSPs' B registers)."""
+        if not self.logic_lanes():
+            return 0
+        return 3 + self.group_tag_bits() + self.signed_widths()[0] + self.logic_lanes() * self.b_bits()
 
     def scale_on_dsp(self) -> bool:
         """Whether the rescale multiplies in a DSP48E1."""
@@ -283,11 +325,12 @@ class MacOp(SpartanOp):
         }
         return sum(1 for pattern in patterns if any(pattern))
 
-    def accumulator_register_bits(self) -> int:
-        """Accumulator flip-flops: each lane's bits from acc_shift up, and the low bits of all lanes'."""
-        lanes = self.lanes()
-        return lanes * (self.acc_bits() - self.acc_shift) + self.low_bit_registers(
-            [range(p, p + 1) for p in range(lanes)]
+    def accumulator_register_bits(self, lanes: range | None = None) -> int:
+        """Accumulator flip-flops of the given lanes (all by default): each lane's bits from acc_shift up,
+        and their low bits."""
+        lanes = range(self.lanes()) if lanes is None else lanes
+        return len(lanes) * (self.acc_bits() - self.acc_shift) + self.low_bit_registers(
+            [range(p, p + 1) for p in lanes]
         )
 
     def sum_register_bits(self, lanes: range) -> int:
@@ -331,6 +374,12 @@ class MacOp(SpartanOp):
             return 0
         return min((stride & -stride).bit_length() - 1, self.output_buffer().address_bits)
 
+    def group_tag_bits(self) -> int:
+        """Bits of each group tag the pipeline carries (g1, g2): they select a start value or the lanes."""
+        table = self.start_table()
+        varying_start = table is not None and bool(np.any(table != table[0]))
+        return counter_bits(self.groups()) if varying_start or self.lanes() > 1 else 0
+
     def registers(self) -> dict[str, int]:
         """The template's flip-flops, by signal, as synthesis keeps them: DSP registers (a product's M, an
         accumulator's P, the rescale's output) and bits that never change are not counted."""
@@ -340,9 +389,7 @@ class MacOp(SpartanOp):
         x_bits, b_bits = self.signed_widths()
         out_bits = self.out_type().bits
         multiplies = self.b_source != B_IS_ONE
-        table = self.start_table()
-        varying_start = table is not None and bool(np.any(table != table[0]))
-        group_bits = counter_bits(groups) if varying_start or lanes > 1 else 0  # g1, g2 select a start or lanes
+        group_bits = self.group_tag_bits()
         generators = self.address_generators()
         y_abits = self.output_buffer().address_bits
         return {
@@ -352,8 +399,11 @@ class MacOp(SpartanOp):
             "address_bases": sum(g[0] for g in generators) - self.output_head_zero_bits(),
             "write_address": y_abits if h * m * n > 1 else 0,  # one output: a constant address
             "group_tags": 2 * group_bits,
-            "products": 0 if self.product_on_dsp() else lanes * (x_bits + b_bits if multiplies else x_bits),
-            "accumulators": 0 if self.accumulator_in_dsp() else self.accumulator_register_bits(),
+            "products": (lanes - self.dsp_lanes()) * (x_bits + b_bits if multiplies else x_bits),
+            # the DSP lanes' accumulators may be their DSP's P register; the logic lanes' are in the fabric
+            "accumulators": self.accumulator_register_bits(range(self.dsp_lanes(), lanes))
+            if self.accumulator_in_dsp()
+            else self.accumulator_register_bits(),
             # hold[p] takes lane p's sum and shifts down those of lanes p+1 ..
             "hold": sum(self.sum_register_bits(range(p, lanes)) for p in range(1, lanes)) + self.drain_counter_bits(),
             # a power-of-two rescale is wiring: the register holds the sums as they are
@@ -361,16 +411,27 @@ class MacOp(SpartanOp):
             "out_data": out_bits,
         }
 
+    def logic_lane_registers(self) -> int:
+        """Flip-flops of the lanes whose wide products are built in LUTs: product and accumulator."""
+        lanes, logic = self.lanes(), self.logic_lanes()
+        if not logic:
+            return 0
+        return logic * sum(self.signed_widths()) + self.accumulator_register_bits(range(lanes - logic, lanes))
+
     def resource_features(self) -> dict[str, float]:
         lanes = self.lanes()
         registers = self.registers()
-        per_lane = registers["products"] + registers["accumulators"]
+        # the registers of lanes with wide products in LUTs are counted exactly (exact_resources)
+        per_lane = registers["products"] + registers["accumulators"] - self.logic_lane_registers()
         extra_lane_registers = registers["hold"] + per_lane * (lanes - 1) / lanes
         x_bits, b_bits = self.signed_widths()
         acc_bits, out_bits = self.acc_bits(), self.out_type().bits
         multiplies = self.b_source != B_IS_ONE
         product_bits = x_bits + b_bits if multiplies else x_bits
         on_dsp, scale_on_dsp = self.product_on_dsp(), self.scale_on_dsp()
+        # the fitted features describe the DSP lanes (or all lanes of a narrow product); wide products
+        # built in logic are counted exactly (exact_resources)
+        dsp_lanes = lanes - self.logic_lanes()
         scale_bits = self.scaled_bits()
         rescale = self.rescale()
         generators = self.address_generators()
@@ -381,28 +442,28 @@ class MacOp(SpartanOp):
         # selection logic of its own, whose LUTs follow the table's content (`table_luts`)
         table = self.start_table()
         bias_luts = 0 if table is None or counter_bits(self.groups()) <= 3 else table_luts(table, acc_bits)
-        acc_logic_bits = 0 if acc_in_dsp else lanes * (acc_bits - self.acc_shift)
+        acc_logic_bits = 0 if acc_in_dsp else dsp_lanes * (acc_bits - self.acc_shift)
         return {
             "one": 1,
             # the registers of the lanes beyond the first are weighed apart: a one-lane count is close to
             # exact, the further lanes' is not (yosys drops some of their accumulator and hold bits)
-            "register_bits": sum(registers.values()) - extra_lane_registers,
+            "register_bits": sum(registers.values()) - self.logic_lane_registers() - extra_lane_registers,
             "lane_register_bits": extra_lane_registers,
             "counter_bits": registers["issue_counters"] + registers["output_counters"],
             "wrap_compare_bits": self.wrap_compare_bits(),
             "address_register_bits": registers["address_bases"],
             "address_adder_bits": sum(g[1] for g in generators),
-            "product_logic_bits": 0 if on_dsp else lanes * product_bits,
+            "product_logic_bits": 0 if on_dsp or self.wide_product() else lanes * product_bits,
             "product_luts": lanes * logic_product_luts(self.in_type(), self.b_bits(), self.b_signed())
-            if multiplies and not on_dsp
+            if multiplies and not on_dsp and not self.wide_product()
             else 0,
-            "product_dsp_bits": lanes * product_bits if on_dsp else 0,
+            "product_dsp_bits": dsp_lanes * product_bits if on_dsp else 0,
             # the product enters shifted by acc_shift: the adder spans the bits above it
             "acc_logic_bits": acc_logic_bits,
             # measured, not explained: layers whose lane count is not a power of two take more LUTs per
             # accumulator bit (3, 5 and 7 lanes came out 3-10 LUTs under per layer, 4 and 8 lanes 3 over)
             "uneven_lanes_acc_bits": acc_logic_bits if lanes & (lanes - 1) else 0,
-            "acc_dsp_bits": lanes * acc_bits if acc_in_dsp else 0,
+            "acc_dsp_bits": dsp_lanes * acc_bits if acc_in_dsp else 0,
             "hold_bits": (lanes - 1) * acc_bits,
             "bias_table_luts": bias_luts,
             "scale_logic_bits": 0 if scale_on_dsp else scale_bits,
@@ -452,6 +513,7 @@ class MacOp(SpartanOp):
             "b_strides": {d: s if size > 1 else 0 for d, s, size in zip("hmgk", b_strides, issue)},
             "y_strides": {d: s if size > 1 else 0 for d, s, size in zip("hmn", self.y_strides(), (h, m, n))},
             "b_source": self.b_source,
+            "logic_lanes": self.logic_lanes(),
             "x_bits": x.bits,
             "x_signed": x.signed,
             "b_bits": self.b_bits(),
