@@ -217,6 +217,7 @@ class Elementwise(SpartanOp):
             "product_logic_bits": 0,
             "product_dsp_bits": 0,
             "multiplier_luts": 0,
+            "product_forced_bits": 0,
             "sum_bits": sum_bits,
             "adder_bits": sum_bits * (len(self.terms()) - 1 + int(self.per_channel)),
             "offset_register_bits": sum_bits if self.per_channel else 0,  # the table's offset, one stage on
@@ -227,7 +228,9 @@ class Elementwise(SpartanOp):
         for i, (dtype, mults) in enumerate(self.terms()):
             operand_bits, mult_bits = signed_bits(dtype), word_bits(mults)
             if self.term_in_logic(i):
-                continue  # counted exactly (exact_resources)
+                # its multiplier and register are counted (exact_resources); what joins it to the sum is not
+                features["product_forced_bits"] += operand_bits + mult_bits
+                continue
             if is_wiring(mults):
                 features["product_logic_bits"] += operand_bits  # a shifted copy of the operand
             elif multiplier_dsps(operand_bits, mult_bits):
