@@ -78,7 +78,15 @@ def render(summaries: dict, window: str) -> str:
         "",
         "Resources are from synthesis (GHDL synth + yosys synth_xilinx for xc7) of the whole design; the XC7S15 "
         "has 8,000 LUT (2,400 usable as LUTRAM), 16,000 FF, 20 BRAM18, 20 DSP. MAC lanes are chosen by the "
-        "build to fill the DSP budget. Estimates and their errors are in each run's report/estimate.json.",
+        "build to fill the budget: when the DSPs are spent, further lanes multiply in LUTs (docs/latency.md), so "
+        "the designs fill most of the XC7S15's LUTs for fewer cycles. Estimates and their errors are in each "
+        "run's report/estimate.json.",
+        "",
+        "The 6-bit and mixed models were trained on this machine (training is not the same bit for bit across "
+        "CPUs); the 8-bit row is the embedded model. The last row is the second example (issue #16): a pre-norm "
+        "encoder layer with three LayerNorms (IntLayerNorm), a GELU FFN (IntTable) and a padded Conv1d token "
+        "embedding (IntConv1d). It does not fit the XC7S15: each LayerNorm takes 4 DSPs, so with one lane per "
+        "MAC it needs 24 of the 20; on the XC7S50 the build gives its MACs more lanes.",
         "",
     ]
     return "\n".join(lines)
