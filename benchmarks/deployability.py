@@ -172,7 +172,9 @@ example forecaster (examples/forecasting: one encoder layer, 1 head, 3 features,
   from the configuration's own integer reference on 64 validation windows.
 - The configurations **made deployable** by (b) or (c) are trained (float, then QAT from its weights, 8
   epochs per phase, with the searched widths where the search found the plan) with seeds 0, 1, 2, built from
-  the trained model, simulated in GHDL on 64 test windows and synthesised (GHDL + yosys `synth_xilinx`).
+  the trained model and simulated (Verilator) on 64 evenly spaced test windows; seed 0's design is
+  synthesised (GHDL + yosys `synth_xilinx`). QAT Brevitas is measured on the whole test set, the integer
+  reference and the hardware on those 64 windows, so the two are not the same sample.
 
 ## The grid (estimates)
 
