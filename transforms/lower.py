@@ -115,6 +115,11 @@ class IntTensor:
     hi: int
     shape: tuple[int, ...]
 
+    @staticmethod
+    def quantised(name: str, spec: QuantSpec, shape: tuple[int, ...]) -> "IntTensor":
+        """The tensor a Quant writes: its scale, type and integer range."""
+        return IntTensor(name, spec.scale, spec.dtype, spec.lo, spec.hi, shape)
+
 
 def fixed_point_bias(node, bias_in_acc_lsb: np.ndarray, ratio: float | None) -> tuple[int, np.ndarray]:
     """(f, integer bias at 2**-f accumulator LSBs): how a real-valued bias enters the accumulator.

@@ -55,7 +55,7 @@ def lower_add(lowering: Lowering, add) -> None:
                 f"activations' {list(shape[1:])}"
             ) from None
         inputs, b_type = [a.name], IntType.for_range(int(const.min()), int(const.max()))
-    out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
+    out = IntTensor.quantised(chain[-1].output[0], out_quant, shape)
     node = IntAdd.make_node(
         add.name,
         inputs,
@@ -92,7 +92,7 @@ def lower_requant(lowering: Lowering, quant) -> None:
             "quantise before the view"
         )
     shape = lowering.buffer_shape(quant.output[0])
-    out = IntTensor(quant.output[0], spec.scale, spec.dtype, spec.lo, spec.hi, shape)
+    out = IntTensor.quantised(quant.output[0], spec, shape)
     node = IntAffine.make_node(
         quant.name, base.name, out.name, base.dtype, base.scale, 1.0, 0.0, out.dtype, out.scale, out.lo, out.hi, shape
     )
@@ -120,7 +120,7 @@ def lower_batchnorm(lowering: Lowering, bn) -> None:
     if out_quant is None:
         raise SpartanError(f"{node_label(bn)}: the BatchNorm output must be quantised")
     shape = lowering.buffer_shape(chain[-1].output[0])
-    out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
+    out = IntTensor.quantised(chain[-1].output[0], out_quant, shape)
     node = IntAffine.make_node(
         bn.name,
         x.name,

@@ -33,7 +33,7 @@ def lower_layernorm(lowering: Lowering, norm) -> None:
     if out_quant is None:
         raise SpartanError(f"{node_label(norm)}: the LayerNorm output must be quantised")
     shape = lowering.buffer_shape(chain[-1].output[0])
-    out = IntTensor(chain[-1].output[0], out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
+    out = IntTensor.quantised(chain[-1].output[0], out_quant, shape)
     node = IntLayerNorm.make_node(
         norm.name,
         x.name,

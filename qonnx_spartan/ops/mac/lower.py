@@ -230,7 +230,7 @@ def lower_activation_matmul(lowering: Lowering, matmul) -> None:
     quant = chain[-1]
     out_name, y_table, view_nodes = writer_view(lowering, quant, (heads, m, n))
     shape = lowering.buffer_shape(out_name)
-    out = IntTensor(out_name, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
+    out = IntTensor.quantised(out_name, out_quant, shape)
     rescale = Rescale.from_ratio(a.scale * b.scale * factor / out_quant.scale)
     node = matmul_node(matmul, a, b, out, rescale, heads, m, n, k, a_str, b_str, y_table)
     lowering.finish([matmul, *chain, *view_nodes], out, node)
@@ -361,7 +361,7 @@ def lower_mean(lowering: Lowering, reduce) -> None:
     tail = chain[-1].output[0] if chain else reduce.output[0]
     shape = lowering.buffer_shape(tail)
     if out_quant is not None:
-        out = IntTensor(tail, out_quant.scale, out_quant.dtype, out_quant.lo, out_quant.hi, shape)
+        out = IntTensor.quantised(tail, out_quant, shape)
         # with power-of-two scales the ratio is 2**e / steps, and a sum's mean can be an exact tie, which
         # Brevitas rounds half to even: rounded exactly over every reachable sum (float scales: closest M, s)
         exact = Fraction(x.scale) * Fraction(factor) / Fraction(out_quant.scale) / steps

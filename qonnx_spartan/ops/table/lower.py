@@ -92,7 +92,7 @@ def lower_table(lowering: Lowering, start) -> None:
         with np.errstate(over="ignore"):
             words = np.clip(np.round(y / np.float32(spec.scale)), spec.lo, spec.hi).astype(np.int64)
         shape = lowering.buffer_shape(quant.output[0])
-        out = IntTensor(quant.output[0], spec.scale, spec.dtype, spec.lo, spec.hi, shape)
+        out = IntTensor.quantised(quant.output[0], spec, shape)
         name = start.name if len(quants) == 1 else quant.name  # several quantisers: a layer each
         node = IntTable.make_node(name, x.name, out.name, x.dtype, out.dtype, words, list(shape))
         lowering.finish([*nodes, quant], out, node)
