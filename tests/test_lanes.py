@@ -32,10 +32,14 @@ from qonnx_spartan.transforms import AnnotateLanes, AnnotateMemoryStyle, LowerTo
 OUT_TYPE = IntType(True, 8)
 
 
-def linear_node(rng, rows, k, n, in_type, w_bits, requant=True, bias=True, acc_shift=0, lanes=1):
+def linear_node(rng, rows, k, n, in_type, w_bits, requant=True, bias=True, acc_shift=0, lanes=1, extreme=False):
     """A random IntLinear x (rows, k) -> y (rows, n) as the lowering makes it; returns (node, out_type).
-    The rescale maps about half the accumulator range onto the output, so both ends saturate."""
+    The rescale maps about half the accumulator range onto the output, so both ends saturate.  `extreme`:
+    the first rows of W all minimum, all maximum, then alternating maximum and minimum."""
     w = rng.integers(-(2 ** (w_bits - 1)), 2 ** (w_bits - 1), size=(k, n))
+    if extreme:
+        w[0], w[1], w[2] = -(2 ** (w_bits - 1)), 2 ** (w_bits - 1) - 1, -(2 ** (w_bits - 1))
+        w[2, ::2] = 2 ** (w_bits - 1) - 1
     b = rng.integers(-(2 ** (w_bits + 2)), 2 ** (w_bits + 2), size=n) if bias else np.zeros(n, dtype=np.int64)
     acc_lo, acc_hi = matmul_range(in_type, w * 2**acc_shift, b)
     if requant:
@@ -219,6 +223,49 @@ def test_products_in_logic_are_bit_exact_in_predicted_cycles(
     built = load_model(tmp_path / "build" / "model_int.onnx")
     assert getCustomOp(built.graph.node[0]).logic_lanes() == logic
     assert report.cycles_per_inference == Design(built).cycles()
+
+
+@pytest.mark.parametrize(
+    "lanes,pairs,logic,rows,k,n,in_type,w_bits,acc_shift,style",
+    [
+        (4, 2, 0, 2, 6, 8, IntType(True, 8), 8, 1, "distributed"),  # every lane paired
+        (4, 1, 1, 2, 5, 7, IntType(False, 8), 8, 1, "block"),  # a pair, a DSP lane, a lane in LUTs, short group
+        (3, 1, 0, 3, 4, 5, IntType(True, 7), 6, 2, "distributed"),  # a pair and a lone DSP lane
+    ],
+)
+def test_paired_lanes_are_bit_exact_in_predicted_cycles(
+    tmp_path: Path, lanes, pairs, logic, rows, k, n, in_type, w_bits, acc_shift, style, ghdl
+):
+    """Two lanes' products from one DSP48E1 (a packed operand B_hi * 2**PS + B_lo) are the same numbers in
+    the same cycles, with the weights at their extremes (B_lo negative under a minimum B_hi: the packed
+    operand's borrow) and the inputs too; a pair takes one DSP by the estimate."""
+    rng = np.random.default_rng(lanes * 10 + pairs)
+    node, out_type = linear_node(rng, rows, k, n, in_type, w_bits, True, True, acc_shift, lanes, extreme=True)
+    op = getCustomOp(node)
+    op.set_nodeattr("dsp_pairs", pairs)
+    op.set_nodeattr("logic_lanes", logic)
+    assert op.can_pair() and op.dsp_pairs() == pairs
+    assert op.dsps() == lanes - logic - pairs + (1 if op.scale_on_dsp() else 0)
+    x = rng.integers(in_type.lo, in_type.hi + 1, size=(10, rows, k))
+    x[0], x[1] = in_type.lo, in_type.hi
+    report = build_and_simulate(single_linear(node, out_type), tmp_path, x, memory_style=style)
+    assert report.bit_exact, np.c_[report.hardware, report.reference][:4]
+    built = load_model(tmp_path / "build" / "model_int.onnx")
+    assert getCustomOp(built.graph.node[0]).dsp_pairs() == pairs
+    assert report.cycles_per_inference == Design(built).cycles()
+
+
+def test_a_pair_needs_its_packed_operand_in_one_dsp():
+    """Pairs only where A times the packed operand maps to one DSP48E1 (8-bit weights under an 8-bit A, not
+    under a 12-bit A: PS 20 + 9 bits > 25), and where the accumulators are in the fabric anyway (not at
+    acc_shift 0, where they are the DSPs' P registers)."""
+    for bits, acc_shift, pairs in ((8, 1, 1), (12, 1, 0), (8, 0, 0)):
+        node, _ = linear_node(
+            np.random.default_rng(1), 1, 4, 4, IntType(True, bits), 8, acc_shift=acc_shift, lanes=2, extreme=True
+        )
+        op = getCustomOp(node)
+        op.set_nodeattr("dsp_pairs", 1)
+        assert op.dsp_pairs() == pairs
 
 
 def test_mlp_with_four_lanes_is_bit_exact_and_faster(tmp_path: Path, ghdl, brevitas):

@@ -1,12 +1,13 @@
 """Give the linear layers parallel MAC lanes where the budget has room: fewer cycles for free resources.
 
 Greedy and resource-aware: each round tries, on every IntLinear, the next lane count that takes a group
-off each row (counts in between only shorten the last group), its new lanes on the spare DSPs and the rest
-as LUT multipliers (`logic_lanes`, templates/qs_mul_logic.vhd); it keeps the move that saves the most
+off each row (counts in between only shorten the last group), its new lanes on the spare DSPs, two to a
+DSP48E1 where one would not hold them (`dsp_pairs`), and the rest as LUT multipliers (`logic_lanes`,
+templates/qs_mul_logic.vhd); it keeps the move that saves the most
 cycles per unit of budget it uses (its largest fractional increase over the resources), and stops when no
 move fits.  Lanes never change the numbers (ops/mac/int_linear.py), only the schedule.  Before that, a
-design whose DSPs overflow has products moved into LUTs (a MAC layer's lanes, an elementwise op's terms),
-fewest LUTs per DSP freed first, until the DSPs fit: a model is not refused for DSPs while LUTs could hold
+design whose DSPs overflow has its products paired or moved into LUTs (a MAC layer's lanes, an elementwise
+op's terms), fewest LUTs per DSP freed first, until the DSPs fit: a model is not refused for DSPs while LUTs could hold
 its products.
 
 Lanes are optional speed, so they do not spend the last few percent of the fitted resources (LUT, FF: the
@@ -154,15 +155,26 @@ def lane_move(op, spare_dsps: int, max_lanes: int) -> dict | None:
         return None
     added = target - current
     per_lane = multiplier_dsps(*op.signed_widths()) if op.wide_product() else 0
-    on_dsps = added if per_lane == 0 else min(added, max(spare_dsps, 0) // per_lane)
+    pairs = 0
+    if per_lane == 0:
+        on_dsps = added
+    elif op.can_pair():
+        # two lanes per DSP48E1 where the spare DSPs alone would not hold them: pairs only as needed
+        have, dsps = op.dsp_lanes(), op.dsp_lanes() - op.dsp_pairs() + max(spare_dsps, 0)
+        on_dsps = min(added, 2 * dsps - have)
+        pairs = max(op.dsp_pairs(), have + on_dsps - dsps)
+    else:
+        on_dsps = min(added, max(spare_dsps, 0) // per_lane)
     if on_dsps < added and not logic_form(op):
         return None
-    return {"lanes": target, "logic_lanes": op.logic_lanes() + added - on_dsps}
+    return {"lanes": target, "logic_lanes": op.logic_lanes() + added - on_dsps, "dsp_pairs": pairs}
 
 
 def logic_move(op) -> dict | None:
-    """The attributes that build one more part of a layer's DSP products in LUTs: all lanes of a MAC
-    layer, the next term of an elementwise op; None when there is none to move."""
+    """The attributes that free DSPs of a layer: its DSP lanes in pairs (two products per DSP48E1), then all
+    lanes of a MAC layer in LUTs, the next term of an elementwise op; None when there is none to move."""
+    if isinstance(op, MacOp) and op.can_pair() and op.dsp_pairs() < op.dsp_lanes() // 2:
+        return {"dsp_pairs": op.dsp_lanes() // 2}
     if isinstance(op, MacOp) and op.dsp_lanes() and logic_form(op):
         return {"logic_lanes": op.lanes()}
     if isinstance(op, Elementwise):

@@ -42,6 +42,8 @@ from qonnx_spartan.rom_cells import table_luts
 #: saturate/write.
 PIPELINE_TAIL = 5
 B_FROM_ROM, B_FROM_PORT, B_IS_ONE = "rom", "port", "one"
+#: LUTs of the operand stage's control when only pairs need it (calibration/dsp_pairs.py)
+PAIR_STAGE_LUTS = 4
 
 
 def address_generator(strides, sizes, width: int) -> tuple[int, int]:
@@ -110,6 +112,9 @@ class MacOp(SpartanOp):
             # lanes whose product, wide enough for a DSP48E1, is built in LUTs (the last ones of a group):
             # the lanes step asks for them when DSPs run out before LUTs (templates/qs_mul_logic.vhd)
             "logic_lanes": ("i", False, 0),
+            # pairs of DSP lanes that share one DSP48E1 (lanes 2j and 2j + 1, the first ones of a group): the
+            # lanes step asks for them when DSPs run out (dsp_pairs())
+            "dsp_pairs": ("i", False, 0),
         }
 
     # -- the loops, per subclass ---------------------------------------------------------------------
@@ -243,7 +248,7 @@ class MacOp(SpartanOp):
         h, m, n, k = self.loops()
         lanes, groups = self.lanes(), self.groups()
         last_group_lanes = n - (groups - 1) * lanes
-        return h * m * groups * k + PIPELINE_TAIL + (self.logic_lanes() > 0) + last_group_lanes - 1
+        return h * m * groups * k + PIPELINE_TAIL + self.operand_stage() + last_group_lanes - 1
 
     # The three MAC ops share these features but each has its own coefficient group (resource_group): they
     # instantiate the template with different operands (a ROM, a buffer, the constant 1) and strides.
@@ -264,7 +269,35 @@ class MacOp(SpartanOp):
         x_bits, b_bits = self.signed_widths()
         product = multiplier_dsps(x_bits, b_bits) if self.wide_product() else 0
         scale = multiplier_dsps(self.acc_bits(), self.rescale().multiplier_bits + 1) if self.rescales() else 0
-        return self.dsp_lanes() * product + scale
+        return (self.dsp_lanes() - self.dsp_pairs()) * product + scale
+
+    @op_memo
+    def pair_widths(self) -> tuple[int, int]:
+        """(PS, HW) of a pair's packed operand B_hi' * 2**PS + B_lo: PS bits hold any product A * B_lo, so the
+        DSP's low PS bits are that product and the bits above it A * B_hi less its borrow; B_hi' = B_hi - 1
+        when B_lo < 0 (the borrow of B_lo's sign extension), HW bits."""
+        x, (lo, hi) = self.in_type(), self.b_range()
+        corners = [x.lo * lo, x.lo * hi, x.hi * lo, x.hi * hi]
+        return max(bits_signed(min(corners)), bits_signed(max(corners))), max(bits_signed(lo - 1), bits_signed(hi))
+
+    def can_pair(self) -> bool:
+        """Whether two lanes' products fit one DSP48E1: both from a ROM word, each product one DSP's, A times
+        the packed operand still one DSP's as yosys maps it, and accumulators in the fabric already (a pair
+        cannot accumulate in its DSP's P register: the low sums would carry into the high ones; a layer
+        whose accumulators are their DSPs' would pay about 100 LUTs per pair, as much as a lane in LUTs)."""
+        if self.b_source != B_FROM_ROM or not self.wide_product() or self.accumulator_in_dsp():
+            return False
+        x_bits, b_bits = self.signed_widths()
+        return multiplier_dsps(x_bits, b_bits) == 1 and multiplier_dsps(x_bits, sum(self.pair_widths())) == 1
+
+    def dsp_pairs(self) -> int:
+        """Pairs of DSP lanes sharing one DSP48E1: the requested ones, as many as the DSP lanes make."""
+        return min(self.get_nodeattr("dsp_pairs"), self.dsp_lanes() // 2) if self.can_pair() else 0
+
+    def operand_stage(self) -> bool:
+        """Whether the operands are registered before the products (a stage, one cycle): for products in LUTs,
+        which must start from a register, and for pairs, whose packed operand is computed on the way."""
+        return self.logic_lanes() > 0 or self.dsp_pairs() > 0
 
     def wide_product(self) -> bool:
         """Whether the product is wide enough for yosys to give it DSP48E1s (multiplier_dsps)."""
@@ -291,15 +324,24 @@ class MacOp(SpartanOp):
         if self.logic_lanes():
             lane = forced_product_luts(*self.signed_widths()) + self.acc_bits() - self.acc_shift
             resources["LUT"] = self.logic_lanes() * lane
+        if self.dsp_pairs():
+            # per pair, the high product's borrow given back (an adder over the product's bits, the packed
+            # operand's decrement merged into it but for a bit), and the operand stage's control when no
+            # lane in LUTs needs that stage: measured by calibration/dsp_pairs.py
+            stage = 0 if self.logic_lanes() else PAIR_STAGE_LUTS
+            resources["LUT"] = resources.get("LUT", 0) + self.dsp_pairs() * (sum(self.signed_widths()) - 1) + stage
+        if self.operand_stage():
             resources["FF"] = self.logic_lane_registers() + self.operand_stage_registers()
         return resources
 
     def operand_stage_registers(self) -> int:
-        """Flip-flops of the stage that registers the operands before products in LUTs: its flags, its group
-        tag, A, and B's fields of the lanes in LUTs (the DSP lanes' fields become their DSPs' B registers)."""
-        if not self.logic_lanes():
+        """Flip-flops of the stage that registers the operands: its flags and its group tag; with products in
+        LUTs, A and their B fields too (a DSP lane's field, a pair's packed operand, and A when only DSPs read
+        it become the DSPs' input registers, as measured with pairs alone)."""
+        if not self.operand_stage():
             return 0
-        return 3 + self.group_tag_bits() + self.signed_widths()[0] + self.logic_lanes() * self.b_bits()
+        operands = self.signed_widths()[0] + self.logic_lanes() * self.b_bits() if self.logic_lanes() else 0
+        return 3 + self.group_tag_bits() + operands
 
     def scale_on_dsp(self) -> bool:
         """Whether the rescale multiplies in a DSP48E1."""
@@ -514,6 +556,9 @@ class MacOp(SpartanOp):
             "y_strides": {d: s if size > 1 else 0 for d, s, size in zip("hmn", self.y_strides(), (h, m, n))},
             "b_source": self.b_source,
             "logic_lanes": self.logic_lanes(),
+            "operand_stage": self.operand_stage(),
+            "pairs": self.dsp_pairs(),
+            "pair_widths": self.pair_widths() if self.dsp_pairs() else None,
             "x_bits": x.bits,
             "x_signed": x.signed,
             "b_bits": self.b_bits(),
