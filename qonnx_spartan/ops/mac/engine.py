@@ -15,6 +15,8 @@ rescale/saturate/write pipeline, one per cycle (the output buffer has one write 
 requantisation multiplier is not replicated).  They must drain before the next group completes K cycles
 later, so an op clamps its lanes to min(P, K, N) (more than N would idle, more than K would need a stall),
 which keeps the cycle count data-independent.  Lanes change only the schedule, never the numbers.
+Two lanes may share one DSP48E1 (`dsp_pairs`, docs/architecture.md), and the last lanes may multiply in
+LUTs (`logic_lanes`).
 """
 
 from __future__ import annotations
