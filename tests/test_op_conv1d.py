@@ -136,6 +136,19 @@ def test_padding_reads_zero_and_costs_a_window():
     assert op.exact_resources()["FF"] == 1 and op.exact_resources()["LUT"] > 0
 
 
+def test_a_padded_conv_counts_its_products_in_luts_beside_its_window():
+    """A padded Conv1d whose products are built in LUTs (the lanes step's move when DSPs run out) counts
+    them as the linear layer does, and its window on top."""
+    from qonnx_spartan.ops.mac.engine import MacOp
+
+    op = Design(conv_design(INT8, INT8, 2, 1)).layers[0].op
+    on_dsps = op.exact_resources()
+    op.set_nodeattr("logic_lanes", op.lanes())
+    in_luts = op.exact_resources()
+    linear = MacOp.exact_resources(op)
+    assert in_luts["DSP"] < on_dsps["DSP"] and linear["LUT"] > 0
+    assert in_luts["LUT"] == linear["LUT"] + on_dsps["LUT"] and in_luts["FF"] == linear["FF"] + 1
+
 def test_channel_major_input_is_refused_by_name(tmp_path, brevitas):
     """A Conv1d straight on a (B, C, T) input: a time step's channels are not adjacent in the buffer."""
     from qonnx_spartan.flow import BuildConfig, build
