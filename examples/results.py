@@ -85,9 +85,9 @@ def render(summaries: dict, window: str) -> str:
         "The 6-bit and mixed models were trained on this machine (training is not the same bit for bit across "
         "CPUs); the 8-bit row is the embedded model. The last row is the second example (issue #16): a pre-norm "
         "encoder layer with three LayerNorms (IntLayerNorm), a GELU FFN (IntTable) and a padded Conv1d token "
-        "embedding (IntConv1d). Its three LayerNorms take 12 of the 20 DSPs (4 each: |d|², d·r on two, as the "
-        "reciprocal r has 26 bits, z·G), so the build multiplies the embedding's, the head's and most of the "
-        "encoder's MAC lanes in LUTs (docs/latency.md).",
+        "embedding (IntConv1d). Its three LayerNorms take 9 of the 20 DSPs (3 each: one multiplier for d·d and "
+        "d·r, on two DSPs as the reciprocal r has 26 bits, and z·G), so the build multiplies the embedding's and "
+        "most of the encoder's MAC lanes in LUTs (docs/latency.md).",
         "",
     ]
     return "\n".join(lines)
