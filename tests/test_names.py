@@ -11,14 +11,16 @@ import numpy as np
 import onnx
 import pytest
 from brevitas_models import export, make_mlp
+from op_modules import named_examples
 
 from qonnx_spartan import ghdl
 from qonnx_spartan.backend import FILE_LIST, STATIC_FILES
 from qonnx_spartan.budget import Budget
 from qonnx_spartan.flow import BuildConfig, build
 from qonnx_spartan.names import VHDL_RESERVED, Namer, sanitize
-from qonnx_spartan.ops import OPS
+from qonnx_spartan.ops import OPS, patterns
 from qonnx_spartan.simulation import simulate_build
+from qonnx_spartan.transforms.lower import absorbed_op_types
 
 HOSTILE = [
     'a"quote";end;',
@@ -63,11 +65,9 @@ def test_namer_keeps_identifiers_unique():
     assert len(set(names)) == len(names)
 
 
-#: exported op types that become layers, whose node names reach the VHDL
-LAYER_OPS = (
-    "Gemm", "MatMul", "Add", "Softmax", "BatchNormalization", "ReduceMean", "Gelu", "Sigmoid", "Conv",
-    "LayerNormalization",
-)
+#: exported op types that start a layer, whose node names reach the VHDL: the op folders' patterns' and
+#: Gemm (tidy makes it a MatMul of its name); a Quant, Relu or Mul mostly joins a layer started before it
+LAYER_OPS = ({pattern.op_type for pattern in patterns()} | {"Gemm"}) - {"Quant", *absorbed_op_types()}
 
 
 def hostile_copy(path: Path, out: Path) -> Path:
@@ -189,32 +189,20 @@ def test_hostile_node_and_tensor_names_simulate_bit_exact(tmp_path, ghdl, brevit
 
 
 def test_hostile_names_in_every_template(tmp_path, ghdl, brevitas):
-    """The encoder uses the MAC engine (with and without ROM), the elementwise ops and the softmax; a chain of
-    functions the tables; a padded Conv1d its window; a LayerNorm its own: together every registered op."""
-    from fuzz_models import FuzzCase, make_model
-    from test_op_conv1d import conv_model
-    from test_op_layernorm import layernorm_model
-    from test_op_table import export as export_functions
-    from test_op_table import function_model
-
-    case = FuzzCase("encoder", dict(window=3, d_model=4, heads=2, bits=5, po2=False))
-    functions = function_model(["gelu", "sigmoid"], 5, False)
-    models = {
-        "encoder": (export(make_model(case), tmp_path / "encoder.onnx", (1, *case.in_shape)), 1000),
-        "functions": (export_functions(functions, "torchscript", tmp_path / "functions.onnx"), 50),
-        "conv": (export_functions(conv_model(3, 1, 1, 1, False), "torchscript", tmp_path / "conv.onnx", (1, 8, 3)), 50),
-        "norm": (export_functions(layernorm_model(5, False), "torchscript", tmp_path / "norm.onnx", (1, 4, 6)), 50),
-    }
+    """Each op test module's named example (tests/op_modules.py), renamed hostile: together every
+    registered op."""
     used = set()
-    for name, (path, declared) in models.items():
-        out = tmp_path / name
-        hostile = hostile_copy(path, tmp_path / f"{name}_hostile.onnx")
+    for name, example in named_examples().items():
+        (tmp_path / name).mkdir()
+        path, declared = example(tmp_path / name)
+        out = tmp_path / name / "build"
+        hostile = hostile_copy(path, tmp_path / name / "hostile.onnx")
         lowered = build(BuildConfig(model=hostile, output_dir=out, budget=Budget(device="xc7s50")))
         used |= {n.op_type for n in lowered.graph.node}
-        assert check_identifiers(out / "hdl") > declared
-        (tmp_path / f"{name}_ghdl").mkdir()
-        check_ghdl_analysis(out, tmp_path / f"{name}_ghdl")
-    assert set(OPS) <= used
+        assert check_identifiers(out / "hdl") > declared, name
+        (tmp_path / name / "ghdl").mkdir()
+        check_ghdl_analysis(out, tmp_path / name / "ghdl")
+    assert set(OPS) <= used, set(OPS) - used
 
 
 def test_identifier_check_can_fail(tmp_path):

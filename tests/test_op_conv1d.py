@@ -9,10 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from exact import INT8, M17, UINT8, extreme_columns
+from op_modules import Extreme
+from single_op import lowered_model, tensor_io
 from test_op_table import export
 
 from qonnx_spartan.design import Design
 from qonnx_spartan.errors import SpartanError
+from qonnx_spartan.intarith import IntType, Rescale, matmul_range
+from qonnx_spartan.ops.mac import IntConv1d
 
 EXPORTERS = ("torchscript", "dynamo")
 MAX_LSB = 3
@@ -42,6 +47,35 @@ def conv_model(taps: int, stride: int, pad: int, dilation: int, po2: bool, chann
 
     torch.manual_seed(seed)
     return calibrated(Embedding(), (8, 3) if channels_last else (3, 8))
+
+
+def conv_design(in_type: IntType, w_type: IntType, pad: int, stride: int):
+    """A padded Conv1d (3 taps over 2 channels) with extreme weights and the widest multiplier: rows inside
+    the input reach the accumulator's extremes, the padded ones read zeros."""
+    channels, taps, steps = 2, 3, 6
+    w = extreme_columns(w_type, taps * channels)
+    bias = np.array([7, -7, 0, 2**12])
+    lo, hi = matmul_range(in_type, w, bias)
+    rescale = Rescale(M17, Rescale.from_ratio(4 * 255 / (hi - lo) * (1 << 17) / M17).shift)
+    shape = [1, (steps + 2 * pad - taps) // stride + 1, 4]
+    node = IntConv1d.make_node(
+        "conv", "x", "y", in_type, w, bias, 0, rescale, INT8, INT8.lo, INT8.hi, shape,
+        [0, stride * channels, 0, 1], None, pad * channels, steps * channels,
+    )
+    inp = tensor_io("x", [1, steps, channels], in_type)
+    return lowered_model([node], inp, tensor_io("y", shape, INT8), {"y": INT8})
+
+
+#: tests/test_overflow.py (the MAC engine's recomputation is tests/test_op_mac.py's)
+EXTREMES = {
+    "conv1d-int8-padded": Extreme(lambda: conv_design(INT8, INT8, 2, 1), True),
+    "conv1d-uint8-padded-strided": Extreme(lambda: conv_design(UINT8, INT8, 1, 2), True),
+}
+
+
+def named_example(tmp_path: Path) -> tuple[Path, int]:
+    """tests/test_names.py: a padded Conv1d, its window."""
+    return export(conv_model(3, 1, 1, 1, False), "torchscript", tmp_path / "conv.onnx", (1, 8, 3)), 50
 
 
 CASES = [
@@ -88,10 +122,6 @@ def test_conv1d_from_brevitas_bit_exact_in_ghdl(tmp_path, taps, stride, pad, dil
 def test_padding_reads_zero_and_costs_a_window():
     """The reference pads with zeros around the buffer; the window's LUTs and flag are counted beside the
     linear layer's."""
-    from single_op import lowered_model, tensor_io
-
-    from qonnx_spartan.intarith import IntType, Rescale
-    from qonnx_spartan.ops.mac import IntConv1d
     from qonnx_spartan.reference import run_reference
 
     int8, int10 = IntType(True, 8), IntType(True, 10)
@@ -105,6 +135,19 @@ def test_padding_reads_zero_and_costs_a_window():
     assert op.read_window() == {"lo": 1, "hi": 5}
     assert op.exact_resources()["FF"] == 1 and op.exact_resources()["LUT"] > 0
 
+
+def test_a_padded_conv_counts_its_products_in_luts_beside_its_window():
+    """A padded Conv1d whose products are built in LUTs (the lanes step's move when DSPs run out) counts
+    them as the linear layer does, and its window on top."""
+    from qonnx_spartan.ops.mac.engine import MacOp
+
+    op = Design(conv_design(INT8, INT8, 2, 1)).layers[0].op
+    on_dsps = op.exact_resources()
+    op.set_nodeattr("logic_lanes", op.lanes())
+    in_luts = op.exact_resources()
+    linear = MacOp.exact_resources(op)
+    assert in_luts["DSP"] < on_dsps["DSP"] and linear["LUT"] > 0
+    assert in_luts["LUT"] == linear["LUT"] + on_dsps["LUT"] and in_luts["FF"] == linear["FF"] + 1
 
 def test_channel_major_input_is_refused_by_name(tmp_path, brevitas):
     """A Conv1d straight on a (B, C, T) input: a time step's channels are not adjacent in the buffer."""

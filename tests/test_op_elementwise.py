@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from exact import INT16, UINT8, clamp, extremes, fits_signed, half_even, shift_rounded
+from op_modules import Extreme
 from qonnx.custom_op.registry import getCustomOp
 from single_op import build_and_simulate, copy_layer, lowered_model, reversed_layer, tensor_io
 
@@ -15,11 +17,86 @@ from qonnx_spartan.design import Design
 from qonnx_spartan.intarith import MULTIPLIER_BITS, IntType
 from qonnx_spartan.model_file import load_model
 from qonnx_spartan.ops import IntAdd, IntAffine
-from qonnx_spartan.ops.elementwise.engine import fixed_point, signed_bits, term_dsps
+from qonnx_spartan.ops.elementwise.engine import Elementwise, fixed_point, signed_bits, term_dsps, word_bits
 from qonnx_spartan.ops.elementwise.int_add import TERM_ERROR_LSB
 from qonnx_spartan.ops.elementwise.int_affine import OFFSET_LIMIT
 
 TYPES = [IntType(signed, bits) for bits in range(2, 9) for signed in (True, False)]
+
+
+def exact_elementwise(op, inputs: list[list[int]]) -> tuple[list[int], dict[str, list[int]]]:
+    """(outputs, {"sums": every sum, "products": every product}) of IntAdd / IntAffine in Python integers;
+    the widths the op declares are checked."""
+    channels, shift = op.channels, op.get_nodeattr("shift")
+    lo, hi = op.get_nodeattr("out_lo"), op.get_nodeattr("out_hi")
+    if op.onnx_node.op_type == "IntAdd":
+        b = [int(v) for v in op.const().reshape(-1)] if op.has_const() else inputs[1]
+        ma, mb = op.get_nodeattr("mult_a"), op.get_nodeattr("mult_b")
+        products = [[a * ma, bv * mb] for a, bv in zip(inputs[0], b)]
+        offsets = [0] * channels
+    else:
+        mult = [int(v) for v in op.mult()]
+        products = [[x * mult[i % channels]] for i, x in enumerate(inputs[0])]
+        offsets = [int(v) for v in op.sum_offsets()]  # the hardware's: the rounding half included
+    sums = [sum(p) + offsets[i % channels] for i, p in enumerate(products)]
+    rounding = shift_rounded if op.rounding_half() else half_even
+    outputs = [clamp(rounding(s, shift), lo, hi) for s in sums]
+    flat = [v for p in products for v in p]
+    sum_lo, sum_hi = op.sum_range()
+    assert all(sum_lo <= v <= sum_hi for v in sums + flat)
+    assert all(fits_signed(v, op.sum_bits()) for v in sums + flat)
+    for dtype, mults in op.terms():  # the product registers: operand (signed) bits + multiplier word bits
+        width = dtype.bits + (0 if dtype.signed else 1) + word_bits(mults)
+        assert all(fits_signed(v, width) for v in flat)
+    return outputs, {"sums": sums, "products": flat}
+
+
+RECOMPUTE = {Elementwise: exact_elementwise}
+
+
+def add_design(in_type: IntType, out_type: IntType, scales, const_type: IntType | None):
+    """x*sa + b*sb with b a copy of x, or an alternating extreme constant; scale ratios that need the
+    widest multipliers."""
+    shape = [1, 4, 6]
+    if const_type is None:
+        nodes, inputs, const, b_type = [copy_layer("second", "x", "b", shape, in_type)], ["x", "b"], None, in_type
+    else:
+        nodes, inputs, b_type = [], ["x"], const_type
+        const = np.array(extremes(const_type, 24)[2]).reshape(shape[1:])
+    add = IntAdd.make_node(
+        "add",
+        inputs,
+        "y",
+        in_type,
+        scales[0],
+        b_type,
+        scales[1],
+        out_type,
+        scales[2],
+        out_type.lo,
+        out_type.hi,
+        shape,
+        const=const,
+    )
+    dtypes = {"y": out_type, **({"b": in_type} if const is None else {})}
+    return lowered_model([*nodes, add], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), dtypes)
+
+
+def affine_design(in_type: IntType, out_type: IntType):
+    """Per-channel gains from tiny to the widest multiplier, both signs, and offsets up to the 32-bit limit."""
+    shape = [1, 3, 4]
+    gain = np.array([300.7, -300.7, 1e-4, -1.0])
+    bias = np.array([3e4, -3e4, 1.5e4, 0.0])
+    node = IntAffine.make_node("bn", "x", "y", in_type, 1.0, gain, bias, out_type, 1.0, out_type.lo, out_type.hi, shape)
+    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+
+
+#: tests/test_overflow.py
+EXTREMES = {
+    "add-int16": Extreme(lambda: add_design(INT16, INT16, (0.9999, 0.7777, 1.0), None)),
+    "add-uint8-constant-int16": Extreme(lambda: add_design(UINT8, UINT8, (1.0, 0.00913, 1.7), INT16)),
+    "affine-int16": Extreme(lambda: affine_design(INT16, INT16)),
+}
 
 
 def run(node, inputs: dict[str, np.ndarray]) -> np.ndarray:

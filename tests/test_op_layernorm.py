@@ -4,8 +4,12 @@ included; Brevitas's nn.LayerNorm between quantisers with both exporters; a sing
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from exact import INT2, INT8, UINT4, check_widths, clamp, half_even
+from op_modules import Extreme
 from qonnx.custom_op.registry import getCustomOp
 from single_op import build_and_simulate, lowered_model, tensor_io
 from test_op_table import export
@@ -106,6 +110,75 @@ def layernorm_model(bits: int, po2: bool, seed: int = 0):
     return calibrated(model, (4, 6))
 
 
+def exact_layernorm(op, inputs: list[list[int]]) -> tuple[list[int], dict[str, list[int]]]:
+    """(outputs, the values of each register the widths declare), with the square root and the division
+    bit by bit as the hardware's restoring steps take them; the widths are checked."""
+    c, w = op.channels, op.widths()
+    f, g, e, k, exponent = (
+        op.get_nodeattr(a) for a in ("eps_bits", "root_shift", "eps_term", "z_shift", "quotient_bits")
+    )
+    mult, offset = [int(v) for v in op.mult()], [int(v) for v in op.offsets()]
+    lo, hi, shift = op.get_nodeattr("out_lo"), op.get_nodeattr("out_hi"), op.get_nodeattr("shift")
+    held = {key: [] for key in ("sum_bits", "d_bits", "w_bits", "radicand_bits", "root_bits", "product_bits")}
+    held.update(z_bits=[], scaled_bits=[])
+    outputs, x = [], inputs[0]
+    for start in range(0, len(x), c):
+        row = x[start : start + c]
+        held["sum_bits"] += [sum(row[: i + 1]) for i in range(c)]
+        total = sum(row)
+        d = [c * v - total for v in row]
+        held["d_bits"] += d
+        held["w_bits"] += [sum(v * v for v in d[: i + 1]) for i in range(c)]
+        radicand = (sum(v * v for v in d) * 4**f + e) * 4**g
+        held["radicand_bits"].append(radicand)
+        remainder = root = 0
+        for i in reversed(range(w["radicand_bits"] // 2)):
+            remainder, trial = (remainder << 2) | ((radicand >> (2 * i)) & 3), (root << 2) | 1
+            remainder, root = (remainder - trial, (root << 1) | 1) if remainder >= trial else (remainder, root << 1)
+        held["root_bits"].append(root)
+        remainder, quotient = 1 << (exponent - w["quotient_bits_width"]), 0
+        for _ in range(w["quotient_bits_width"]):
+            remainder <<= 1
+            accepted = remainder >= root
+            remainder, quotient = remainder - root * accepted, 2 * quotient + accepted
+        products = [v * quotient for v in d]
+        z = [p >> k for p in products]
+        scaled = [zv * mult[i] + offset[i] for i, zv in enumerate(z)]
+        held["product_bits"] += products
+        held["z_bits"] += z
+        held["scaled_bits"] += scaled
+        outputs += [clamp(half_even(v, shift), lo, hi) for v in scaled]
+    check_widths(held, w, unsigned=("w_bits", "radicand_bits", "root_bits"))
+    return outputs, held
+
+
+RECOMPUTE = {IntLayerNorm: exact_layernorm}
+
+
+def layernorm_design(in_type: IntType, out_type: IntType, channels: int):
+    """Gains from tiny to large, both signs, offsets that saturate: extreme rows (constant, alternating,
+    one maximum) make the largest deviations, squares and normalised values."""
+    shape = [1, 2, channels]
+    gamma = np.resize([40.0, -40.0, 1e-3, -1.0], channels)
+    beta = np.resize([3.0, -3.0, 0.0, 0.5], channels)
+    node = IntLayerNorm.make_node(
+        "norm", "x", "y", in_type, 0.05, gamma, beta, 1e-5, out_type, 0.02, out_type.lo, out_type.hi, shape
+    )
+    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+
+
+#: tests/test_overflow.py
+EXTREMES = {
+    "layernorm-int8-64": Extreme(lambda: layernorm_design(INT8, INT8, 64)),
+    "layernorm-uint4-2": Extreme(lambda: layernorm_design(UINT4, INT2, 2)),
+}
+
+
+def named_example(tmp_path: Path) -> tuple[Path, int]:
+    """tests/test_names.py: a LayerNorm."""
+    return export(layernorm_model(5, False), "torchscript", tmp_path / "norm.onnx", (1, 4, 6)), 50
+
+
 @pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("bits,po2", [(8, False), (6, True), (3, True), (2, False)])
 def test_brevitas_layernorm_bit_exact_within_3_lsb(tmp_path, bits, po2, exporter, brevitas, ghdl):
@@ -160,7 +233,6 @@ def test_a_layernorm_synthesises_as_estimated(tmp_path, ghdl, yosys):
     """yosys against the estimate on a design of calibration/sweep.py's layernorm family: BRAM18, DSP and
     LUTRAM (the channel index's SRL) exact, LUT and FF within 3 %."""
     import sys
-    from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "calibration"))
     from sweep import layernorm_design

@@ -8,14 +8,19 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from brevitas_models import export
+from exact import INT8, INT16
 from fidelity import requantised_tensor_lsb_errors
+from onnx import helper
+from op_modules import Extreme
 from qonnx.custom_op.registry import getCustomOp
+from single_op import lowered_model, tensor_io
 
 from qonnx_spartan.budget import Budget
 from qonnx_spartan.flow import BuildConfig, build
 from qonnx_spartan.hostio import HostIO
-from qonnx_spartan.intarith import Rescale
+from qonnx_spartan.intarith import IntType, Rescale
 from qonnx_spartan.model_file import load_model
+from qonnx_spartan.ops import DOMAIN
 from qonnx_spartan.reference import run_reference
 from qonnx_spartan.simulation import simulate_build
 from qonnx_spartan.transforms import Tidy
@@ -46,6 +51,39 @@ def mean_model(window: int, bits: int):
         for _ in range(8):
             model((torch.randn(64, 1, FEATURES) * 1.5).expand(64, window, FEATURES))
     return model.eval()
+
+
+def mean_design(in_type: IntType, steps: int, features: int):
+    """The mean over `steps` time steps, requantised to the input's own type, ties rounded exactly."""
+    rescale = Rescale.for_fraction(Fraction(1, steps), steps * in_type.lo, steps * in_type.hi)
+    node = helper.make_node(
+        "IntMean",
+        ["x"],
+        ["y"],
+        name="mean",
+        domain=DOMAIN,
+        out_dtype=in_type.name,
+        out_shape=[1, features],
+        in_dtype=in_type.name,
+        loop_sizes=[1, 1, features, steps],
+        a_stride=[0, 0, 1, features],
+        y_stride=[0, 0, 1],
+        multiplier=rescale.multiplier,
+        shift=rescale.shift,
+        round_offset=rescale.offset,
+        tie_bits=rescale.tie_bits,
+        out_lo=in_type.lo,
+        out_hi=in_type.hi,
+    )
+    inp, out = tensor_io("x", [1, steps, features], in_type), tensor_io("y", [1, features], in_type)
+    return lowered_model([node], inp, out, {"y": in_type})
+
+
+#: tests/test_overflow.py (the MAC engine's recomputation is tests/test_op_mac.py's)
+EXTREMES = {
+    "mean-int16": Extreme(lambda: mean_design(INT16, 64, 3), True),
+    "mean-int8-24-steps": Extreme(lambda: mean_design(INT8, 24, 3), True),
+}
 
 
 @pytest.mark.parametrize("window", [6, 12, 24])

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from exact import clamp, half_even
+from op_modules import Extreme
 from qonnx.custom_op.registry import getCustomOp
 from single_op import build_and_simulate, lowered_model, tensor_io
 
@@ -19,6 +21,59 @@ from qonnx_spartan.ops.softmax.int_softmax import EXP_BITS, INT64_LIMIT, RECIP_P
 
 INT4, INT6, INT8 = IntType(True, 4), IntType(True, 6), IntType(True, 8)
 UINT4, UINT6, UINT8 = IntType(False, 4), IntType(False, 6), IntType(False, 8)
+
+
+def exact_softmax(op, inputs: list[list[int]]) -> tuple[list[int], dict[str, list[int]]]:
+    """(outputs, the values of each register the widths declare) in Python integers; the widths are checked."""
+    table = [int(v) for v in op.exp_table()]
+    mult, shift = op.rescale().multiplier, op.rescale().shift
+    lo, hi = op.get_nodeattr("out_lo"), op.get_nodeattr("out_hi")
+    length = op.length
+    x = inputs[0]
+    outputs, held = [], {"exp_bits": [], "sum_bits": [], "recip_width": [], "scaled_recip_bits": [], "product_bits": []}
+    for start in range(0, len(x), length):
+        row = x[start : start + length]
+        e = [table[max(row) - v] for v in row]
+        total = sum(e)
+        recip = (1 << op.recip_bits) // total
+        products = [v * recip * mult for v in e]
+        outputs += [clamp(half_even(p, shift), lo, hi) for p in products]
+        held["exp_bits"] += e
+        held["sum_bits"].append(total)
+        held["recip_width"].append(recip)
+        held["scaled_recip_bits"].append(recip * mult)
+        held["product_bits"] += products
+    widths = op.widths()
+    for register, values in held.items():
+        assert max(values).bit_length() <= widths[register], register
+    return outputs, held
+
+
+RECOMPUTE = {IntSoftmax: exact_softmax}
+
+
+def softmax_design(in_type: IntType, in_scale: float, length: int, out_type: IntType, out_scale: float):
+    shape = [1, 2, length]
+    node = IntSoftmax.make_node(
+        "softmax", "x", "y", in_type, in_scale, out_type, out_scale, out_type.lo, out_type.hi, shape
+    )
+    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+
+
+#: tests/test_overflow.py
+EXTREMES = {
+    "softmax-int8-flat": Extreme(lambda: softmax_design(INT8, 1 / 4096, 64, UINT8, 1 / 255)),
+    "softmax-uint8-steep": Extreme(lambda: softmax_design(UINT8, 1.0, 5, INT8, 1 / 128)),
+}
+
+
+def named_example(tmp_path: Path) -> tuple[Path, int]:
+    """tests/test_names.py: an encoder, the softmax among MACs with and without ROM and the elementwise ops."""
+    from brevitas_models import export
+    from fuzz_models import FuzzCase, make_model
+
+    case = FuzzCase("encoder", dict(window=3, d_model=4, heads=2, bits=5, po2=False))
+    return export(make_model(case), tmp_path / "encoder.onnx", (1, *case.in_shape)), 1000
 
 
 def softmax_node(in_type: IntType, in_scale: float, out_type: IntType, out_scale: float, shape: list[int]):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from exact import INT2, INT8, UINT8
+from op_modules import Extreme
 from qonnx.custom_op.registry import getCustomOp
 from single_op import build_and_simulate, lowered_model, tensor_io
 
@@ -73,6 +75,36 @@ def export(model, exporter: str, path: Path, in_shape=(1, 4, 3)) -> Path:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         export_qonnx(model, torch.randn(*in_shape), str(path), **kwargs)
     return path
+
+
+def exact_table(op, operands: list[list[int]]) -> tuple[list[int], dict[str, list[int]]]:
+    """The word at each input's bit pattern; every word within the output type."""
+    table, bits, out = [int(v) for v in op.table()], op.in_type().bits, op.out_type()
+    assert all(out.lo <= v <= out.hi for v in table)
+    return [table[x % (1 << bits)] for x in operands[0]], {}
+
+
+RECOMPUTE = {IntTable: exact_table}
+
+
+def table_design(in_type: IntType, out_type: IntType):
+    """A table whose words alternate between the output's extremes, so the extreme inputs read both ends."""
+    shape = [1, 3, 4]
+    words = np.where(np.arange(1 << in_type.bits) % 2, out_type.hi, out_type.lo)
+    node = IntTable.make_node("f", "x", "y", in_type, out_type, words, shape)
+    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+
+
+#: tests/test_overflow.py
+EXTREMES = {
+    "table-int8-to-uint8": Extreme(lambda: table_design(INT8, UINT8)),
+    "table-int2-to-int2": Extreme(lambda: table_design(INT2, INT2)),
+}
+
+
+def named_example(tmp_path: Path) -> tuple[Path, int]:
+    """tests/test_names.py: a chain of functions, one table each."""
+    return export(function_model(["gelu", "sigmoid"], 5, False), "torchscript", tmp_path / "functions.onnx"), 50
 
 
 def brevitas_and_integer(model, lowered, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

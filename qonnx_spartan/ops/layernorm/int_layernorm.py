@@ -178,6 +178,7 @@ class IntLayerNorm(SpartanOp):
             "radicand_bits": b["radicand"].bit_length() + b["radicand"].bit_length() % 2,  # whole bit pairs
             "root_bits": b["root"].bit_length(),
             "quotient_bits_width": b["quotient"].bit_length(),
+            "operand_bits": max(bits_signed(b["deviation"]), b["quotient"].bit_length() + 1),  # d or r, signed
             "z_bits": Z_BITS + 1,
             "product_bits": bits_signed(b["product"]),
             "scaled_bits": max(bits_signed(b["scaled"]), self.get_nodeattr("shift") + 2),
@@ -216,12 +217,12 @@ class IntLayerNorm(SpartanOp):
         return self.rows * self.row_cycles()
 
     def products(self) -> list[tuple[int, int]]:
-        """Signed operand widths of the template's multipliers: |d| * |d| (unsigned: a bit wider), d * r and
-        z * G; C * x is a product by a constant (`term_dsps`)."""
+        """Signed operand widths of the template's multipliers: d times d or r (one multiplier for the square
+        pass's d * d and the output pass's d * r, which never overlap: the DSPs of d * d are saved for a
+        multiplexer on the second operand) and z * G; C * x is a product by a constant."""
         w = self.widths()
         mult_bits = max(bits_signed(int(v)) for v in self.mult())
-        d, r = w["d_bits"], w["quotient_bits_width"] + 1
-        return [(d + 1, d + 1), (d, r), (w["z_bits"], mult_bits)]
+        return [(w["d_bits"], w["operand_bits"]), (w["z_bits"], mult_bits)]
 
     def dsps(self) -> int:
         """The products' DSPs; C * x takes one only when C is not a power of two (a shift) and the product
@@ -237,31 +238,39 @@ class IntLayerNorm(SpartanOp):
         return {"DSP": self.dsps(), "LUTRAM": srl, "LUT": srl}
 
     def registers(self) -> int:
-        """Flip-flops the template declares: control and counters, the passes' tags, the row's sum and
-        squares, the root's and the divider's registers, the output pipeline."""
+        """Flip-flops synthesis keeps of the template's: control and counters, the passes' tags, the row's
+        sum and squares, the root's and the divider's registers, the output pipeline.  d and the multiplier's
+        second operand become the DSP's A and B registers and `scaled` its P register (on DSPs), and the
+        radicand's low 2g bits are always 0 (loaded 0, shifted in 0): yosys keeps none of them in the fabric
+        (the single-op designs' netlists)."""
         w, c = self.widths(), self.channels
         qb = w["root_bits"]
+        shared, scale = (multiplier_dsps(*p) > 0 for p in self.products())
         control = 3 + counter_bits(self.row_cycles()) + counter_bits(self.rows) + counter_bits(c)  # running, we, done
         tags = 12 + 2 * counter_bits(c)  # sum1 .. out5, first1 .. first3, ch1 and ch4 (ch2, ch3: an SRL)
-        row = w["sum_bits"] + 2 * w["d_bits"] + 2 * w["w_bits"]  # sum, d, |d|, d*d, W
-        root = w["radicand_bits"] + (qb + 4) + qb + (qb + 1) + w["quotient_bits_width"]
-        output = w["product_bits"] + w["z_bits"] + w["scaled_bits"] + self.out_type().bits
+        operands = 0 if shared else w["d_bits"] + w["operand_bits"]  # d, d or r
+        row = w["sum_bits"] + operands + 2 * w["w_bits"]  # sum, d*d, W
+        radicand = w["radicand_bits"] - 2 * self.get_nodeattr("root_shift")
+        root = radicand + (qb + 4) + qb + (qb + 1) + w["quotient_bits_width"]
+        output = w["product_bits"] + w["z_bits"] + (0 if scale else w["scaled_bits"]) + self.out_type().bits
         addresses = 2 * self.output_buffer().address_bits + counter_bits(self.rows * c)  # row base, out_addr, index
         return control + tags + row + root + output + addresses
 
     def resource_features(self) -> dict[str, float]:
-        """Registers (counted), the adders and subtractors (sum, squares, root, divider, deviation and its
-        negation, counters), the radicand's loading shift register, the output's rounding and saturation, and
-        the per-channel G and B selected by channel: logic whose LUTs follow the tables' content."""
+        """Registers (counted), the adders and subtractors (sum, squares, root, divider, deviation, counters),
+        the shared multiplier's operand multiplexer (d or r), the radicand's loading shift register, the
+        output's rounding and saturation, and the per-channel G and B selected by channel: logic whose LUTs
+        follow the tables' content."""
         w = self.widths()
         qb = w["root_bits"]
-        adders = w["sum_bits"] + w["w_bits"] + (qb + 4) + (qb + 1) + 2 * w["d_bits"]
+        adders = w["sum_bits"] + w["w_bits"] + (qb + 4) + (qb + 1) + w["d_bits"]
         mult_bits = max(bits_signed(int(v)) for v in self.mult())
         tables = table_luts(self.mult()[:, None], mult_bits) + table_luts(self.offsets()[:, None], w["scaled_bits"])
         return {
             "one": 1,
             "register_bits": self.registers(),
             "adder_bits": adders + counter_bits(self.row_cycles()) + counter_bits(self.channels),
+            "operand_bits": w["operand_bits"],
             "radicand_bits": w["radicand_bits"],
             "round_bits": w["scaled_bits"],
             "table_luts": tables,

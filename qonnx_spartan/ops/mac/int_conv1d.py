@@ -74,6 +74,7 @@ class IntConv1d(IntLinear):
         return {"lo": before, "hi": before + self.get_nodeattr("in_elements")}
 
     def exact_resources(self) -> dict[str, int]:
-        """The linear layer's, and the padding window's LUTs (measured apart) and its flag's flip-flop."""
+        """The linear layer's (its products in LUTs among them), and the padding window's LUTs (measured apart)
+        and its flag's flip-flop."""
         resources = super().exact_resources()
-        return {**resources, "LUT": PAD_LUTS, "FF": 1}
+        return {**resources, "LUT": resources.get("LUT", 0) + PAD_LUTS, "FF": resources.get("FF", 0) + 1}
