@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from exact import INT8, M17, UINT8, extreme_columns
 from op_modules import Extreme
+from qonnx.custom_op.registry import getCustomOp
 from single_op import lowered_model, tensor_io
 from test_op_table import export
 
@@ -49,19 +50,26 @@ def conv_model(taps: int, stride: int, pad: int, dilation: int, po2: bool, chann
     return calibrated(Embedding(), (8, 3) if channels_last else (3, 8))
 
 
-def conv_design(in_type: IntType, w_type: IntType, pad: int, stride: int):
+def conv_design(in_type: IntType, w_type: IntType, pad: int, stride: int, pairs: int = 0):
     """A padded Conv1d (3 taps over 2 channels) with extreme weights and the widest multiplier: rows inside
-    the input reach the accumulator's extremes, the padded ones read zeros."""
+    the input reach the accumulator's extremes, the padded ones read zeros.  `pairs`: its 4 outputs as lanes,
+    2 * pairs of them two to a DSP48E1 (which needs the accumulators in the fabric: acc_shift 1)."""
     channels, taps, steps = 2, 3, 6
+    acc_shift = 1 if pairs else 0
     w = extreme_columns(w_type, taps * channels)
     bias = np.array([7, -7, 0, 2**12])
-    lo, hi = matmul_range(in_type, w, bias)
+    lo, hi = matmul_range(in_type, w * 2**acc_shift, bias)
     rescale = Rescale(M17, Rescale.from_ratio(4 * 255 / (hi - lo) * (1 << 17) / M17).shift)
     shape = [1, (steps + 2 * pad - taps) // stride + 1, 4]
     node = IntConv1d.make_node(
-        "conv", "x", "y", in_type, w, bias, 0, rescale, INT8, INT8.lo, INT8.hi, shape,
+        "conv", "x", "y", in_type, w, bias, acc_shift, rescale, INT8, INT8.lo, INT8.hi, shape,
         [0, stride * channels, 0, 1], None, pad * channels, steps * channels,
     )
+    if pairs:
+        op = getCustomOp(node)
+        op.set_nodeattr("lanes", 4)
+        op.set_nodeattr("dsp_pairs", pairs)
+        assert op.dsp_pairs() == pairs
     inp = tensor_io("x", [1, steps, channels], in_type)
     return lowered_model([node], inp, tensor_io("y", shape, INT8), {"y": INT8})
 
@@ -70,6 +78,7 @@ def conv_design(in_type: IntType, w_type: IntType, pad: int, stride: int):
 EXTREMES = {
     "conv1d-int8-padded": Extreme(lambda: conv_design(INT8, INT8, 2, 1), True),
     "conv1d-uint8-padded-strided": Extreme(lambda: conv_design(UINT8, INT8, 1, 2), True),
+    "conv1d-int8-padded-paired": Extreme(lambda: conv_design(INT8, INT8, 2, 1, pairs=2), True),
 }
 
 
