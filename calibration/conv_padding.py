@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "calibration"), str(REPO / "tests")]
 
-from sweep import conv_design, op_configurations  # noqa: E402
+from sweep import OP_DESIGNS, op_configurations  # noqa: E402
 
 from qonnx_spartan.coefficients import Coefficients  # noqa: E402
 from qonnx_spartan.design import Design  # noqa: E402
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
         row = rows.get((name, "conv"))
         if kind != "conv" or not params["pad"] or row is None:
             continue
-        bits = Design(conv_design(**params)).layers[0].op.x_abits()
+        bits = Design(OP_DESIGNS["conv"].make(**params)).layers[0].op.x_abits()
         fitted = sum(coefficients.apply(g, f)["LUT"] for g, f in row["features"].items())
         linear = row["exact"]["LUT"] - int_conv1d.PAD_LUTS + fitted  # the row's exact LUTs hold the window's
         pairs.append((bits, row["measured"]["LUT"] - linear))

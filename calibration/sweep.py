@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "examples" / "forecasting")]
 
 from brevitas_models import export_config  # noqa: E402
+from op_modules import collected  # noqa: E402
 
 from qonnx_spartan.budget import Budget  # noqa: E402
 from qonnx_spartan.calibration import build_rows  # noqa: E402
@@ -145,99 +146,17 @@ def configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
     return configs
 
 
-def table_design(in_bits: int, signed: bool, out_bits: int, shape: list[int], seed: int):
-    """A single IntTable over a seeded random table (its cells, not its function, decide its LUTs)."""
-    import numpy as np
-    from single_op import lowered_model, tensor_io
-
-    from qonnx_spartan.intarith import IntType
-    from qonnx_spartan.ops.table import IntTable
-
-    in_type, out_type = IntType(signed, in_bits), IntType(seed % 2 == 0, out_bits)
-    words = np.random.default_rng(seed).integers(out_type.lo, out_type.hi + 1, size=1 << in_bits)
-    node = IntTable.make_node("table", "x", "y", in_type, out_type, words, shape)
-    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
-
-
-def conv_design(in_bits: int, channels: int, taps: int, n_out: int, steps: int, stride: int, pad: int, seed: int):
-    """A Conv1d on (time, channels) rows with random 6-bit weights and bias: an IntConv1d when padded (its
-    window's LUTs are measured by the rows), else the IntLinear over overlapping rows it lowers to."""
-    import numpy as np
-    from single_op import lowered_model, tensor_io
-
-    from qonnx_spartan.intarith import IntType, Rescale, matmul_range
-    from qonnx_spartan.ops.mac import IntConv1d, IntLinear
-
-    rng = np.random.default_rng(seed)
-    in_type, out_type = IntType(seed % 2 == 0, in_bits), IntType(True, 8)
-    w = rng.integers(-31, 32, size=(taps * channels, n_out))
-    bias = rng.integers(-200, 200, size=n_out)
-    lo, hi = matmul_range(in_type, w, bias)
-    rescale = Rescale.from_ratio(255 / (hi - lo))
-    out_steps = (steps + 2 * pad - taps) // stride + 1
-    shape = [1, out_steps, n_out]
-    args = ("conv", "x", "y", in_type, w, bias, 0, rescale, out_type, out_type.lo, out_type.hi, shape)
-    a_stride = [0, stride * channels, 0, 1]
-    if pad:
-        node = IntConv1d.make_node(*args, a_stride, None, pad * channels, steps * channels)
-    else:
-        node = IntLinear.make_node(*args, a_stride=a_stride)
-    inp = tensor_io("x", [1, steps, channels], in_type)
-    return lowered_model([node], inp, tensor_io("y", shape, out_type), {"y": out_type})
-
-
-def layernorm_design(in_bits: int, signed: bool, out_bits: int, rows: int, channels: int, seed: int):
-    """A single IntLayerNorm with seeded random gamma and beta, eps 1e-5, the input's range about [-4, 4]."""
-    import numpy as np
-    from single_op import lowered_model, tensor_io
-
-    from qonnx_spartan.intarith import IntType
-    from qonnx_spartan.ops.layernorm import IntLayerNorm
-
-    rng = np.random.default_rng(seed)
-    in_type, out_type = IntType(signed, in_bits), IntType(True, out_bits)
-    gamma, beta = rng.normal(size=channels) * 0.5 + 1, rng.normal(size=channels) * 0.3
-    shape = [1, rows, channels]
-    in_scale, out_scale = 4 / 2 ** (in_bits - 1), 4 / 2 ** (out_bits - 1)
-    node = IntLayerNorm.make_node(
-        "norm", "x", "y", in_type, in_scale, gamma, beta, 1e-5, out_type, out_scale, out_type.lo, out_type.hi, shape
-    )
-    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
-
-
-#: Single-op designs: kind -> the function making the lowered model from the parameters.
-OP_DESIGNS = {"table": table_design, "conv": conv_design, "layernorm": layernorm_design}
+#: Single-op designs of the ops outside the models above: kind -> Family, from the op test modules.
+OP_DESIGNS = collected("CALIBRATION")
 
 
 def op_configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
-    """Single-op designs of the ops outside the models above, each op's family from its own generator."""
-    rng = random.Random(seed + 100)
+    """Single-op designs of the ops outside the models above, each op's family from its own generator (in
+    the order of their seeds, so that a new op's family leaves the others' builds where they were)."""
     configs = []
-    for i in range(12):
-        in_bits, out_bits = rng.randint(2, 8), rng.randint(2, 8)
-        shape = [1, rng.choice((1, 3, 5, 8, 16)), rng.choice((4, 7, 16, 24, 33))]
-        signed, style = rng.random() < 0.6, rng.choice(("block", "distributed", "distributed"))
-        params = dict(in_bits=in_bits, signed=signed, out_bits=out_bits, shape=shape, seed=900 + i)
-        name = f"table {'int' if signed else 'uint'}{in_bits}->{out_bits} {'x'.join(map(str, shape[1:]))} {style}"
-        configs.append((name, "table", params, style, 1))
-    conv = random.Random(seed + 101)
-    for i in range(12):
-        channels, taps, stride = conv.choice((1, 3, 4, 7)), conv.choice((2, 3, 5)), conv.choice((1, 1, 2))
-        pad = conv.choice((0, 1, 2, taps - 1)) if i % 4 else 0
-        steps, n_out, in_bits = conv.choice((6, 12, 24, 48)), conv.choice((4, 8, 16)), conv.randint(3, 8)
-        style = conv.choice(("block", "distributed", "auto"))
-        params = dict(in_bits=in_bits, channels=channels, taps=taps, n_out=n_out, steps=steps, stride=stride)
-        params.update(pad=pad, seed=950 + i)
-        name = f"conv c{channels} k{taps} s{stride} p{pad} t{steps} n{n_out} b{in_bits} {style}"
-        configs.append((name, "conv", params, style, 1))
-    norm = random.Random(seed + 102)
-    for i in range(12):
-        in_bits, out_bits, signed = norm.randint(2, 8), norm.randint(2, 8), norm.random() < 0.7
-        rows, channels = norm.choice((1, 3, 6, 8)), norm.choice((2, 5, 8, 16, 24, 32, 64))
-        style = norm.choice(("block", "distributed", "auto"))
-        params = dict(in_bits=in_bits, signed=signed, out_bits=out_bits, rows=rows, channels=channels, seed=1000 + i)
-        name = f"layernorm {'int' if signed else 'uint'}{in_bits}->{out_bits} {rows}x{channels} {style}"
-        configs.append((name, "layernorm", params, style, 1))
+    for kind, family in sorted(OP_DESIGNS.items(), key=lambda item: item[1].seed):
+        rng = random.Random(seed + family.seed)
+        configs += [(name, kind, params, style, 1) for name, params, style in family.draw(rng)]
     return configs
 
 
@@ -308,7 +227,7 @@ def main(argv=None) -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 if kind in OP_DESIGNS:  # a lowered single-op model
                     onnx_path = Path(tmp) / "lowered.onnx"
-                    OP_DESIGNS[kind](**params).save(str(onnx_path))
+                    OP_DESIGNS[kind].make(**params).save(str(onnx_path))
                     start = "memory_style"
                 else:
                     onnx_path, _ = export_config(kind, params, Path(tmp) / "model.onnx")

@@ -6,7 +6,9 @@ them, so that a new op adds its pieces to its own test module only:
 - RECOMPUTE: {op class or engine: fn(op, operands) -> (outputs, {register: values held})}, the op's outputs
   recomputed in Python integers as the hardware takes each step, asserting the widths the op declares;
 - named_example(tmp_path) -> (exported model, least identifiers declared): a Brevitas model whose nodes
-  tests/test_names.py renames hostile.
+  tests/test_names.py renames hostile;
+- CALIBRATION: {kind: Family(seed, draw, make)}, the op's single-op calibration designs for an op the
+  calibration's models do not use (calibration/sweep.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,16 @@ class Extreme:
 
     make: Callable
     reaches_acc_range: bool = False
+
+
+@dataclass(frozen=True)
+class Family:
+    """An op's single-op calibration designs: `draw(random.Random(base seed + seed))` lists (name, parameters,
+    memory style), `make(**parameters)` builds the lowered model of one."""
+
+    seed: int
+    draw: Callable
+    make: Callable
 
 
 def op_test_modules() -> list:

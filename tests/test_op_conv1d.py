@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from exact import INT8, M17, UINT8, extreme_columns
-from op_modules import Extreme
+from op_modules import Extreme, Family
 from qonnx.custom_op.registry import getCustomOp
 from single_op import lowered_model, tensor_io
 from test_op_table import export
@@ -110,6 +110,52 @@ def lowered_and_lsb(model, path: Path, out: Path, x: np.ndarray):
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy().reshape(len(x), -1)
     return lowered, float(np.abs(ints * host.output.scale - expected).max() / host.output.scale)
+
+
+def calibration_design(in_bits: int, channels: int, taps: int, n_out: int, steps: int, stride: int, pad: int, seed: int):
+    """A Conv1d on (time, channels) rows with random 6-bit weights and bias: an IntConv1d when padded (its
+    window's LUTs are measured by the rows), else the IntLinear over overlapping rows it lowers to."""
+    import numpy as np
+    from single_op import lowered_model, tensor_io
+
+    from qonnx_spartan.intarith import IntType, Rescale, matmul_range
+    from qonnx_spartan.ops.mac import IntConv1d, IntLinear
+
+    rng = np.random.default_rng(seed)
+    in_type, out_type = IntType(seed % 2 == 0, in_bits), IntType(True, 8)
+    w = rng.integers(-31, 32, size=(taps * channels, n_out))
+    bias = rng.integers(-200, 200, size=n_out)
+    lo, hi = matmul_range(in_type, w, bias)
+    rescale = Rescale.from_ratio(255 / (hi - lo))
+    out_steps = (steps + 2 * pad - taps) // stride + 1
+    shape = [1, out_steps, n_out]
+    args = ("conv", "x", "y", in_type, w, bias, 0, rescale, out_type, out_type.lo, out_type.hi, shape)
+    a_stride = [0, stride * channels, 0, 1]
+    if pad:
+        node = IntConv1d.make_node(*args, a_stride, None, pad * channels, steps * channels)
+    else:
+        node = IntLinear.make_node(*args, a_stride=a_stride)
+    inp = tensor_io("x", [1, steps, channels], in_type)
+    return lowered_model([node], inp, tensor_io("y", shape, out_type), {"y": out_type})
+
+
+def calibration_family(rng) -> list[tuple[str, dict, str]]:
+    """calibration/sweep.py: (name, parameters, memory style) of the Conv1d's single-op designs."""
+    designs = []
+    for i in range(12):
+        channels, taps, stride = rng.choice((1, 3, 4, 7)), rng.choice((2, 3, 5)), rng.choice((1, 1, 2))
+        pad = rng.choice((0, 1, 2, taps - 1)) if i % 4 else 0
+        steps, n_out, in_bits = rng.choice((6, 12, 24, 48)), rng.choice((4, 8, 16)), rng.randint(3, 8)
+        style = rng.choice(("block", "distributed", "auto"))
+        params = dict(in_bits=in_bits, channels=channels, taps=taps, n_out=n_out, steps=steps, stride=stride)
+        params.update(pad=pad, seed=950 + i)
+        name = f"conv c{channels} k{taps} s{stride} p{pad} t{steps} n{n_out} b{in_bits} {style}"
+        designs.append((name, params, style))
+    return designs
+
+
+#: calibration/sweep.py's single-op designs of this op
+CALIBRATION = {"conv": Family(101, calibration_family, calibration_design)}
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from exact import INT2, INT8, UINT4, check_widths, clamp, half_even
-from op_modules import Extreme
+from op_modules import Extreme, Family
 from qonnx.custom_op.registry import getCustomOp
 from single_op import build_and_simulate, lowered_model, tensor_io
 from test_op_table import export
@@ -47,6 +47,42 @@ def extreme_rows(t: IntType, rows: int, c: int, seed: int) -> np.ndarray:
     random = rng.integers(t.lo, t.hi + 1, size=(4 * rows, c))
     block = np.concatenate([random, np.resize(np.array(special), (-(-len(special) // rows) * rows, c))])
     return block.reshape(-1, rows, c)
+
+
+def calibration_design(in_bits: int, signed: bool, out_bits: int, rows: int, channels: int, seed: int):
+    """A single IntLayerNorm with seeded random gamma and beta, eps 1e-5, the input's range about [-4, 4]."""
+    import numpy as np
+    from single_op import lowered_model, tensor_io
+
+    from qonnx_spartan.intarith import IntType
+    from qonnx_spartan.ops.layernorm import IntLayerNorm
+
+    rng = np.random.default_rng(seed)
+    in_type, out_type = IntType(signed, in_bits), IntType(True, out_bits)
+    gamma, beta = rng.normal(size=channels) * 0.5 + 1, rng.normal(size=channels) * 0.3
+    shape = [1, rows, channels]
+    in_scale, out_scale = 4 / 2 ** (in_bits - 1), 4 / 2 ** (out_bits - 1)
+    node = IntLayerNorm.make_node(
+        "norm", "x", "y", in_type, in_scale, gamma, beta, 1e-5, out_type, out_scale, out_type.lo, out_type.hi, shape
+    )
+    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+
+
+def calibration_family(rng) -> list[tuple[str, dict, str]]:
+    """calibration/sweep.py: (name, parameters, memory style) of the LayerNorm's single-op designs."""
+    designs = []
+    for i in range(12):
+        in_bits, out_bits, signed = rng.randint(2, 8), rng.randint(2, 8), rng.random() < 0.7
+        rows, channels = rng.choice((1, 3, 6, 8)), rng.choice((2, 5, 8, 16, 24, 32, 64))
+        style = rng.choice(("block", "distributed", "auto"))
+        params = dict(in_bits=in_bits, signed=signed, out_bits=out_bits, rows=rows, channels=channels, seed=1000 + i)
+        name = f"layernorm {'int' if signed else 'uint'}{in_bits}->{out_bits} {rows}x{channels} {style}"
+        designs.append((name, params, style))
+    return designs
+
+
+#: calibration/sweep.py's single-op designs of this op
+CALIBRATION = {"layernorm": Family(102, calibration_family, calibration_design)}
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 7, 8])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from exact import INT2, INT8, UINT8
-from op_modules import Extreme
+from op_modules import Extreme, Family
 from qonnx.custom_op.registry import getCustomOp
 from single_op import build_and_simulate, lowered_model, tensor_io
 
@@ -131,6 +131,37 @@ def every_input_integer(model) -> np.ndarray:
 
 
 # -- the words against Brevitas -----------------------------------------------------------------------
+def calibration_design(in_bits: int, signed: bool, out_bits: int, shape: list[int], seed: int):
+    """A single IntTable over a seeded random table (its cells, not its function, decide its LUTs)."""
+    import numpy as np
+    from single_op import lowered_model, tensor_io
+
+    from qonnx_spartan.intarith import IntType
+    from qonnx_spartan.ops.table import IntTable
+
+    in_type, out_type = IntType(signed, in_bits), IntType(seed % 2 == 0, out_bits)
+    words = np.random.default_rng(seed).integers(out_type.lo, out_type.hi + 1, size=1 << in_bits)
+    node = IntTable.make_node("table", "x", "y", in_type, out_type, words, shape)
+    return lowered_model([node], tensor_io("x", shape, in_type), tensor_io("y", shape, out_type), {"y": out_type})
+
+
+def calibration_family(rng) -> list[tuple[str, dict, str]]:
+    """calibration/sweep.py: (name, parameters, memory style) of the table's single-op designs."""
+    designs = []
+    for i in range(12):
+        in_bits, out_bits = rng.randint(2, 8), rng.randint(2, 8)
+        shape = [1, rng.choice((1, 3, 5, 8, 16)), rng.choice((4, 7, 16, 24, 33))]
+        signed, style = rng.random() < 0.6, rng.choice(("block", "distributed", "distributed"))
+        params = dict(in_bits=in_bits, signed=signed, out_bits=out_bits, shape=shape, seed=900 + i)
+        name = f"table {'int' if signed else 'uint'}{in_bits}->{out_bits} {'x'.join(map(str, shape[1:]))} {style}"
+        designs.append((name, params, style))
+    return designs
+
+
+#: calibration/sweep.py's single-op designs of this op
+CALIBRATION = {"table": Family(100, calibration_family, calibration_design)}
+
+
 @pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("name", list(FUNCTIONS))
 def test_table_equals_brevitas_on_every_input(tmp_path, name, exporter, brevitas):
