@@ -268,6 +268,20 @@ def test_a_pair_needs_its_packed_operand_in_one_dsp():
         assert op.dsp_pairs() == pairs
 
 
+def test_the_lanes_search_pairs_lanes_when_the_dsps_run_out(tmp_path: Path, brevitas):
+    """An 8-bit MLP on the XC7S15 spends its 20 DSPs on lanes: where the spare DSPs would not hold a move's
+    lanes, two share one (the accumulators of a biased linear layer are in the fabric), and each layer's
+    DSPs are its unpaired DSP lanes, its pairs and its rescale."""
+    sizes = [16, 64, 64, 4]
+    onnx_path = export(make_mlp(sizes, 8, bias=True, out_quant=True, seed=4), tmp_path / "mlp.onnx", (1, sizes[0]))
+    built = build(BuildConfig(model=onnx_path, output_dir=tmp_path / "build", stop_step="estimate"))
+    ops = [getCustomOp(node) for node in built.graph.node if node.op_type == "IntLinear"]
+    assert any(op.dsp_pairs() for op in ops)
+    for op in ops:
+        assert op.dsps() == op.dsp_lanes() - op.dsp_pairs() + (1 if op.scale_on_dsp() else 0)
+    assert estimate(built, Budget(device="xc7s15"))["total"]["DSP"] <= 20
+
+
 def test_mlp_with_four_lanes_is_bit_exact_and_faster(tmp_path: Path, ghdl, brevitas):
     sizes = [6, 16, 12, 2]
     onnx_path = export(make_mlp(sizes, 6, bias=True, out_quant=True, seed=3), tmp_path / "mlp.onnx", (1, sizes[0]))
