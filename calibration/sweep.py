@@ -5,7 +5,7 @@
                                                    # recorded designs are rebuilt only, new ones synthesised
     python calibration/sweep.py --kind table       # one op's single-op designs only, their rows replaced
 
-The designs (74 MLPs and 32 forecasting Transformers over sizes, bit widths, mixed plans, lanes and
+The designs (82 MLPs and 36 forecasting Transformers over sizes, bit widths, mixed plans, lanes and
 memory styles; then single-op designs of the ops those models do not use) are drawn from fixed seeds and
 none of them is a benchmarks/estimator.py configuration.  The hierarchy is kept in synthesis, so each
 layer's count is its template's count in isolation.  The rows are what `qonnx-spartan calibrate` fits the
@@ -143,6 +143,19 @@ def configurations(seed: int = 2410) -> list[tuple[str, str, dict, str, int]]:
         configs.append(
             mlp(sizes, many.randint(3, 8), many.random() < 0.5, 700 + i, many.randint(3, 8), many.choice(styles))
         )
+    sixteen = random.Random(seed + 6)  # 10-16 lanes: how far the lanes step goes where products are in LUTs
+    for i in range(8):
+        sizes = [sixteen.choice((3, 6, 12, 16))]
+        sizes += [sixteen.choice((16, 24, 32, 48)) for _ in range(sixteen.choice((1, 2)))]
+        sizes.append(sixteen.choice((1, 4, 8)))
+        bits, po2, lanes = sixteen.randint(2, 5), sixteen.random() < 0.5, sixteen.randint(10, 16)
+        configs.append(mlp(sizes, bits, po2, 800 + i, lanes, sixteen.choice(styles)))
+    for i in range(4):
+        window, d_model = sixteen.choice((6, 8, 12)), sixteen.choice((16, 24, 32))
+        heads = heads_of(sixteen, d_model)
+        bits, po2, lanes = sixteen.randint(3, 5), sixteen.random() < 0.6, sixteen.choice((12, 16))
+        style = sixteen.choice(("block", "auto", "distributed"))
+        configs.append(transformer(window, d_model, heads, bits, po2, None, 900 + i, lanes, style))
     return configs
 
 

@@ -487,6 +487,8 @@ class MacOp(SpartanOp):
         table = self.start_table()
         bias_luts = 0 if table is None or counter_bits(self.groups()) <= 3 else table_luts(table, acc_bits)
         acc_logic_bits = 0 if acc_in_dsp else dsp_lanes * (acc_bits - self.acc_shift)
+        narrow = multiplies and not on_dsp and not self.wide_product()
+        product_luts = logic_product_luts(self.in_type(), self.b_bits(), self.b_signed()) if narrow else 0
         return {
             "one": 1,
             # the registers of the lanes beyond the first are weighed apart: a one-lane count is close to
@@ -498,9 +500,10 @@ class MacOp(SpartanOp):
             "address_register_bits": registers["address_bases"],
             "address_adder_bits": sum(g[1] for g in generators),
             "product_logic_bits": 0 if on_dsp or self.wide_product() else lanes * product_bits,
-            "product_luts": lanes * logic_product_luts(self.in_type(), self.b_bits(), self.b_signed())
-            if multiplies and not on_dsp and not self.wide_product()
-            else 0,
+            "product_luts": product_luts,
+            # further lanes multiply the same A: synthesis shares work between them (the 10-16-lane layers of
+            # 2-5-bit designs were 10-23 LUTs over with every lane counted as a product apart)
+            "lane_product_luts": (lanes - 1) * product_luts,
             "product_dsp_bits": dsp_lanes * product_bits if on_dsp else 0,
             # the product enters shifted by acc_shift: the adder spans the bits above it
             "acc_logic_bits": acc_logic_bits,
