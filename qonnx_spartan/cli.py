@@ -261,7 +261,12 @@ def parser() -> argparse.ArgumentParser:
         help="verilator (compiled once per build, fast) or ghdl (the VHDL itself); default: verilator when installed",
     )
     s.add_argument("--inputs", type=Path, help="float inputs (.npy), batch first (default: the embedded example's)")
-    s.add_argument("--output", type=Path, help="where to write the dequantised outputs (.npy)")
+    s.add_argument(
+        "--output",
+        type=Path,
+        help="where to write the dequantised outputs: .npy, or .npz with output_0, output_1, ... "
+        "(required for a model with several outputs)",
+    )
     s.set_defaults(run=cmd_simulate)
 
     y = sub.add_parser("synth", help="GHDL synthesis + yosys synth_xilinx of a built design, per layer")

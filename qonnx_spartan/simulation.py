@@ -30,8 +30,8 @@ class SimReport:
     vectors: int
     mismatches: int
     cycles_per_inference: int
-    hardware: np.ndarray  # integer outputs of the hardware (vectors, elements)
-    reference: np.ndarray  # integer outputs of the reference
+    hardware: np.ndarray  # integer outputs of the hardware (vectors, elements of every output in turn)
+    reference: np.ndarray  # integer outputs of the reference (io.split gives one array per output)
     io: HostIO  # the host side the inputs were quantised with, to dequantise the outputs
     simulator: str  # which one ran: "verilator" or "ghdl"
 
@@ -82,7 +82,7 @@ def simulate_build(
     if simulator == "verilator":
         result = verilator.simulate(build_dir, vectors, io, progress=progress, status=status)
     else:
-        result = ghdl.simulate(build_dir, vectors, io.output.count, progress=progress)
+        result = ghdl.simulate(build_dir, vectors, io.output_count, progress=progress)
     mismatches = int(np.any(result.outputs != reference, axis=1).sum())
     cycles = sorted(set(result.cycles.tolist()))
     if len(cycles) != 1:
@@ -91,11 +91,21 @@ def simulate_build(
 
 
 def write_outputs(report: SimReport, build_dir: Path, output: Path | None) -> None:
+    """The hardware's dequantised outputs to `output`: a .npy array for a model with one output, or a .npz
+    holding `output_0`, `output_1`, ... in the order the model returns them (any number of outputs)."""
     io = report.io
     if output is not None:
-        y = io.output.dequantize(report.hardware).reshape(report.vectors, *io.output.shape[1:])
-        tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp.npy")
-        np.save(tmp, y)
+        ys = io.dequantize(report.hardware)
+        several = output.suffix == ".npz"
+        if len(ys) > 1 and not several:
+            raise SpartanError(
+                f"{output}: the model has {len(ys)} outputs; give --output a .npz file (one array per output)"
+            )
+        tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp{'.npz' if several else '.npy'}")
+        if several:
+            np.savez(tmp, **{f"output_{k}": y for k, y in enumerate(ys)})
+        else:
+            np.save(tmp, ys[0])
         tmp.replace(output)
     (build_dir / "report").mkdir(exist_ok=True)
     (build_dir / "report" / "sim.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
