@@ -85,6 +85,7 @@ def cmd_simulate(args) -> int:
         progress=lambda done, total: print(f"simulate: {done} of {total} vectors", file=sys.stderr),
         simulator=args.simulator,
         status=lambda message: print(f"simulate: {message}", file=sys.stderr),
+        output=args.output,
     )
     write_outputs(report, args.build_dir, args.output)
     verdict = "bit-exact" if report.bit_exact else f"{report.mismatches} MISMATCHED"
