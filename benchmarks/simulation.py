@@ -65,11 +65,11 @@ def main(argv=None) -> int:
         print(f"{len(vectors)} test windows through the main job's design, {jobs} processes per simulator")
 
         shutil.rmtree(out / "sim" / "verilator", ignore_errors=True)
-        _, compile_wall, compile_cpu = timed(lambda: verilator.compiled_program(out))
+        _, compile_wall, compile_cpu = timed(lambda: verilator.compiled_program(out, len(io.outputs)))
         print(f"verilator: compiled in {compile_wall:.1f} s ({compile_cpu:.1f} CPU s), kept for the next runs")
         runs = {}
         for name, simulate in (
-            ("ghdl", lambda: ghdl.simulate(out, vectors, io.output.count, jobs=args.jobs)),
+            ("ghdl", lambda: ghdl.simulate(out, vectors, io.output_count, jobs=args.jobs)),
             ("verilator", lambda: verilator.simulate(out, vectors, io, jobs=args.jobs)),
         ):
             result, wall, cpu = timed(simulate)

@@ -25,6 +25,12 @@ FILE_LIST = "files.txt"
 TB_FILE = f"{TOP}_tb.vhd"
 
 
+def stream_ports(outputs: int) -> list[str]:
+    """The top level's output streams' port prefixes, one per graph output: m_axis for one, m0_axis,
+    m1_axis, ... for several."""
+    return ["m_axis"] if outputs == 1 else [f"m{k}_axis" for k in range(outputs)]
+
+
 def max_cycles(cycles: int) -> int:
     """The test benches' limit on the cycles from an inference's first input to its last output: a design
     that has not answered by then is hung."""
@@ -116,7 +122,10 @@ def generate(design: Design, out_dir: Path) -> dict:
 
     buffers = []
     reader_signal = {}
-    unload_signal = namer("unload_raddr")
+    several = len(design.output_buffers) > 1
+    unload_signals = {
+        id(buf): namer(f"unload{k}_raddr" if several else "unload_raddr") for k, buf in enumerate(design.output_buffers)
+    }
     for tensor, buf in design.buffers.items():
         bname = buffer_names[tensor]
         readers = []
@@ -124,8 +133,8 @@ def generate(design: Design, out_dir: Path) -> dict:
             signal = namer(f"{stages[index]['inst']}_{port}_raddr")
             reader_signal[(index, port)] = signal
             readers.append({"signal": signal, "active": f"state = RUNNING and stage = {index}"})
-        if buf is design.output_buffer:
-            readers.append({"signal": unload_signal, "active": "state /= RUNNING"})
+        if id(buf) in unload_signals:
+            readers.append({"signal": unload_signals[id(buf)], "active": "state /= RUNNING"})
         buffers.append(
             {
                 "name": bname,
@@ -154,19 +163,31 @@ def generate(design: Design, out_dir: Path) -> dict:
             "count": io.input.count,
             "buffer": buffer_names[io.input.name],
         },
-        "output": {
-            "bits": io.output.dtype.bits,
-            "signed": io.output.dtype.signed,
-            "count": io.output.count,
-            "buffer": buffer_names[io.output.name],
-            "reader": unload_signal,
-        },
+        "outputs": [
+            {
+                "port": stream_ports(len(io.outputs))[k],
+                "count_name": f"OUT_COUNT{k}",
+                "bits": o.dtype.bits,
+                "signed": o.dtype.signed,
+                "count": o.count,
+                "buffer": buffer_names[o.name],
+                "reader": unload_signals[id(buf)],
+            }
+            for k, (o, buf) in enumerate(zip(io.outputs, design.output_buffers))
+        ],
+        "out_abits": max(buf.memory.address_bits for buf in design.output_buffers),
     }
     (hdl / f"{TOP}.vhd").write_text(env.get_template("top.vhd.j2").render(**common))
     order.append(f"{TOP}.vhd")
     (hdl / FILE_LIST).write_text("\n".join(order) + "\n")
     (sim / CELL_MODELS).write_text((files("qonnx_spartan.templates") / CELL_MODELS).read_text())
-    (sim / TB_FILE).write_text(env.get_template("tb.vhd.j2").render(max_cycles=max_cycles(design.cycles()), **common))
+    # the test bench's signals for each stream (m_t* for one output, as the design's ports otherwise)
+    for o in common["outputs"]:
+        o["tb"] = o["port"] if several else "m"
+        o["count_const"] = o["count_name"] if several else "OUT_COUNT"
+        o["decimal"] = ("decimal_signed" if o["signed"] else "decimal_unsigned") if several else "decimal"
+    tb = env.get_template("tb.vhd.j2")
+    (sim / TB_FILE).write_text(tb.render(max_cycles=max_cycles(design.cycles()), **common))
     return {
         "top": TOP,
         "testbench": f"{TOP}_tb",

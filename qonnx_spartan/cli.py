@@ -85,6 +85,7 @@ def cmd_simulate(args) -> int:
         progress=lambda done, total: print(f"simulate: {done} of {total} vectors", file=sys.stderr),
         simulator=args.simulator,
         status=lambda message: print(f"simulate: {message}", file=sys.stderr),
+        output=args.output,
     )
     write_outputs(report, args.build_dir, args.output)
     verdict = "bit-exact" if report.bit_exact else f"{report.mismatches} MISMATCHED"
@@ -261,7 +262,12 @@ def parser() -> argparse.ArgumentParser:
         help="verilator (compiled once per build, fast) or ghdl (the VHDL itself); default: verilator when installed",
     )
     s.add_argument("--inputs", type=Path, help="float inputs (.npy), batch first (default: the embedded example's)")
-    s.add_argument("--output", type=Path, help="where to write the dequantised outputs (.npy)")
+    s.add_argument(
+        "--output",
+        type=Path,
+        help="where to write the dequantised outputs: .npy, or .npz with output_0, output_1, ... "
+        "(required for a model with several outputs)",
+    )
     s.set_defaults(run=cmd_simulate)
 
     y = sub.add_parser("synth", help="GHDL synthesis + yosys synth_xilinx of a built design, per layer")

@@ -62,8 +62,9 @@ class Design:
         return self.buffers[self.io.input.name]
 
     @property
-    def output_buffer(self) -> Buffer:
-        return self.buffers[self.io.output.name]
+    def output_buffers(self) -> list[Buffer]:
+        """The buffers the top level streams out, one per graph output, in the graph's order."""
+        return [self.buffers[o.name] for o in self.io.outputs]
 
     def cycles(self) -> int:
         """Cycles per inference as the test bench counts them, first input beat to last output beat: the
@@ -72,6 +73,6 @@ class Design:
 
     def top_cycles(self) -> int:
         """The cycles outside the layers: one beat per input element, one cycle of hand-over per layer,
-        then two cycles per output element (read, send).  They depend on no layer's op, so the estimator
+        then two cycles per output element (read, send), the outputs one after another.  They depend on no layer's op, so the estimator
         need not ask every op for its cycles again."""
-        return self.io.input.count + len(self.layers) + 2 * self.io.output.count
+        return self.io.input.count + len(self.layers) + 2 * self.io.output_count

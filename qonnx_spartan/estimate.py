@@ -30,15 +30,21 @@ def coefficient_groups() -> list[str]:
 
 def control_features(design: Design) -> dict[str, float]:
     """The top level's own logic: loader and unloader counters, the layer sequencer, and the read-address
-    multiplexers of buffers that several layers read."""
+    multiplexers of buffers that several layers (or a layer and the unloader) read.  Several outputs share
+    the unloader's counter, which counts to the longest, add a counter over the outputs, and give each output
+    buffer one more address choice (0 while another output streams)."""
+    several = len(design.output_buffers) > 1
+    unloaded = {id(b) for b in design.output_buffers}
     return {
         "one": 1,
         "counter_bits": counter_bits(design.io.input.count)
-        + counter_bits(design.io.output.count)
+        + counter_bits(max(o.count for o in design.io.outputs))
+        + counter_bits(len(design.io.outputs))
         + counter_bits(len(design.layers)),
         "stages": len(design.layers),
         "read_mux_bits": sum(
-            b.memory.address_bits * (len(b.readers) + (b is design.output_buffer) - 1) for b in design.buffers.values()
+            b.memory.address_bits * (len(b.readers) + (1 + several) * (id(b) in unloaded) - 1)
+            for b in design.buffers.values()
         ),
     }
 

@@ -56,12 +56,40 @@ class TensorIO:
 
 @dataclass(frozen=True)
 class HostIO:
+    """The design's input and its outputs, in the order the model returns them.  The hardware streams the
+    outputs one after another, so a result line (reference or simulator) is their elements concatenated."""
+
     input: TensorIO
-    output: TensorIO
+    outputs: tuple[TensorIO, ...]
+
+    @property
+    def output(self) -> TensorIO:
+        """The one output, for the callers that compare a single prediction (search, study, examples)."""
+        if len(self.outputs) != 1:
+            names = ", ".join(f"'{o.name}'" for o in self.outputs)
+            raise SpartanError(f"the model has {len(self.outputs)} outputs ({names}); this step takes one")
+        return self.outputs[0]
+
+    @property
+    def output_count(self) -> int:
+        """Integers per result line: every output's elements."""
+        return sum(o.count for o in self.outputs)
+
+    def split(self, rows: np.ndarray) -> list[np.ndarray]:
+        """Result lines (vectors, output_count) as one array per output, (vectors, *its shape per item)."""
+        ends = np.cumsum([o.count for o in self.outputs])[:-1]
+        return [
+            part.reshape(len(rows), *o.shape[1:]) for o, part in zip(self.outputs, np.split(rows, ends, axis=1))
+        ]
+
+    def dequantize(self, rows: np.ndarray) -> list[np.ndarray]:
+        """Result lines as each output's real values, one array per output."""
+        return [o.dequantize(part) for o, part in zip(self.outputs, self.split(rows))]
 
     def save(self, model: ModelWrapper) -> None:
         model.set_metadata_prop(
-            METADATA_KEY, json.dumps({"input": self.input.to_json(), "output": self.output.to_json()})
+            METADATA_KEY,
+            json.dumps({"input": self.input.to_json(), "outputs": [o.to_json() for o in self.outputs]}),
         )
 
     @classmethod
@@ -70,8 +98,7 @@ class HostIO:
         if raw is None:
             raise SpartanError("the model is not a lowered qonnx-spartan graph (no host I/O metadata)")
         d = json.loads(raw)
-        return cls(TensorIO.from_json(d["input"]), TensorIO.from_json(d["output"]))
-
+        return cls(TensorIO.from_json(d["input"]), tuple(TensorIO.from_json(o) for o in d["outputs"]))
     def batch(self, x: np.ndarray, source: str) -> np.ndarray:
         """Float inputs (batch first) as integer vectors, one row per inference; shape errors name `source`."""
         x = np.asarray(x)

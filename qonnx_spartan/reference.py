@@ -12,7 +12,9 @@ from qonnx_spartan.hostio import HostIO
 
 
 def run_reference(model: ModelWrapper, vectors: np.ndarray) -> np.ndarray:
-    """Outputs (vectors, output elements) for integer input vectors (vectors, input elements).
+    """Outputs (vectors, output elements) for integer input vectors (vectors, input elements): every graph
+    output's elements, concatenated in the order of the outputs as the hardware streams them
+    (`HostIO.split` separates them).
 
     The integer ops accept any leading batch size, so one execution of a copy whose input is declared
     with the batch size covers all vectors."""
@@ -20,5 +22,6 @@ def run_reference(model: ModelWrapper, vectors: np.ndarray) -> np.ndarray:
     batched = copy.deepcopy(model)
     batched.set_tensor_shape(io.input.name, [len(vectors), *io.input.shape[1:]])
     x = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), *io.input.shape[1:])
-    out = execute_onnx(batched, {io.input.name: x})[io.output.name]
-    return np.rint(out).astype(np.int64).reshape(len(vectors), -1)
+    context = execute_onnx(batched, {io.input.name: x})
+    outs = [np.rint(context[o.name]).astype(np.int64).reshape(len(vectors), -1) for o in io.outputs]
+    return np.concatenate(outs, axis=1)

@@ -30,8 +30,8 @@ class SimReport:
     vectors: int
     mismatches: int
     cycles_per_inference: int
-    hardware: np.ndarray  # integer outputs of the hardware (vectors, elements)
-    reference: np.ndarray  # integer outputs of the reference
+    hardware: np.ndarray  # integer outputs of the hardware (vectors, elements of every output in turn)
+    reference: np.ndarray  # integer outputs of the reference (io.split gives one array per output)
     io: HostIO  # the host side the inputs were quantised with, to dequantise the outputs
     simulator: str  # which one ran: "verilator" or "ghdl"
 
@@ -65,10 +65,12 @@ def simulate_build(
     progress=None,
     simulator: str | None = None,
     status=None,
+    output: Path | None = None,
 ) -> SimReport:
     """Run `inputs` (float, batch first) through the built design in `simulator` (default:
     `default_simulator()`) and check every output against the integer reference.  `progress(done, total)`
-    reports vectors while they run, `status(message)` a compile."""
+    reports vectors while they run, `status(message)` a compile; `output`, the file the outputs will be
+    written to, is checked first."""
     simulator = simulator or default_simulator()
     if simulator not in SIMULATORS:
         raise SpartanError(f"unknown simulator '{simulator}': choose one of {', '.join(SIMULATORS)}")
@@ -77,12 +79,14 @@ def simulate_build(
         raise SpartanError(f"{build_dir}: not a built design (no model_int.onnx); run `qonnx-spartan build` first")
     model = load_model(model_path)
     io = HostIO.load(model)
+    if output is not None:
+        check_output_file(io, output)  # before the simulation, not after it
     vectors = io.batch(inputs, source)
     reference = run_reference(model, vectors)
     if simulator == "verilator":
         result = verilator.simulate(build_dir, vectors, io, progress=progress, status=status)
     else:
-        result = ghdl.simulate(build_dir, vectors, io.output.count, progress=progress)
+        result = ghdl.simulate(build_dir, vectors, io.output_count, progress=progress)
     mismatches = int(np.any(result.outputs != reference, axis=1).sum())
     cycles = sorted(set(result.cycles.tolist()))
     if len(cycles) != 1:
@@ -90,12 +94,27 @@ def simulate_build(
     return SimReport(len(vectors), mismatches, cycles[0], result.outputs, reference, io, simulator)
 
 
+def check_output_file(io: HostIO, output: Path) -> None:
+    """A .npy holds one array: a model with several outputs needs a .npz."""
+    if len(io.outputs) > 1 and output.suffix != ".npz":
+        raise SpartanError(
+            f"{output}: the model has {len(io.outputs)} outputs; give --output a .npz file (one array per output)"
+        )
+
+
 def write_outputs(report: SimReport, build_dir: Path, output: Path | None) -> None:
+    """The hardware's dequantised outputs to `output`: a .npy array for a model with one output, or a .npz
+    holding `output_0`, `output_1`, ... in the order the model returns them (any number of outputs)."""
     io = report.io
     if output is not None:
-        y = io.output.dequantize(report.hardware).reshape(report.vectors, *io.output.shape[1:])
-        tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp.npy")
-        np.save(tmp, y)
+        check_output_file(io, output)
+        ys = io.dequantize(report.hardware)
+        several = output.suffix == ".npz"
+        tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp{'.npz' if several else '.npy'}")
+        if several:
+            np.savez(tmp, **{f"output_{k}": y for k, y in enumerate(ys)})
+        else:
+            np.save(tmp, ys[0])
         tmp.replace(output)
     (build_dir / "report").mkdir(exist_ok=True)
     (build_dir / "report" / "sim.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from qonnx_spartan.atomic import write_atomically
-from qonnx_spartan.backend import TOP, max_cycles
+from qonnx_spartan.backend import TOP, max_cycles, stream_ports
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.ghdl import design_sources, require_ghdl
 from qonnx_spartan.hostio import HostIO
@@ -33,6 +33,8 @@ from qonnx_spartan.synth import corrected_netlist, ghdl_verilog
 HARNESS = "qs_harness.cpp"
 #: The XC7 cells' models in Verilog, from the same UG953 definitions as sim/qs_xc7_cells.vhd.
 CELL_MODELS = "qs_xc7_cells.v"
+#: The header naming the design's output streams for the harness (`streams_header`).
+STREAMS_HEADER = "qs_streams.h"
 PROGRAM = f"{TOP}_sim"
 KEY_FILE = "key.sha256"
 #: Two-state simulation with every unknown (uninitialised registers, X constants) taken as 0, as
@@ -60,13 +62,19 @@ def tool_version(command: list[str]) -> str:
     return subprocess.run(command, capture_output=True, text=True).stdout.strip()
 
 
-def program_key(build_dir: Path) -> str:
+def streams_header(streams: int) -> str:
+    """QS_STREAMS(X) for the harness: X(port) for each output stream of the top level, in order."""
+    return "#define QS_STREAMS(X) " + " ".join(f"X({p})" for p in stream_ports(streams)) + "\n"
+
+
+def program_key(build_dir: Path, streams: int) -> str:
     """A digest of everything the compiled program is made from."""
     digest = hashlib.sha256()
     templates = files("qonnx_spartan.templates")
     parts = [
         *(path.read_bytes() for path in design_sources(build_dir)),
         (templates / HARNESS).read_bytes(),
+        streams_header(streams).encode(),
         (templates / CELL_MODELS).read_bytes(),
         " ".join([*VERILATOR_FLAGS, MAKE_FLAGS]).encode(),
         tool_version([require_verilator(), "--version"]).encode(),
@@ -79,12 +87,13 @@ def program_key(build_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def compiled_program(build_dir: Path, status: Callable[[str], None] | None = None) -> Path:
-    """The build's simulator program, compiled now if the build has none for its current HDL."""
+def compiled_program(build_dir: Path, streams: int, status: Callable[[str], None] | None = None) -> Path:
+    """The build's simulator program for a top level with `streams` output streams, compiled now if the
+    build has none for its current HDL."""
     verilator = require_verilator()
     folder = build_dir / "sim" / "verilator"
     program, key_file = folder / PROGRAM, folder / KEY_FILE
-    key = program_key(build_dir)
+    key = program_key(build_dir, streams)
     if program.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
         return program
     if status:
@@ -95,6 +104,7 @@ def compiled_program(build_dir: Path, status: Callable[[str], None] | None = Non
         (work / "design.v").write_text(ghdl_verilog(build_dir, work))
         for name in (HARNESS, CELL_MODELS):
             (work / name).write_bytes((templates / name).read_bytes())
+        (work / STREAMS_HEADER).write_text(streams_header(streams))
         cmd = [
             verilator,
             *VERILATOR_FLAGS,
@@ -139,9 +149,9 @@ def simulate(
         raise SpartanError(f"{build_dir}: not a built design (no report/estimate.json)")
     if io.input.dtype.bits > 64:
         raise SpartanError(f"the compiled simulator takes inputs of at most 64 bits, not {io.input.dtype.bits}")
-    program = compiled_program(build_dir, status)
+    program = compiled_program(build_dir, len(io.outputs), status)
     limit = max_cycles(json.loads(estimate.read_text())["cycles"])
-    counts = [str(io.input.count), str(io.output.count), str(limit)]
+    counts = [str(io.input.count), str(limit), *(str(o.count) for o in io.outputs)]
     vectors = np.asarray(vectors, dtype=np.int64).reshape(len(vectors), -1)
     # each element as the unsigned value of its two's complement bits, as the harness reads them
     unsigned = vectors & ((1 << io.input.dtype.bits) - 1)
@@ -152,10 +162,11 @@ def simulate(
 
     with tempfile.TemporaryDirectory(prefix="qs_verilator_run_") as tmp:
         rows = run_jobs(lines, command, Path(tmp), "Verilator", jobs, progress)
-    if any(len(r) != io.output.count + 1 for r in rows):
-        raise RuntimeError(f"Verilator simulation returned result lines without {io.output.count} outputs")
-    bits, signed = io.output.dtype.bits, io.output.dtype.signed
+    if any(len(r) != io.output_count + 1 for r in rows):
+        raise RuntimeError(f"Verilator simulation returned result lines without {io.output_count} outputs")
+    # per output element its stream's width and signedness, to sign-extend the words
+    bits = np.concatenate([np.full(o.count, o.dtype.bits) for o in io.outputs]).astype(object)
+    signed = np.concatenate([np.full(o.count, o.dtype.signed) for o in io.outputs])
     words = np.array([[int(word, 16) for word in r[1:]] for r in rows], dtype=object)
-    if signed:
-        words = np.where(words >= 1 << (bits - 1), words - (1 << bits), words)
+    words = np.where(signed & (words >= 1 << (bits - 1)), words - (1 << bits), words)
     return SimResult(outputs=words.astype(np.int64), cycles=np.array([int(r[0]) for r in rows], dtype=np.int64))

@@ -592,6 +592,44 @@ def two_outputs(seed):
     return Net()
 
 
+def outputs_at_two_depths(seed):
+    """Three outputs taken at two depths of a float-scale encoder: an auxiliary forecast (default QuantLinear,
+    1 value) and the pooled features it reads (a quantiser's output, also returned) after the attention
+    block, and the class logits (QuantLinear with an output quantiser, 4 classes) after a further FFN block."""
+    import torch
+    from torch import nn
+
+    q = Q(8, po2=False)
+    M = _modules()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = q.ident()
+            self.embed = q.linear(3, 8, output_quant=True)
+            self.attn = M["MatmulAttention"](q, 8, 2)
+            self.add1_quant = q.ident()
+            self.pool1_quant = q.ident()
+            self.aux_head = q.linear(8, 1)
+            self.fc1 = q.linear(8, 16)
+            self.relu = q.relu()
+            self.fc2 = q.linear(16, 8)
+            self.add2_quant = q.ident()
+            self.pool2_quant = q.ident()
+            self.classify = q.linear(8, 4, output_quant=True)
+
+        def forward(self, x):
+            x = self.embed(self.inp(x))
+            x = self.add1_quant(x + self.attn(x))
+            features = self.pool1_quant(x.mean(dim=1))
+            x = self.add2_quant(x + self.fc2(self.relu(self.fc1(x))))
+            logits = self.classify(self.pool2_quant(x.mean(dim=1)))
+            return self.aux_head(features), features, logits
+
+    torch.manual_seed(seed)
+    return Net()
+
+
 def layernorm_encoder(seed):
     """The usual Transformer block with nn.LayerNorm (the paper uses BatchNorm for integer inference)."""
     import torch
@@ -816,6 +854,13 @@ CORPUS = [
         two_outputs,
         (6, 3),
         "einsum attention encoder, two heads returned as a tuple (regression + classification); po2 6b",
+    ),
+    Case(
+        "outputs_at_two_depths",
+        outputs_at_two_depths,
+        (6, 3),
+        "three outputs at two depths: an auxiliary forecast and the pooled features it reads after attention, "
+        "quantised class logits after an FFN block; float 8b",
     ),
 ]
 CASES = {c.name: c for c in CORPUS}

@@ -73,7 +73,7 @@ def lowered_model(nodes, inp: TensorIO, out: TensorIO, dtypes: dict[str, IntType
     for node in nodes:
         if node.output[0] != out.name:
             model.set_tensor_shape(node.output[0], list(getCustomOp(node).get_nodeattr("out_shape")))
-    HostIO(inp, out).save(model)
+    HostIO(inp, (out,)).save(model)
     return model
 
 

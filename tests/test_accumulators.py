@@ -106,3 +106,8 @@ def test_unquantised_accumulator_is_exact_and_fits_its_width(tmp_path, kind, po2
     buffer = Design(lowered).buffers[first.onnx_node.output[0]].memory
     assert buffer.width == acc_bits
     assert estimate(lowered, Budget())["layers"][first.onnx_node.name]["LUTRAM"] >= buffer.lutram > 0
+    # an accumulator leaves its MAC as it is: no rounding or saturation logic is counted for it
+    features = first.resource_features()
+    assert features["out_bits"] == 0 and features["round_logic_bits"] + features.get("round_dsp_bits", 0) == 0
+    requantising = [getCustomOp(n) for n in lowered.graph.node if n.op_type == "IntLinear"][1:]
+    assert all(op.resource_features()["out_bits"] == op.out_type().bits for op in requantising if op.get_nodeattr("requant"))

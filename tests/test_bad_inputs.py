@@ -145,8 +145,17 @@ def first_bias(fill: float):
     return lambda m: set_initializer(m, node(m, "Gemm").input[2], fill)
 
 
-def second_output(m):
+def inner_output(m):
+    """The first layer's product, inside its fused layer (before the ReLU and quantiser), as a second output."""
     m.graph.output.append(helper.make_tensor_value_info(node(m, "Gemm").output[0], TensorProto.FLOAT, [1, 6]))
+
+
+def output_twice(m):
+    """The output again, through a Reshape that changes nothing: the same values on two streams."""
+    out = m.graph.output[0]
+    m.graph.initializer.append(numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "same_shape"))
+    m.graph.node.append(helper.make_node("Reshape", [out.name, "same_shape"], ["again"], name="/again/Reshape"))
+    m.graph.output.append(helper.make_tensor_value_info("again", TensorProto.FLOAT, [1, 2]))
 
 
 def dangling_input(m):
@@ -180,7 +189,8 @@ MODELS = [
     ("weights infinite", first_weights(np.inf), "weights '1.weight' have NaN or infinite values"),
     ("bias NaN", first_bias(np.nan), "/1/Gemm_bias' (Add): the bias has NaN or infinite values"),
     ("bias 1e30", first_bias(1e30), "/1/Gemm_bias' (Add): bias too large for the accumulator"),
-    ("two outputs", second_output, "1 inputs and 2 outputs"),
+    ("output inside a layer", inner_output, "output '/1/Gemm_output_0': no integer layer writes it"),
+    ("same output twice", output_twice, "the same values; return the tensor once"),
     ("dangling input", dangling_input, "input 'nowhere' of node: name: /1/Gemm OpType: Gemm"),
 ]
 

@@ -61,8 +61,6 @@ AMPLIFIED = (
 OPEN_FAILURES = {
     "tinytransformer_2layers_float_6bit": AMPLIFIED,
     "tinytransformer_w24_d32_mixed": AMPLIFIED,
-    "two_outputs": "not yet supported: a model with several outputs is refused with a one-line message "
-    "(checked by the CLI test)",
 }
 
 

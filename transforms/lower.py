@@ -247,7 +247,7 @@ class Lowering:
         while True:
             nxt = self.only_consumer(current.output[0], current)
             if nxt is None:
-                if current.output[0] != self.model.graph.output[0].name:
+                if all(current.output[0] != o.name for o in self.model.graph.output):
                     raise SpartanError(f"{node_label(current)}: its output is not used")
                 return chain, None
             if nxt.op_type == "Quant":
@@ -329,17 +329,30 @@ class Lowering:
                 raise SpartanError(
                     f"{node_label(node)}: a {node.op_type} here is not supported (only after {absorbed[node.op_type]})"
                 )
-        out_name = graph.output[0].name
-        if out_name in self.views and self.nodes:
-            base, table = self.views[out_name]
+        return self.build(host_in, [self.graph_output(o.name) for o in graph.output])
+
+    def graph_output(self, name: str) -> tuple[IntTensor, list[int]]:
+        """The integer tensor a graph output streams, and its shape as the host sees it (an identity view of
+        the tensor, e.g. a squeeze, keeps the tensor's order)."""
+        if self.producers.get(name) is None:
+            raise SpartanError(
+                f"output '{name}' is a constant (a QuantTensor returned by forward exports its scale, zero point "
+                "and bit width as outputs); return plain tensors (return_quant_tensor=False)"
+            )
+        written = {n.output[0] for n in self.nodes}
+        if name in self.views and self.views[name][0] in written:
+            base, table = self.views[name]
             if not is_identity(table):
                 raise SpartanError(
-                    f"output '{out_name}': a transposed view of '{base}'; end the model with the layer's own layout"
+                    f"output '{name}': a transposed view of '{base}'; end the model with the layer's own layout"
                 )
-            return self.build(host_in, self.tensors[base], list(table.shape))
-        if out_name not in self.tensors or not self.nodes:
-            raise SpartanError(f"output '{out_name}': no integer layer produces it")
-        return self.build(host_in, self.tensors[out_name])
+            return self.tensors[base], list(table.shape)
+        if name not in written:
+            raise SpartanError(
+                f"output '{name}': no integer layer writes it (a value inside a layer, or the input); "
+                "return a quantiser's output or a layer's"
+            )
+        return self.tensors[name], list(self.tensors[name].shape)
 
     def lower_input(self) -> TensorIO:
         graph_in = self.model.graph.input[0]
@@ -364,13 +377,22 @@ class Lowering:
         self.views[node.output[0]] = (base.name, apply_view(table, node, self.shape(node.output[0])))
 
     # -- the new graph -------------------------------------------------------------------------------
-    def build(self, host_in: TensorIO, out: IntTensor, host_shape: list[int] | None = None) -> ModelWrapper:
+    def build(self, host_in: TensorIO, outputs: list[tuple[IntTensor, list[int]]]) -> ModelWrapper:
+        """The integer graph: the lowered nodes, the host's input, and one graph output per exported one (the
+        hardware streams each from its own buffer, so two outputs may not be one tensor)."""
+        seen = {}
+        for (out, _), exported in zip(outputs, self.model.graph.output):
+            if out.name in seen:
+                raise SpartanError(
+                    f"outputs '{seen[out.name]}' and '{exported.name}' are the same values; return the tensor once"
+                )
+            seen[out.name] = exported.name
         old = self.model
         graph = helper.make_graph(
             self.nodes,
             "qonnx_spartan_integer",
             [helper.make_tensor_value_info(host_in.name, TensorProto.FLOAT, host_in.shape)],
-            [helper.make_tensor_value_info(out.name, TensorProto.FLOAT, list(out.shape))],
+            [helper.make_tensor_value_info(out.name, TensorProto.FLOAT, list(out.shape)) for out, _ in outputs],
         )
         onnx_model = helper.make_model(
             graph,
@@ -382,10 +404,10 @@ class Lowering:
         for n in self.nodes:
             t = self.tensors[n.output[0]]
             lowered.set_tensor_datatype(t.name, DataType[t.dtype.name])
-            if t.name != out.name:
+            if t.name not in seen:
                 lowered.set_tensor_shape(t.name, list(t.shape))
-        host_out = TensorIO(out.name, host_shape or list(out.shape), out.scale, out.dtype, out.lo, out.hi)
-        HostIO(host_in, host_out).save(lowered)
+        host_outs = tuple(TensorIO(out.name, shape, out.scale, out.dtype, out.lo, out.hi) for out, shape in outputs)
+        HostIO(host_in, host_outs).save(lowered)
         lowered.set_metadata_prop(SOURCES_KEY, json.dumps(self.sources))
         return lowered
 

@@ -29,10 +29,9 @@ class Tidy(Transformation):
     def apply(self, model: ModelWrapper):
         model = cleanup(model.transform(RemoveStaticGraphInputs(), cleanup=False))
         graph = model.graph
-        if len(graph.input) != 1 or len(graph.output) != 1:
+        if len(graph.input) != 1:
             raise SpartanError(
-                f"the model has {len(graph.input)} inputs and {len(graph.output)} outputs; one of each is supported "
-                "(several heads: one QuantLinear with all their outputs, split on the host)"
+                f"the model has {len(graph.input)} inputs; one is supported (several: concatenate them on the host)"
             )
         dims = graph.input[0].type.tensor_type.shape.dim  # a symbolic dimension by its name, e.g. 'batch'
         shape = [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in dims]

@@ -75,10 +75,11 @@ def logic_product_luts(x: IntType, b_bits: int, b_signed: bool) -> int:
 def requantiser_features(scale_bits: int, shift: int | None, on_dsp: bool, out_bits: int) -> dict[str, float]:
     """Rounding (shift_round_half_even over the shifted-out bits) and saturation (compares over the kept
     bits) of the output stage; yosys folds part of it into a DSP that computes the rescale, so the two
-    cases are weighed apart.  `shift` None: the accumulator is the output."""
+    cases are weighed apart.  `shift` None: the accumulator is the output, registered as it is (no
+    rounding, no saturation: templates/mac.vhd.j2), so its bits weigh nothing here."""
     kind = "dsp" if on_dsp else "logic"
     kept, dropped = (scale_bits - shift, shift) if shift is not None else (0, 0)
-    return {f"round_{kind}_bits": kept, f"shift_{kind}_bits": dropped, "out_bits": out_bits}
+    return {f"round_{kind}_bits": kept, f"shift_{kind}_bits": dropped, "out_bits": out_bits if shift is not None else 0}
 
 
 def last_address(loops, strides) -> int:
