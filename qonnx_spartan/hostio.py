@@ -98,7 +98,9 @@ class HostIO:
         if raw is None:
             raise SpartanError("the model is not a lowered qonnx-spartan graph (no host I/O metadata)")
         d = json.loads(raw)
-        return cls(TensorIO.from_json(d["input"]), tuple(TensorIO.from_json(o) for o in d["outputs"]))
+        outputs = d["outputs"] if "outputs" in d else [d["output"]]  # builds from before several outputs
+        return cls(TensorIO.from_json(d["input"]), tuple(TensorIO.from_json(o) for o in outputs))
+
     def batch(self, x: np.ndarray, source: str) -> np.ndarray:
         """Float inputs (batch first) as integer vectors, one row per inference; shape errors name `source`."""
         x = np.asarray(x)

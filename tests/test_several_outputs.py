@@ -124,3 +124,18 @@ def test_a_quant_tensor_returned_is_refused_in_one_line(tmp_path, capsys, brevit
     onnx_path = export(model, tmp_path / "qt.onnx", (1, *IN_SHAPE))
     msg = cli_error(capsys, "build", onnx_path, "-o", tmp_path / "b")
     assert "is a constant (a QuantTensor returned by forward" in msg
+
+
+def test_a_build_from_before_several_outputs_still_loads(built):
+    """A lowered model whose host I/O names one "output" (written before several outputs) reads as one."""
+    import json
+
+    from qonnx_spartan.hostio import METADATA_KEY
+    from qonnx_spartan.model_file import load_model
+
+    out = built[2]
+    model = load_model(out / "model_int.onnx")
+    d = json.loads(model.get_metadata_prop(METADATA_KEY))
+    model.set_metadata_prop(METADATA_KEY, json.dumps({"input": d["input"], "output": d["outputs"][0]}))
+    io = HostIO.load(model)
+    assert len(io.outputs) == 1 and io.outputs[0] == HostIO.load(load_model(out / "model_int.onnx")).outputs[0]
