@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from exact import clamp, extremes, half_even
 from qonnx.custom_op.registry import getCustomOp
 from single_op import build_and_simulate, lowered_model, tensor_io
-from test_overflow import as_ints, clamp, extremes, half_even, reference_context
+from test_overflow import as_ints, reference_context
 
 from qonnx_spartan.hostio import HostIO
 from qonnx_spartan.intarith import IntType
