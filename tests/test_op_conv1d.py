@@ -215,20 +215,15 @@ def test_channel_major_input_is_refused_by_name(tmp_path, brevitas):
 
 
 def test_a_padded_conv_synthesises_as_estimated(tmp_path, ghdl, yosys):
-    """yosys against the estimate on a padded design of calibration/sweep.py's conv family: BRAM18, DSP and
+    """yosys against the estimate on a padded design of the conv family (CALIBRATION): BRAM18, DSP and
     LUTRAM exact, LUT and FF within 3 %."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "calibration"))
-    from sweep import conv_design
-
     from qonnx_spartan.estimate import estimate
     from qonnx_spartan.flow import BuildConfig, build
     from qonnx_spartan.model_file import load_model
     from qonnx_spartan.synth import synthesise
 
     params = dict(in_bits=3, channels=3, taps=5, n_out=16, steps=24, stride=1, pad=1, seed=955)
-    conv_design(**params).save(str(tmp_path / "lowered.onnx"))
+    calibration_design(**params).save(str(tmp_path / "lowered.onnx"))
     out = tmp_path / "build"
     lowered = tmp_path / "lowered.onnx"
     build(BuildConfig(model=lowered, output_dir=out, start_step="memory_style", memory_style="distributed"))

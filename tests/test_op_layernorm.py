@@ -266,19 +266,14 @@ def test_one_channel_and_too_wide_rows_are_refused():
 
 
 def test_a_layernorm_synthesises_as_estimated(tmp_path, ghdl, yosys):
-    """yosys against the estimate on a design of calibration/sweep.py's layernorm family: BRAM18, DSP and
+    """yosys against the estimate on a design of the layernorm family (CALIBRATION): BRAM18, DSP and
     LUTRAM (the channel index's SRL) exact, LUT and FF within 3 %."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "calibration"))
-    from sweep import layernorm_design
-
     from qonnx_spartan.estimate import estimate
     from qonnx_spartan.flow import BuildConfig, build
     from qonnx_spartan.model_file import load_model
     from qonnx_spartan.synth import synthesise
 
-    layernorm_design(in_bits=5, signed=True, out_bits=3, rows=3, channels=16, seed=1005).save(str(tmp_path / "n.onnx"))
+    calibration_design(in_bits=5, signed=True, out_bits=3, rows=3, channels=16, seed=1005).save(str(tmp_path / "n.onnx"))
     out = tmp_path / "build"
     build(BuildConfig(model=tmp_path / "n.onnx", output_dir=out, start_step="memory_style", memory_style="block"))
     measured, estimated = synthesise(out)["total"], estimate(load_model(out / "model_int.onnx"))["total"]
