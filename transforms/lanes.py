@@ -87,9 +87,9 @@ class AnnotateLanes(Transformation):
         self.current = new
 
     def fit_dsps(self, model: ModelWrapper) -> None:
-        """While the DSPs overflow, build one more layer's products in logic (a MAC layer's lanes, an
-        elementwise op's next term): the move whose LUTs per DSP freed are fewest, as long as the rest of
-        the budget holds them."""
+        """While the DSPs overflow, free DSPs of one more layer (`logic_move`: a MAC layer's lanes paired or in
+        logic, an elementwise op's next term in logic): the move whose LUTs per DSP freed are fewest, as long
+        as the rest of the budget holds them."""
         limits = self.budget.limits()
         while self.current["total"]["DSP"] > limits["DSP"]:
             best = None

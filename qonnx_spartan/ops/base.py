@@ -75,8 +75,10 @@ def _mul2dsp(a: int, b: int) -> int:
 
 
 @lru_cache(maxsize=1)
-def _forced_products() -> dict[str, int]:
-    return json.loads((files("qonnx_spartan") / "data" / "logic_products.json").read_text())["forced_luts"]
+def logic_products() -> dict[str, dict[str, int]]:
+    """calibration/logic_products.py's table: the LUTs of each narrow product form a MAC keeps in logic
+    ("luts") and of each wide one built in LUTs instead of DSPs ("forced_luts")."""
+    return json.loads((files("qonnx_spartan") / "data" / "logic_products.json").read_text())
 
 
 def forced_product_luts(a_width: int, b_width: int) -> int:
@@ -84,7 +86,7 @@ def forced_product_luts(a_width: int, b_width: int) -> int:
     mapped by yosys's booth), per signed operand widths as the entity takes them: the entity is kept as a
     module, so a constant operand is not folded into it, and calibration/logic_products.py measured each
     form in isolation.  KeyError: a form booth does not map (an operand under 4 bits), which stays on DSPs."""
-    return _forced_products()[f"s{a_width}xs{b_width}"]
+    return logic_products()["forced_luts"][f"s{a_width}xs{b_width}"]
 
 
 def can_force_logic(a_width: int, b_width: int) -> bool:

@@ -21,10 +21,6 @@ LUTs (`logic_lanes`).
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from importlib.resources import files
-
 import numpy as np
 
 from qonnx_spartan.errors import SpartanError
@@ -34,6 +30,7 @@ from qonnx_spartan.ops.base import (
     SpartanOp,
     counter_bits,
     forced_product_luts,
+    logic_products,
     multiplier_dsps,
     multiplier_luts,
     op_memo,
@@ -59,17 +56,12 @@ def address_generator(strides, sizes, width: int) -> tuple[int, int]:
     return width * sum(kept), sum(adders)
 
 
-@lru_cache(maxsize=1)
-def _logic_products() -> dict[str, int]:
-    return json.loads((files("qonnx_spartan") / "data" / "logic_products.json").read_text())
-
-
 def logic_product_luts(x: IntType, b_bits: int, b_signed: bool) -> int:
     """LUTs of a lane's product when it stays out of the DSPs, as calibration/logic_products.py measured
     each operand form in isolation (the engine registers the operands and the product, so the multiplier
     maps the same in place)."""
     key = f"{'s' if x.signed else 'u'}{x.bits}x{'s' if b_signed else 'u'}{b_bits}"
-    return _logic_products()["luts"][key]
+    return logic_products()["luts"][key]
 
 
 def requantiser_features(scale_bits: int, shift: int | None, on_dsp: bool, out_bits: int) -> dict[str, float]:
@@ -322,7 +314,7 @@ class MacOp(SpartanOp):
         """The DSPs, and the LUTs and registers of wide products built in logic: each such lane's multiplier as
         calibration/logic_products.py measured it, its accumulator's adder, one LUT per bit above acc_shift
         (the bits a DSP's post-adder would have summed), its product and accumulator registers, and the
-        operand stage before them."""
+        operand stage before them; and what a pair of lanes on one DSP48E1 adds (calibration/dsp_pairs.py)."""
         resources = super().exact_resources()
         if self.logic_lanes():
             lane = forced_product_luts(*self.signed_widths()) + self.acc_bits() - self.acc_shift
@@ -476,7 +468,7 @@ class MacOp(SpartanOp):
         on_dsp, scale_on_dsp = self.product_on_dsp(), self.scale_on_dsp()
         # the fitted features describe the DSP lanes (or all lanes of a narrow product); wide products
         # built in logic are counted exactly (exact_resources)
-        dsp_lanes = lanes - self.logic_lanes()
+        fitted_lanes = lanes - self.logic_lanes()
         scale_bits = self.scaled_bits()
         rescale = self.rescale()
         generators = self.address_generators()
@@ -487,7 +479,7 @@ class MacOp(SpartanOp):
         # selection logic of its own, whose LUTs follow the table's content (`table_luts`)
         table = self.start_table()
         bias_luts = 0 if table is None or counter_bits(self.groups()) <= 3 else table_luts(table, acc_bits)
-        acc_logic_bits = 0 if acc_in_dsp else dsp_lanes * (acc_bits - self.acc_shift)
+        acc_logic_bits = 0 if acc_in_dsp else fitted_lanes * (acc_bits - self.acc_shift)
         narrow = multiplies and not on_dsp and not self.wide_product()
         product_luts = logic_product_luts(self.in_type(), self.b_bits(), self.b_signed()) if narrow else 0
         return {
@@ -505,13 +497,13 @@ class MacOp(SpartanOp):
             # further lanes multiply the same A: synthesis shares work between them (the 10-16-lane layers of
             # 2-5-bit designs were 10-23 LUTs over with every lane counted as a product apart)
             "lane_product_luts": (lanes - 1) * product_luts,
-            "product_dsp_bits": dsp_lanes * product_bits if on_dsp else 0,
+            "product_dsp_bits": fitted_lanes * product_bits if on_dsp else 0,
             # the product enters shifted by acc_shift: the adder spans the bits above it
             "acc_logic_bits": acc_logic_bits,
             # measured, not explained: layers whose lane count is not a power of two take more LUTs per
             # accumulator bit (3, 5 and 7 lanes came out 3-10 LUTs under per layer, 4 and 8 lanes 3 over)
             "uneven_lanes_acc_bits": acc_logic_bits if lanes & (lanes - 1) else 0,
-            "acc_dsp_bits": dsp_lanes * acc_bits if acc_in_dsp else 0,
+            "acc_dsp_bits": fitted_lanes * acc_bits if acc_in_dsp else 0,
             "hold_bits": (lanes - 1) * acc_bits,
             "bias_table_luts": bias_luts,
             "scale_logic_bits": 0 if scale_on_dsp else scale_bits,
