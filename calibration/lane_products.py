@@ -22,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
+from qonnx_spartan.calibration import row_estimate  # noqa: E402
 from qonnx_spartan.coefficients import Coefficients  # noqa: E402
 
 FEATURE, FIRST = "lane_product_luts", "product_luts"
@@ -37,8 +38,8 @@ def fitted_coefficient(rows: list[dict], coefficients: Coefficients) -> tuple[fl
         if not features or not features.get(FEATURE):
             continue
         # the layer as estimated with every lane's product at the first lane's coefficient
-        as_first = {**row["features"], "linear": {**features, FIRST: features[FIRST] + features[FEATURE], FEATURE: 0}}
-        estimated = sum(coefficients.apply(g, f)["LUT"] for g, f in as_first.items()) + row["exact"].get("LUT", 0)
+        as_first = {**features, FIRST: features[FIRST] + features[FEATURE], FEATURE: 0}
+        estimated = row_estimate({**row, "features": {**row["features"], "linear": as_first}}, coefficients)["LUT"]
         residual, x = estimated - row["measured"]["LUT"], features[FEATURE]
         numerator, denominator, layers = numerator + residual * x, denominator + x * x, layers + 1
     return weight - numerator / denominator, layers

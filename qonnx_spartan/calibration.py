@@ -210,16 +210,22 @@ def vivado_layers(report: Path, names: dict) -> dict[str, dict[str, int]]:
     return layers
 
 
+def row_estimate(row: dict, coefficients: Coefficients) -> dict[str, int]:
+    """One row's estimate with `coefficients`: its exact parts and each group's fitted cost."""
+    estimated = {**row["exact"]}
+    for group, features in row["features"].items():
+        for r, v in coefficients.apply(group, features).items():
+            estimated[r] = estimated.get(r, 0) + v
+    return estimated
+
+
 def design_totals(rows: list[dict], coefficients: Coefficients) -> dict[str, dict]:
     """Per design: the estimate with `coefficients` against the measured totals."""
     designs: dict[str, dict] = {}
     for row in rows:
         entry = designs.setdefault(row.get("design", ""), {"estimate": dict.fromkeys(RESOURCES, 0)})
         entry.setdefault("measured", dict.fromkeys(RESOURCES, 0))
-        estimated = {**row["exact"]}
-        for group, features in row["features"].items():
-            for r, v in coefficients.apply(group, features).items():
-                estimated[r] = estimated.get(r, 0) + v
+        estimated = row_estimate(row, coefficients)
         for r in RESOURCES:
             entry["estimate"][r] += estimated.get(r, 0)
             entry["measured"][r] += row["measured"][r]
