@@ -198,60 +198,44 @@ def test_lanes_bit_exact_in_predicted_cycles(
 
 
 @pytest.mark.parametrize(
-    "lanes,logic,rows,k,n,in_type,w_bits,acc_shift",
+    "lanes,pairs,logic,rows,k,n,in_type,w_bits,acc_shift,extreme,style,seed",
     [
-        (4, 2, 2, 6, 8, IntType(True, 8), 8, 0),  # two lanes on DSPs, two in LUTs
-        (3, 3, 2, 5, 7, IntType(False, 8), 7, 1),  # every lane in LUTs, unsigned x, a short last group
-        (1, 1, 3, 4, 3, IntType(True, 6), 6, 0),  # one lane, in LUTs
+        # two lanes on DSPs, two in LUTs
+        (4, 0, 2, 2, 6, 8, IntType(True, 8), 8, 0, False, "distributed", 42),
+        # every lane in LUTs, unsigned x, a short last group
+        (3, 0, 3, 2, 5, 7, IntType(False, 8), 7, 1, False, "distributed", 33),
+        # one lane, in LUTs
+        (1, 0, 1, 3, 4, 3, IntType(True, 6), 6, 0, False, "distributed", 11),
+        # every lane paired
+        (4, 2, 0, 2, 6, 8, IntType(True, 8), 8, 1, True, "distributed", 42),
+        # a pair, a DSP lane, a lane in LUTs, a short last group
+        (4, 1, 1, 2, 5, 7, IntType(False, 8), 8, 1, True, "block", 41),
+        # a pair and a lone DSP lane
+        (3, 1, 0, 3, 4, 5, IntType(True, 7), 6, 2, True, "distributed", 31),
     ],
 )
-def test_products_in_logic_are_bit_exact_in_predicted_cycles(
-    tmp_path: Path, lanes, logic, rows, k, n, in_type, w_bits, acc_shift, ghdl
+def test_products_paired_or_in_logic_are_bit_exact_in_predicted_cycles(
+    tmp_path: Path, lanes, pairs, logic, rows, k, n, in_type, w_bits, acc_shift, extreme, style, seed, ghdl
 ):
-    """Lanes whose wide products are built in LUTs (qs_mul_logic) compute the same numbers in the same
-    cycles, and take no DSP48E1 by the estimate."""
-    rng = np.random.default_rng(lanes * 10 + logic)
-    node, out_type = linear_node(rng, rows, k, n, in_type, w_bits, True, True, acc_shift, lanes)
-    op = getCustomOp(node)
-    op.set_nodeattr("logic_lanes", logic)
-    assert op.wide_product() and op.logic_lanes() == logic
-    assert op.dsps() == (lanes - logic) + (1 if op.scale_on_dsp() else 0)
-    x = rng.integers(in_type.lo, in_type.hi + 1, size=(10, rows, k))
-    x[0], x[1] = in_type.lo, in_type.hi
-    report = build_and_simulate(single_linear(node, out_type), tmp_path, x, memory_style="distributed")
-    assert report.bit_exact, np.c_[report.hardware, report.reference][:4]
-    built = load_model(tmp_path / "build" / "model_int.onnx")
-    assert getCustomOp(built.graph.node[0]).logic_lanes() == logic
-    assert report.cycles_per_inference == Design(built).cycles()
-
-
-@pytest.mark.parametrize(
-    "lanes,pairs,logic,rows,k,n,in_type,w_bits,acc_shift,style",
-    [
-        (4, 2, 0, 2, 6, 8, IntType(True, 8), 8, 1, "distributed"),  # every lane paired
-        (4, 1, 1, 2, 5, 7, IntType(False, 8), 8, 1, "block"),  # a pair, a DSP lane, a lane in LUTs, short group
-        (3, 1, 0, 3, 4, 5, IntType(True, 7), 6, 2, "distributed"),  # a pair and a lone DSP lane
-    ],
-)
-def test_paired_lanes_are_bit_exact_in_predicted_cycles(
-    tmp_path: Path, lanes, pairs, logic, rows, k, n, in_type, w_bits, acc_shift, style, ghdl
-):
-    """Two lanes' products from one DSP48E1 (a packed operand B_hi * 2**PS + B_lo) are the same numbers in
-    the same cycles, with the weights at their extremes (B_lo negative under a minimum B_hi: the packed
-    operand's borrow) and the inputs too; a pair takes one DSP by the estimate."""
-    rng = np.random.default_rng(lanes * 10 + pairs)
-    node, out_type = linear_node(rng, rows, k, n, in_type, w_bits, True, True, acc_shift, lanes, extreme=True)
+    """Lanes whose wide products are built in LUTs (qs_mul_logic), or two of which share one DSP48E1 (a
+    packed operand B_hi * 2**PS + B_lo), compute the same numbers in the same cycles, with the inputs at
+    their extremes and, for pairs, the weights too (B_lo negative under a minimum B_hi: the packed operand's
+    borrow); by the estimate a lane in LUTs takes no DSP48E1 and a pair one."""
+    rng = np.random.default_rng(seed)
+    node, out_type = linear_node(rng, rows, k, n, in_type, w_bits, True, True, acc_shift, lanes, extreme=extreme)
     op = getCustomOp(node)
     op.set_nodeattr("dsp_pairs", pairs)
     op.set_nodeattr("logic_lanes", logic)
-    assert op.can_pair() and op.dsp_pairs() == pairs
+    assert op.wide_product() and op.logic_lanes() == logic and op.dsp_pairs() == pairs
+    assert not pairs or op.can_pair()
     assert op.dsps() == lanes - logic - pairs + (1 if op.scale_on_dsp() else 0)
     x = rng.integers(in_type.lo, in_type.hi + 1, size=(10, rows, k))
     x[0], x[1] = in_type.lo, in_type.hi
     report = build_and_simulate(single_linear(node, out_type), tmp_path, x, memory_style=style)
     assert report.bit_exact, np.c_[report.hardware, report.reference][:4]
     built = load_model(tmp_path / "build" / "model_int.onnx")
-    assert getCustomOp(built.graph.node[0]).dsp_pairs() == pairs
+    built_op = getCustomOp(built.graph.node[0])
+    assert (built_op.logic_lanes(), built_op.dsp_pairs()) == (logic, pairs)
     assert report.cycles_per_inference == Design(built).cycles()
 
 
