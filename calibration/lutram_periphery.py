@@ -29,7 +29,7 @@ from qonnx_spartan.ghdl import GHDL_FLAGS, require_ghdl  # noqa: E402
 from qonnx_spartan.synth import cell_resources, yosys_command  # noqa: E402
 
 DEPTHS = range(32, 2048 + 1, 32)
-WIDTHS = (*range(1, 13), 16, 24, 32)
+WIDTHS = tuple(range(1, 33))
 BATCH = 96  # shapes per yosys run (a few hundred exhaust its memory)
 
 

@@ -342,8 +342,8 @@ def test_logic_products_cost_what_the_table_says(yosys):
 def test_distributed_buffers_cost_what_the_table_says(ghdl, yosys):
     """A distributed buffer's LUTRAM and the logic around it (read multiplexer, write decoder) equal the
     table calibration/lutram_periphery.py measured and the estimator reads, including shapes where the
-    logic does not grow with the width (160 x 4 takes more than 160 x 8) and 84 x 3, where yosys takes
-    RAM32Ms that a cost rule would not."""
+    logic does not grow with the width (160 x 4 takes more than 160 x 8), 84 x 3, where yosys takes
+    RAM32Ms that a cost rule would not, and 96 x 13, a width between powers of two (RAM32Ms again)."""
     import sys
     from pathlib import Path
 
@@ -352,7 +352,7 @@ def test_distributed_buffers_cost_what_the_table_says(ghdl, yosys):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "calibration"))
     from lutram_periphery import measure
 
-    shapes = [(384, 8), (160, 4), (160, 8), (512, 8), (96, 3)]
+    shapes = [(384, 8), (160, 4), (160, 8), (512, 8), (96, 3), (96, 13)]
     measured = measure(shapes)
     for depth, width in shapes:
         lutram, logic = measured[f"{depth}x{width}"]
