@@ -117,7 +117,8 @@ def generate(design: Design, out_dir: Path) -> dict:
         )
         (hdl / f"{entity}.vhd").write_text(env.get_template(layer.op.template).render(**context))
         order.append(f"{entity}.vhd")
-        stages.append({"inst": namer(f"u_{entity}"), "entity": entity, "output": None, "inputs": []})
+        rq = {"a_bits": layer.op.acc_bits(), "p_bits": layer.op.scaled_bits()} if layer.op.shares_rescale() else None
+        stages.append({"inst": namer(f"u_{entity}"), "entity": entity, "output": None, "inputs": [], "rq": rq})
         layers[layer.name]["instance"] = stages[-1]["inst"]
 
     buffers = []
@@ -157,6 +158,7 @@ def generate(design: Design, out_dir: Path) -> dict:
         "top": TOP,
         "stages": stages,
         "buffers": buffers,
+        "shared_rescale": design.shared_rescale.template_context() if design.shared_rescale else None,
         "input": {
             "bits": io.input.dtype.bits,
             "signed": io.input.dtype.signed,

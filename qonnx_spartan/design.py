@@ -14,6 +14,7 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx_spartan.hostio import HostIO
 from qonnx_spartan.memory import Memory, input_buffer_style
 from qonnx_spartan.ops.base import SpartanOp
+from qonnx_spartan.requantiser import SharedRescale, shared_rescale
 
 #: Input ports of an op, in the order of its node inputs.
 INPUT_PORTS = ("x", "z")
@@ -56,6 +57,11 @@ class Design:
         for layer in self.layers:
             for port, tensor in zip(INPUT_PORTS, layer.inputs):
                 self.buffers[tensor].readers.append((layer.index, port))
+
+    @property
+    def shared_rescale(self) -> SharedRescale | None:
+        """The rescale multiplier the top level holds for the layers that share it (requantiser.py)."""
+        return shared_rescale([layer.op for layer in self.layers])
 
     @property
     def input_buffer(self) -> Buffer:

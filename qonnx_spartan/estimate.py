@@ -63,7 +63,13 @@ def op_parts(op) -> list[Part]:
 
 
 def top_parts(design: Design) -> list[Part]:
-    return [(CONTROL_GROUP, control_features(design), {}), memory_part(design.input_buffer.memory)]
+    """The top level's parts: its control, the input buffer, and the rescale multiplier layers share
+    (counted: requantiser.py)."""
+    shared = design.shared_rescale
+    return [
+        (CONTROL_GROUP, control_features(design), shared.resources() if shared else {}),
+        memory_part(design.input_buffer.memory),
+    ]
 
 
 def layer_parts(design: Design) -> dict[str, list[Part]]:

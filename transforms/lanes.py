@@ -7,8 +7,8 @@ templates/qs_mul_logic.vhd); it keeps the move that saves the most
 cycles per unit of budget it uses (its largest fractional increase over the resources), and stops when no
 move fits.  Lanes never change the numbers (ops/mac/int_linear.py), only the schedule.  Before that, a
 design whose DSPs overflow has its products paired or moved into LUTs (a MAC layer's lanes, an elementwise
-op's terms), fewest LUTs per DSP freed first, until the DSPs fit: a model is not refused for DSPs while LUTs could hold
-its products.
+op's terms) or its MAC layers' rescales put on one shared multiplier (requantiser.py), fewest LUTs per DSP
+freed first, until the DSPs fit: a model is not refused for DSPs while LUTs could hold its products.
 
 Lanes are optional speed, so they do not spend the last few percent of the fitted resources (LUT, FF: the
 estimate is within a few percent of synthesis, docs/estimator.md): HEADROOM of them stays free.
@@ -86,13 +86,31 @@ class AnnotateLanes(Transformation):
         self.place_weights(model, node)
         self.current = new
 
+    def try_sharing(self, model: ModelWrapper, nodes: list[NodeProto]) -> dict:
+        """The estimate with the rescales of `nodes` on the shared multiplier (the top level's estimate
+        changes with them: all layers are estimated), which are left as they were."""
+        for node in nodes:
+            getCustomOp(node).set_nodeattr("shared_rescale", 1)
+        new = self.evaluate(model)
+        for node in nodes:
+            getCustomOp(node).set_nodeattr("shared_rescale", 0)
+        return new
+
     def fit_dsps(self, model: ModelWrapper) -> None:
         """While the DSPs overflow, free DSPs of one more layer (`logic_move`: a MAC layer's lanes paired or in
-        logic, an elementwise op's next term in logic): the move whose LUTs per DSP freed are fewest, as long
-        as the rest of the budget holds them."""
+        logic, an elementwise op's next term in logic) or of every layer's rescale at once (on one shared
+        multiplier, requantiser.py): the move whose LUTs per DSP freed are fewest, as long as the rest of the
+        budget holds them."""
         limits = self.budget.limits()
         while self.current["total"]["DSP"] > limits["DSP"]:
             best = None
+            sharing = [n for n in model.graph.node if rescale_could_share(getCustomOp(n))]
+            if sharing:
+                new = self.try_sharing(model, sharing)
+                freed = self.current["total"]["DSP"] - new["total"]["DSP"]
+                others = {r: v for r, v in new["total"].items() if r != "DSP"}
+                if freed > 0 and not self.budget.overflows(others):
+                    best = ((new["total"]["LUT"] - self.current["total"]["LUT"]) / freed, sharing, new, None)
             for node in model.graph.node:
                 move = logic_move(getCustomOp(node))
                 if move is None:
@@ -108,7 +126,12 @@ class AnnotateLanes(Transformation):
             if best is None:
                 return
             _, node, new, move = best
-            self.keep_move(model, node, new, **move)
+            if move is None:  # the rescales shared
+                for shared in node:
+                    getCustomOp(shared).set_nodeattr("shared_rescale", 1)
+                self.current = new
+            else:
+                self.keep_move(model, node, new, **move)
 
     def apply(self, model: ModelWrapper):
         self.fixed = plan_styles(model, self.plan) if self.plan is not None else {}  # lanes leave memories be
@@ -182,6 +205,11 @@ def logic_move(op) -> dict | None:
             if op.term_can_be_logic(i):
                 return {"logic_terms": i + 1}
     return None
+
+
+def rescale_could_share(op) -> bool:
+    """Whether a layer's own rescale multiplier could move to the shared one (a MAC layer's, on a DSP)."""
+    return isinstance(op, MacOp) and op.scale_on_dsp() and not op.shares_rescale()
 
 
 def logic_form(op) -> bool:

@@ -266,6 +266,11 @@ class SpartanOp(CustomOp):
         """What the engine uses that is counted, not fitted: its DSPs (and any LUTs used as shift registers)."""
         return {"DSP": self.dsps()}
 
+    def shares_rescale(self) -> bool:
+        """Whether the engine's rescale multiplies on the top level's shared multiplier (requantiser.py; the
+        MAC engine's option)."""
+        return False
+
     def logic_resources(self, coefficients=None) -> dict[str, int]:
         """LUT and FF of the engine from its features, and its exact DSP count."""
         return add_resources(

@@ -110,6 +110,9 @@ class MacOp(SpartanOp):
             # pairs of DSP lanes that share one DSP48E1 (lanes 2j and 2j + 1, the first ones of a group): the
             # lanes step asks for them when DSPs run out (dsp_pairs())
             "dsp_pairs": ("i", False, 0),
+            # the rescale multiplies on the top level's one multiplier, shared by the layers (requantiser.py):
+            # the lanes step asks for it when DSPs run out
+            "shared_rescale": ("i", False, 0),
         }
 
     # -- the loops, per subclass ---------------------------------------------------------------------
@@ -263,8 +266,14 @@ class MacOp(SpartanOp):
     def dsps(self) -> int:
         x_bits, b_bits = self.signed_widths()
         product = multiplier_dsps(x_bits, b_bits) if self.wide_product() else 0
-        scale = multiplier_dsps(self.acc_bits(), self.rescale().multiplier_bits + 1) if self.rescales() else 0
+        own_scale = self.rescales() and not self.shares_rescale()
+        scale = multiplier_dsps(self.acc_bits(), self.rescale().multiplier_bits + 1) if own_scale else 0
         return (self.dsp_lanes() - self.dsp_pairs()) * product + scale
+
+    def shares_rescale(self) -> bool:
+        """Whether the rescale multiplies on the shared multiplier (requantiser.py): asked for, and a
+        multiply a DSP48E1 would do."""
+        return bool(self.get_nodeattr("shared_rescale")) and self.scale_on_dsp()
 
     @op_memo
     def pair_widths(self) -> tuple[int, int]:
@@ -327,6 +336,10 @@ class MacOp(SpartanOp):
             resources["LUT"] = resources.get("LUT", 0) + self.dsp_pairs() * (sum(self.signed_widths()) - 1) + stage
         if self.operand_stage():
             resources["FF"] = self.logic_lane_registers() + self.operand_stage_registers()
+        if self.shares_rescale() and self.lanes() == 1:
+            # the operand sent to the shared multiplier, 0 while there is none: a LUT per bit (with lanes, the
+            # gate joins the multiplexer that picks the lane, which feeds an own rescale's DSP too)
+            resources["LUT"] = resources.get("LUT", 0) + self.acc_bits()
         return resources
 
     def operand_stage_registers(self) -> int:
@@ -574,6 +587,7 @@ class MacOp(SpartanOp):
             "multiplier_bits": rescale.multiplier_bits,
             "shift": rescale.shift,
             "scaled_bits": self.scaled_bits(),
+            "shared_rescale": self.shares_rescale(),
             "window": self.read_window(),
             "a_abits": self.x_abits(),
             **self.output_context(),
