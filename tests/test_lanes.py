@@ -346,22 +346,38 @@ def test_products_in_logic_take_no_dsp_and_the_luts_estimated(tmp_path: Path, gh
         assert abs(estimate[resource] - synth[resource]) <= 0.03 * synth[resource], (resource, estimate, synth)
 
 
-def test_a_model_short_of_dsps_builds_with_products_in_luts_bit_exact(tmp_path: Path, ghdl, brevitas, yosys):
-    """A d_model-24, 2-head forecaster with float scales needs 32 DSP48E1s with every product and rescale
-    on one (a multiplier per layer); the XC7S15 has 20.  The default build moves products into LUTs until
-    the DSPs fit (MAC lanes, then an elementwise add's terms), spends the LUTs left on lanes, and the
-    hardware is bit-exact in the estimated cycles; an add whose terms are in LUTs synthesises to its
-    estimate within 3 %."""
-    onnx_path, in_shape = export_config(
-        "tf", dict(window=8, d_model=24, heads=2, bits=8, po2=False), tmp_path / "d24.onnx"
-    )
+def d24_model(tmp_path: Path) -> tuple[Path, tuple]:
+    """A d_model-24, 2-head forecaster with float scales: 32 DSP48E1s with every product and rescale on one
+    (a multiplier per layer); the XC7S15 has 20."""
+    return export_config("tf", dict(window=8, d_model=24, heads=2, bits=8, po2=False), tmp_path / "d24.onnx")
+
+
+def test_a_model_short_of_dsps_builds_by_default_with_shared_rescales(tmp_path: Path, brevitas):
+    """The default build (XC7S15, lanes auto) puts the MAC layers' rescales on one shared multiplier
+    (qonnx_spartan/requantiser.py) and spends the DSPs freed on lanes."""
+    onnx_path, _ = d24_model(tmp_path)
     lowered = load_model(onnx_path).transform(Tidy()).transform(LowerToIntegerOps())
-    assert estimate(lowered, Budget(device="xc7s15"))["total"]["DSP"] > 20  # one lane each, all on DSPs
-    out = tmp_path / "build"
-    built = build(BuildConfig(model=onnx_path, output_dir=out))  # the defaults: XC7S15, lanes auto
-    report = json.loads((out / "report" / "estimate.json").read_text())
+    one_lane = estimate(lowered, Budget(device="xc7s15"))
+    assert one_lane["total"]["DSP"] > 20  # one lane each, every product and rescale on its own DSP
+    built = build(BuildConfig(model=onnx_path, output_dir=tmp_path / "build", stop_step="estimate"))
+    report = json.loads((tmp_path / "build" / "report" / "estimate.json").read_text())
     assert report["fits"] and report["total"]["DSP"] <= 20
+    assert report["layers"]["top"]["DSP"] >= 1
+    assert sum(getCustomOp(node).shares_rescale() for node in built.graph.node) >= 8
+    assert report["cycles"] < one_lane["cycles"] / 2
+
+
+def test_a_model_far_short_of_dsps_builds_with_products_in_luts_bit_exact(tmp_path: Path, ghdl, brevitas, yosys):
+    """With a budget of 8 DSP48E1s the same model needs more than the shared rescale: products move into LUTs
+    (MAC lanes, then elementwise adds' terms), and the hardware is bit-exact in the estimated cycles; an add
+    whose terms are in LUTs synthesises to its estimate within 3 %."""
+    onnx_path, in_shape = d24_model(tmp_path)
+    out = tmp_path / "build"
+    built = build(BuildConfig(model=onnx_path, output_dir=out, budget=Budget(caps={"DSP": 8})))
+    report = json.loads((out / "report" / "estimate.json").read_text())
+    assert report["fits"] and report["total"]["DSP"] <= 8
     ops = {node.name: getCustomOp(node) for node in built.graph.node}
+    assert any(op.shares_rescale() for op in ops.values())
     assert any(getattr(op, "logic_lanes", lambda: 0)() for op in ops.values())
     x = np.random.default_rng(8).normal(size=(3, *in_shape)).astype(np.float32) * 2
     sim = simulate_build(out, x)
