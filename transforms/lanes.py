@@ -16,6 +16,8 @@ estimate is within a few percent of synthesis, docs/estimator.md): HEADROOM of t
 
 from __future__ import annotations
 
+import copy
+
 from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
@@ -142,6 +144,30 @@ class AnnotateLanes(Transformation):
         self.fit_dsps(model)
         if self.budget.overflows(self.current["total"]):
             return model, False  # nothing to spend: the budget check will say what overflows
+        sharing = [n.name for n in model.graph.node if rescale_could_share(getCustomOp(n))]
+        if len(sharing) < 2:
+            self.spend(model, spendable)
+            return model, False
+        # the rescales' DSPs could be lanes instead: spend both ways, keep the faster design
+        shared = ModelWrapper(copy.deepcopy(model.model))
+        self.spend(model, spendable)
+        own = self.current
+        nodes = [n for n in shared.graph.node if n.name in sharing]
+        self.current = self.try_sharing(shared, nodes)
+        for node in nodes:
+            getCustomOp(node).set_nodeattr("shared_rescale", 1)
+        if self.budget.overflows(self.current["total"]):
+            self.current = own
+            return model, False
+        self.spend(shared, spendable)
+        if self.current["cycles"] < own["cycles"]:
+            return shared, False
+        self.current = own
+        return model, False
+
+    def spend(self, model: ModelWrapper, spendable: dict) -> None:
+        """The greedy lanes: the move that saves the most cycles per unit of budget, until none fits."""
+        limits = self.budget.limits()
         linear = [n for n in model.graph.node if n.op_type == "IntLinear"]
         while True:
             best = None
@@ -160,7 +186,7 @@ class AnnotateLanes(Transformation):
                 if best is None or gain > best[0]:
                     best = (gain, node, new, move)
             if best is None:
-                return model, False
+                return
             _, node, new, move = best
             self.keep_move(model, node, new, **move)
 
