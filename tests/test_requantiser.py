@@ -94,3 +94,21 @@ def test_a_layernorm_model_refused_for_dsps_now_builds(tmp_path: Path, brevitas)
     report = estimate_only(BuildConfig(model=path, output_dir=tmp_path / "unused"))
     assert report["fits"], report["overflows"]
     assert report["total"]["DSP"] <= 20 and report["layers"]["top"]["DSP"] >= 1
+
+
+def test_the_lanes_step_keeps_shared_rescales_only_when_faster(tmp_path: Path, brevitas, monkeypatch):
+    """A 6-bit float forecaster that fits with a rescale DSP per layer: with them shared, the DSPs freed hold
+    lanes, and the lanes step keeps whichever design is faster."""
+    from brevitas_models import export_config
+
+    import qonnx_spartan.transforms.lanes as lanes_step
+
+    onnx_path, _ = export_config("tf", dict(window=6, d_model=48, heads=1, bits=6, po2=False), tmp_path / "m.onnx")
+    config = BuildConfig(model=onnx_path, output_dir=tmp_path / "unused")
+    chosen = estimate_only(config)
+    monkeypatch.setattr(lanes_step, "rescale_could_share", lambda op: False)
+    own = estimate_only(config)
+    assert own["fits"] and own["layers"]["top"]["DSP"] == 0
+    assert chosen["cycles"] <= own["cycles"]
+    assert (chosen["layers"]["top"]["DSP"] > 0) == (chosen["cycles"] < own["cycles"])
+    assert chosen["cycles"] < own["cycles"]  # this model gains: its rescales' DSPs become lanes
