@@ -97,7 +97,8 @@ def step_check_budget(model, cfg, ctx):
         over = ", ".join(
             f"{r} {v['used']} > {v['limit']} (over by {v['used'] - v['limit']})" for r, v in report["overflows"].items()
         )
-        raise SpartanError(f"the design does not fit the budget for {ctx.budget.device}: {over}")
+        hint = "" if ctx.plan is not None else "; narrower bit widths may fit: `qonnx-spartan search` finds them"
+        raise SpartanError(f"the design does not fit the budget for {ctx.budget.device}: {over}{hint}")
     return model
 
 

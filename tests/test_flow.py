@@ -10,7 +10,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from qonnx_spartan.budget import Budget
 from qonnx_spartan.errors import SpartanError
-from qonnx_spartan.flow import DEFAULT_STEPS, BuildConfig, build
+from qonnx_spartan.embedded import model_path
+from qonnx_spartan.flow import DEFAULT_STEPS, BuildConfig, build, estimate_only
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +207,14 @@ def test_the_fast_constant_folding_leaves_the_model_as_qonnx_does():
         ours = fold_constants(copy.deepcopy(model), exclude_op_types=["Quant"])
         assert len(ours.graph.node) == nodes_left
         assert ours.model.SerializeToString() == theirs.model.SerializeToString()
+
+
+def test_the_default_placement_is_the_budget_s_when_it_overflows(tmp_path):
+    """"auto" puts the embedded model's larger memories in block RAM (5 BRAM18); with a budget of one, that
+    overflows, and the default build places the memories as "budget" does: it fits, where it was refused."""
+    auto = estimate_only(BuildConfig(model=model_path(), output_dir=tmp_path / "a"))
+    assert auto["fits"] and auto["total"]["BRAM18"] > 1
+    capped = Budget(caps={"BRAM18": 1})
+    report = estimate_only(BuildConfig(model=model_path(), output_dir=tmp_path / "b", budget=capped))
+    assert report["fits"], report["overflows"]
+    assert report["total"]["BRAM18"] <= 1

@@ -140,6 +140,12 @@ class AnnotateLanes(Transformation):
         self.cache = {}
         limits = self.budget.limits()
         spendable = {r: int(v * (1 - HEADROOM)) if r in FITTED else v for r, v in limits.items()}
+        if self.memory_style == "auto":
+            # placed as "budget" places them when "auto" overflows (transforms/memory_style.py), and then every
+            # move is estimated with all memories placed again
+            memory = AnnotateMemoryStyle("auto", self.budget, self.plan, self.fixed, self.cache)
+            if memory.auto_overflows(model, self.fixed):
+                self.memory_style = "budget"
         self.current = self.evaluate(model)
         self.fit_dsps(model)
         if self.budget.overflows(self.current["total"]):
