@@ -149,7 +149,13 @@ def generate(design: Design, out_dir: Path) -> dict:
     for layer, stage in zip(design.layers, stages):
         stage["output"] = buffer_names[layer.output]
         stage["inputs"] = [
-            {"port": port, "buffer": buffer_names[t], "signal": reader_signal[(layer.index, port)]}
+            {
+                "port": port,
+                "buffer": buffer_names[t],
+                "signal": reader_signal[(layer.index, port)],
+                # the engine holds copies of B's buffer (lanes on an attention product): it takes the write port
+                "copied": port == "z" and bool(layer.op.buffer_copies()),
+            }
             for port, t in zip(INPUT_PORTS, layer.inputs)
         ]
 

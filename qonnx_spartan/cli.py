@@ -239,7 +239,7 @@ def parser() -> argparse.ArgumentParser:
         "--lanes",
         type=lanes_arg,
         default="auto",
-        help="MAC lanes per linear layer: a number, or auto (as many as the budget allows)",
+        help="MAC lanes per linear layer and attention product: a number, or auto (as many as the budget allows)",
     )
     b.add_argument("--part", help="Vivado part for OUT/vivado/build.tcl (default: the budget device's)")
     b.set_defaults(run=cmd_build)

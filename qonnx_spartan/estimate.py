@@ -54,10 +54,11 @@ def memory_part(memory: Memory) -> Part:
 
 
 def op_parts(op) -> list[Part]:
-    """A layer's parts: its op's engine, weight memories and output buffer."""
+    """A layer's parts: its op's engine, weight memories, copies of an input buffer and output buffer."""
     return [
         (op.resource_group, op.resource_features(), op.exact_resources()),
         *(memory_part(mem) for mem in op.weight_memories().values()),
+        *(memory_part(mem) for mem in op.buffer_copies()),
         memory_part(op.output_buffer()),
     ]
 

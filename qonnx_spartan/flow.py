@@ -74,8 +74,9 @@ def step_lanes(model, cfg, ctx):
     if cfg.lanes == "auto":
         return model.transform(AnnotateLanes(ctx.budget, cfg.memory_style, plan=ctx.plan))
     for node in model.graph.node:
-        if node.op_type == "IntLinear":
-            getCustomOp(node).set_nodeattr("lanes", cfg.lanes)
+        op = getCustomOp(node)
+        if "lanes" in op.get_nodeattr_types():  # IntLinear, IntMatMul (each clamps them to its loops)
+            op.set_nodeattr("lanes", cfg.lanes)
     return model
 
 
@@ -132,7 +133,7 @@ class BuildConfig(BaseModel):
     plan: Union[Plan, Path, None] = None  # bit widths and memory styles per layer (qonnx_spartan/plan.py)
     estimator: Path | None = None  # coefficients from `qonnx-spartan calibrate`, instead of the budget's
     memory_style: str = "auto"
-    lanes: Union[int, str] = "auto"  # MAC lanes per linear layer: a number, or "auto" (fill the budget)
+    lanes: Union[int, str] = "auto"  # MAC lanes per linear layer and attention product: a number, or "auto"
     steps: list[Step] = DEFAULT_STEPS
     part: str | None = None  # Vivado part for OUT/vivado/build.tcl; default: the budget device's
     start_step: str | None = None  # the model file is that step's input

@@ -213,6 +213,15 @@ def synth_script(verilog: str, names: dict, top_instances: dict[str, str], layer
             script.append(f'setattr -set ram_style "{style}" {top_instances[vhdl_name]}/m:*')
         elif style == "block" and vhdl_name not in stubbed:  # a ROM in LUTs is built from cells: no memory
             script.append(f'setattr -set rom_style "block" {module_for_entity(verilog, vhdl_name)}/m:*')
+    # the copies of a buffer an engine holds (lanes on an attention product) are LUTRAM, as the estimate has
+    # them: GHDL's netlist drops the ram_style generic's attribute
+    copies = {
+        module
+        for info in names["layers"].values()
+        for module in module_of_instances(verilog, module_for_entity(verilog, info["entity"])).values()
+        if module.startswith("qs_ram")
+    }
+    script += [f'setattr -set ram_style "distributed" {module}/m:*' for module in sorted(copies)]
     script += [f"setattr -set keep 1 {wire}" for wire in kept_registers(verilog)]
     return [*script, *synth_xilinx_commands(TOP)]
 

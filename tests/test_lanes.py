@@ -389,3 +389,37 @@ def test_a_model_far_short_of_dsps_builds_with_products_in_luts_bit_exact(tmp_pa
     for resource in ("LUT", "FF"):
         estimated = report["layers"][adds[0]][resource]
         assert abs(estimated - synth[resource]) <= 0.03 * synth[resource], (resource, estimated, synth)
+
+
+@pytest.mark.parametrize(
+    "requested,n,k,b_depth,lanes",
+    [(4, 8, 8, 64, 4), (5, 16, 6, 96, 4), (3, 6, 16, 96, 3), (16, 6, 2, 12, 2), (4, 8, 8, 0, 1), (7, 7, 3, 21, 1)],
+)
+def test_attention_product_lanes_divide_n_and_need_b_s_buffer(requested, n, k, b_depth, lanes):
+    """An IntMatMul's lanes read copies of B's buffer: clamped to K and to a divisor of N (no lane reads past
+    the buffer), and none while the buffer's depth is unknown (a model lowered before lanes existed)."""
+    node = helper.make_node(
+        "IntMatMul", ["x", "b"], ["y"], name="mm", domain=DOMAIN, out_dtype="INT8", out_shape=[1, 2, n],
+        in_dtype="INT8", b_dtype="INT8", loop_sizes=[1, 2, n, k], a_stride=[0, k, 0, 1], b_stride=[0, 0, 1, n],
+        y_stride=[0, n, 1], multiplier=1, shift=0, b_depth=b_depth, lanes=requested,
+    )
+    op = getCustomOp(node)
+    assert op.lanes() == lanes
+    assert len(op.buffer_copies()) == lanes - 1
+    assert all(copy.depth == b_depth and copy.style == "distributed" for copy in op.buffer_copies())
+
+
+def test_the_lanes_step_gives_the_attention_products_lanes(tmp_path: Path):
+    """On the embedded model the two attention products get lanes, their copies of K and V counted in
+    LUTRAM, their cycles the estimate's."""
+    from qonnx_spartan.embedded import model_path
+    from qonnx_spartan.flow import estimate_only
+
+    built = build(BuildConfig(model=model_path(), output_dir=tmp_path / "build", stop_step="lanes"))
+    matmuls = [getCustomOp(node) for node in built.graph.node if node.op_type == "IntMatMul"]
+    assert matmuls and all(op.lanes() > 1 for op in matmuls)
+    report = estimate_only(BuildConfig(model=model_path(), output_dir=tmp_path / "unused"))
+    for op in matmuls:
+        layer = report["layers"][op.onnx_node.name]
+        assert layer["LUTRAM"] >= (op.lanes() - 1) * op.buffer_copies()[0].lutram
+        assert layer["cycles"] == op.cycles()

@@ -89,9 +89,12 @@ def requantised_linear(in_type: IntType, w_type: IntType, rows: int, k: int, bia
     return lowered_model([node], tensor_io("x", [1, rows, k], in_type), tensor_io("y", shape, INT8), {"y": INT8})
 
 
-def matmul_design(in_type: IntType, b_type: IntType, size: int, transposed: bool, negate: bool):
+def matmul_design(
+    in_type: IntType, b_type: IntType, size: int, transposed: bool, negate: bool, lanes: int = 1, logic: int = 0
+):
     """y = requantize(x @ B) with B = x (or -x), saturated to b_type, read as B or as B^T: with rows of
-    minimums and maximums the products reach the extremes of both types."""
+    minimums and maximums the products reach the extremes of both types.  `lanes` read copies of B's
+    buffer, the last `logic` of them multiplying in LUTs."""
     shape = [1, size, size]
     eye = np.eye(size) * (-1 if negate else 1)
     second = linear_layer("second", "x", "b", shape, eye, in_type, b_type)
@@ -115,6 +118,9 @@ def matmul_design(in_type: IntType, b_type: IntType, size: int, transposed: bool
         shift=rescale.shift,
         out_lo=INT8.lo,
         out_hi=INT8.hi,
+        b_depth=size * size,
+        lanes=lanes,
+        logic_lanes=logic,
     )
     dtypes = {"b": b_type, "y": INT8}
     return lowered_model([second, node], tensor_io("x", shape, in_type), tensor_io("y", shape, INT8), dtypes)
@@ -136,6 +142,13 @@ EXTREMES = {
     "matmul-int8-negated": Extreme(lambda: matmul_design(INT8, INT8, 8, transposed=False, negate=True)),
     "matmul-int16-uint4-transposed": Extreme(
         lambda: matmul_design(INT16, UINT4, 4, transposed=True, negate=False), True
+    ),
+    # lanes reading copies of B's buffer: at K^T's stride, and along a row with the last lane in LUTs
+    "matmul-int8-transposed-4-lanes": Extreme(
+        lambda: matmul_design(INT8, INT8, 8, transposed=True, negate=False, lanes=4), True
+    ),
+    "matmul-int8-negated-2-lanes-one-in-luts": Extreme(
+        lambda: matmul_design(INT8, INT8, 8, transposed=False, negate=True, lanes=2, logic=1)
     ),
 }
 

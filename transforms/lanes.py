@@ -1,9 +1,9 @@
-"""Give the linear layers parallel MAC lanes where the budget has room: fewer cycles for free resources.
+"""Give the MAC layers parallel lanes where the budget has room: fewer cycles for free resources.
 
-Greedy and resource-aware: each round tries, on every IntLinear, the next lane count that takes a group
-off each row (counts in between only shorten the last group), its new lanes on the spare DSPs, two to a
-DSP48E1 where one would not hold them (`dsp_pairs`), and the rest as LUT multipliers (`logic_lanes`,
-templates/qs_mul_logic.vhd); it keeps the move that saves the most
+Greedy and resource-aware: each round tries, on every IntLinear and IntMatMul, the next lane count that
+takes a group off each row (counts in between only shorten the last group; an IntMatMul's divide N), its
+new lanes on the spare DSPs, two to a DSP48E1 where one would not hold them (`dsp_pairs`), and the rest as
+LUT multipliers (`logic_lanes`, templates/qs_mul_logic.vhd); it keeps the move that saves the most
 cycles per unit of budget it uses (its largest fractional increase over the resources), and stops when no
 move fits.  Lanes never change the numbers (ops/mac/int_linear.py), only the schedule.  Before that, a
 design whose DSPs overflow has its products paired or moved into LUTs (a MAC layer's lanes, an elementwise
@@ -174,11 +174,11 @@ class AnnotateLanes(Transformation):
     def spend(self, model: ModelWrapper, spendable: dict) -> None:
         """The greedy lanes: the move that saves the most cycles per unit of budget, until none fits."""
         limits = self.budget.limits()
-        linear = [n for n in model.graph.node if n.op_type == "IntLinear"]
+        laned = [n for n in model.graph.node if "lanes" in getCustomOp(n).get_nodeattr_types()]
         while True:
             best = None
             totals, cycles = self.current["total"], self.current["cycles"]
-            for node in linear:
+            for node in laned:
                 op = getCustomOp(node)
                 move = lane_move(op, spendable["DSP"] - totals["DSP"], self.max_lanes)
                 if move is None:
@@ -201,12 +201,9 @@ def lane_move(op, spare_dsps: int, max_lanes: int) -> dict | None:
     """The next lane count that takes a group off each row (lanes in between only change the tail), its
     new lanes on the spare DSPs and the rest in LUTs; None when the lanes are at their clamp (K, N, the cap),
     the requested lanes are clamped already, or the products cannot go where they would have to."""
-    current, groups = op.lanes(), op.groups()
-    _, _, n, k = op.loops()
-    if groups == 1 or op.get_nodeattr("lanes") > current:
-        return None
-    target = -(-n // (groups - 1))
-    if target > min(k, max_lanes):
+    current, target = op.lanes(), op.next_lanes()
+    k = op.loops()[3]
+    if target is None or op.get_nodeattr("lanes") > current or target > min(k, max_lanes):
         return None
     added = target - current
     per_lane = multiplier_dsps(*op.signed_widths()) if op.wide_product() else 0

@@ -266,6 +266,11 @@ class SpartanOp(CustomOp):
         """What the engine uses that is counted, not fitted: its DSPs (and any LUTs used as shift registers)."""
         return {"DSP": self.dsps()}
 
+    def buffer_copies(self) -> list[Memory]:
+        """Copies of an input buffer the engine holds to read it at several addresses per cycle (lanes on
+        the attention products, ops/mac/int_matmul.py)."""
+        return []
+
     def shares_rescale(self) -> bool:
         """Whether the engine's rescale multiplies on the top level's shared multiplier (requantiser.py; the
         MAC engine's option)."""

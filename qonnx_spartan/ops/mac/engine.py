@@ -137,6 +137,12 @@ class MacOp(SpartanOp):
         """Effective lanes P (output features in parallel): one unless B is a ROM that holds P per word."""
         return 1
 
+    def next_lanes(self) -> int | None:
+        """The next lane count that takes a group off each row (counts in between only shorten the last
+        group); None with one group."""
+        groups = self.groups()
+        return None if groups == 1 else -(-self.loops()[2] // (groups - 1))
+
     @op_memo
     def groups(self) -> int:
         """Groups of P output features per dot-product row: the issue loop steps over them, not over n."""
@@ -588,6 +594,7 @@ class MacOp(SpartanOp):
             "shift": rescale.shift,
             "scaled_bits": self.scaled_bits(),
             "shared_rescale": self.shares_rescale(),
+            "copies": None,  # copies of B's buffer for lanes (IntMatMul)
             "window": self.read_window(),
             "a_abits": self.x_abits(),
             **self.output_context(),

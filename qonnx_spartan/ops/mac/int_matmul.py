@@ -4,12 +4,18 @@
 
 A and B are buffers read through strides, so splitting heads and transposing K cost only addressing;
 the scale of the product (including attention's 1/sqrt(d) Mul) folds into the requantisation.
+
+Lanes: P output features n = g*P + p in parallel need P elements of B per cycle, and B's buffer has one
+read port.  The engine holds P - 1 copies of it in LUTs, written with the producer's every write (it
+passes the write port on), copy p read at lane 0's address plus p times B's n-stride: a copy serves any
+stride, K^T's included.  P divides N, so no lane reads past the buffer (`b_depth` words, the producer's).
 """
 
 from __future__ import annotations
 
-
+from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType, Rescale
+from qonnx_spartan.memory import Memory, address_bits
 from qonnx_spartan.ops.base import op_node
 from qonnx_spartan.ops.mac.engine import B_FROM_PORT, StridedMacOp
 
@@ -23,6 +29,10 @@ class IntMatMul(StridedMacOp):
             **super().get_nodeattr_types(),
             "b_dtype": ("s", True, ""),
             "b_stride": ("ints", True, [0, 0, 0, 1]),  # over h, m, n, k
+            # output features computed in parallel, as requested (the lanes step sets it)
+            "lanes": ("i", False, 1),
+            # words of B's buffer (its producer's output), which a lane's copy holds; 0: no lanes
+            "b_depth": ("i", False, 0),
         }
 
     @staticmethod
@@ -41,9 +51,11 @@ class IntMatMul(StridedMacOp):
         out_lo: int,
         out_hi: int,
         out_shape: list[int],
+        b_depth: int = 0,
     ):
         """The node computing y[h, m, n] = requantize(sum_k A[h, m, k] * B[h, k, n]) clipped to [out_lo,
-        out_hi], with the loops (H, M, N, K) and each operand's strides over them."""
+        out_hi], with the loops (H, M, N, K) and each operand's strides over them; B's buffer holds
+        `b_depth` words."""
         return op_node(
             "IntMatMul",
             list(inputs),
@@ -61,7 +73,53 @@ class IntMatMul(StridedMacOp):
             shift=rescale.shift,
             out_lo=out_lo,
             out_hi=out_hi,
+            b_depth=b_depth,
         )
+
+    def lanes(self) -> int:
+        """The requested lanes clamped to K (a group drains while the next accumulates) and to a divisor of N
+        (no lane reads past B's buffer); one while B's buffer is unknown."""
+        requested = self.get_nodeattr("lanes")
+        if requested < 1:
+            raise SpartanError(f"node {self.onnx_node.name}: lanes must be at least 1, not {requested}")
+        _, _, n, k = self.loops()
+        if not self.get_nodeattr("b_depth"):
+            return 1
+        return max(p for p in range(1, min(requested, k, n) + 1) if n % p == 0)
+
+    def next_lanes(self) -> int | None:
+        """The next lane count that takes a group off each row: the next divisor of N."""
+        n = self.loops()[2]
+        return next((p for p in range(self.lanes() + 1, n + 1) if n % p == 0), None)
+
+    def buffer_copies(self) -> list[Memory]:
+        """The copies of B's buffer the lanes beyond the first read, in LUTs."""
+        return [Memory(self.get_nodeattr("b_depth"), self.b_bits(), "distributed")] * (self.lanes() - 1)
+
+    def copy_address_adders(self) -> int:
+        """LUTs of the adders that give copy p its address (lane 0's plus p times B's n-stride): one per bit
+        above the offset's trailing zeros."""
+        width, stride = self.copy_address_bits(), self.b_strides()[2]
+        return sum(max(0, width - ((p * stride) & -(p * stride)).bit_length() + 1) for p in range(1, self.lanes()))
+
+    def copy_address_bits(self) -> int:
+        return address_bits(self.get_nodeattr("b_depth"))
+
+    def exact_resources(self) -> dict[str, int]:
+        resources = super().exact_resources()
+        if self.lanes() > 1:
+            resources["LUT"] = resources.get("LUT", 0) + self.copy_address_adders()
+        return resources
+
+    def template_context(self) -> dict:
+        context = super().template_context()
+        lanes = self.lanes()
+        if lanes > 1:
+            # lane 0 steps over groups of P features; copy p adds p n-strides
+            if self.groups() > 1:
+                context["b_strides"]["g"] = lanes * self.b_strides()[2]
+            context["copies"] = {"depth": self.get_nodeattr("b_depth"), "n_stride": self.b_strides()[2]}
+        return context
 
     def b_strides(self):
         return tuple(self.get_nodeattr("b_stride"))

@@ -253,6 +253,7 @@ def matmul_node(matmul, a: IntTensor, b: IntTensor, out: IntTensor, rescale, hea
         out.lo,
         out.hi,
         out.shape,
+        b_depth=int(np.prod(b.shape[1:], dtype=np.int64)),
     )
 
 
