@@ -37,7 +37,7 @@ from qonnx_spartan.transforms import (
     LowerToIntegerOps,
     Tidy,
 )
-from qonnx_spartan.transforms.memory_style import MEMORY_CHOICES
+from qonnx_spartan.transforms.memory_style import MEMORY_CHOICES, resolved_choice
 from qonnx_spartan.transforms.scoped_names import ScopedNames
 
 Step = Union[str, Callable]
@@ -81,7 +81,8 @@ def step_lanes(model, cfg, ctx):
 
 
 def step_memory_style(model, cfg, ctx):
-    return model.transform(AnnotateMemoryStyle(cfg.memory_style, ctx.budget, ctx.plan))
+    choice = resolved_choice(model, cfg.memory_style, ctx.budget, ctx.plan)
+    return model.transform(AnnotateMemoryStyle(choice, ctx.budget, ctx.plan))
 
 
 def step_estimate(model, cfg, ctx):

@@ -30,7 +30,7 @@ from qonnx_spartan.ops.base import can_force_logic, multiplier_dsps
 from qonnx_spartan.ops.elementwise.engine import Elementwise
 from qonnx_spartan.ops.mac.engine import MacOp
 from qonnx_spartan.plan import Plan
-from qonnx_spartan.transforms.memory_style import AnnotateMemoryStyle, place, plan_styles
+from qonnx_spartan.transforms.memory_style import AnnotateMemoryStyle, place, plan_styles, resolved_choice
 
 MAX_LANES = 16
 HEADROOM = 0.05
@@ -140,12 +140,8 @@ class AnnotateLanes(Transformation):
         self.cache = {}
         limits = self.budget.limits()
         spendable = {r: int(v * (1 - HEADROOM)) if r in FITTED else v for r, v in limits.items()}
-        if self.memory_style == "auto":
-            # placed as "budget" places them when "auto" overflows (transforms/memory_style.py), and then every
-            # move is estimated with all memories placed again
-            memory = AnnotateMemoryStyle("auto", self.budget, self.plan, self.fixed, self.cache)
-            if memory.auto_overflows(model, self.fixed):
-                self.memory_style = "budget"
+        # "auto" becomes "budget" where its placement overflows, as the memory step will decide
+        self.memory_style = resolved_choice(model, self.memory_style, self.budget, self.plan)
         self.current = self.evaluate(model)
         self.fit_dsps(model)
         if self.budget.overflows(self.current["total"]):

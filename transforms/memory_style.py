@@ -3,8 +3,8 @@
 `AnnotateMemoryStyle("block" | "distributed")` puts every memory in one style (a small table of
 constants, such as a BatchNorm's per-channel parameters, stays in LUTs under "block"); "auto" puts a memory in
 block RAM when it fills at least a quarter of a RAMB18 (4,608 bits) and in LUTs otherwise, which keeps
-small buffers from wasting a whole block, unless the design then overflows the budget: then it places them
-as "budget" does.  "budget" starts with every memory in LUTs and, while the LUTs
+small buffers from wasting a whole block; the build places them as "budget" does when that overflows the
+budget (`resolved_choice`).  "budget" starts with every memory in LUTs and, while the LUTs
 (or LUTRAM) overflow the budget, moves to block RAM the memory that saves the most of them per BRAM18 spent,
 as long as the BRAM18 fit: on a small device the LUTs run out first, and block RAM left empty is wasted.
 If nothing fits, the budget check names the resources over.
@@ -87,25 +87,25 @@ class AnnotateMemoryStyle(Transformation):
         fixed = self.fixed
         if fixed is None:
             fixed = plan_styles(model, self.plan) if self.plan is not None else {}
-        choice = self.choice
-        if choice == "auto" and self.auto_overflows(model, fixed):
-            choice = "budget"
         free = []
         for slot, mem in memories(model).items():
-            place(model, slot, mem, choice, fixed)
+            place(model, slot, mem, self.choice, fixed)
             if slot not in fixed:
                 free.append(slot)
-        if choice == "budget":
+        if self.choice == "budget":
             fit_to_budget(model, free, self.budget, self.cache)
         return model, False
 
-    def auto_overflows(self, model: ModelWrapper, fixed: dict[Slot, str]) -> bool:
-        """Whether "auto" places the memories so that the design overflows the budget: then the memories are
-        placed as "budget" places them, which fits the LUTs with the block RAMs (a design is not refused for
-        one placement while another might fit)."""
-        for slot, mem in memories(model).items():
-            place(model, slot, mem, "auto", fixed)
-        return bool(estimate(model, self.budget, cache=self.cache)["overflows"])
+
+def resolved_choice(model: ModelWrapper, choice: str, budget: Budget, plan: Plan | None = None) -> str:
+    """The placement the build uses for `choice`: "auto" becomes "budget" when its placement overflows the
+    budget in what a placement moves (LUTs, LUTRAM, block RAMs), which fits the LUTs with the block RAMs (a
+    design is not refused for one placement while another might fit).  The memories are left placed."""
+    if choice != "auto":
+        return choice
+    AnnotateMemoryStyle("auto", budget, plan).apply(model)
+    overflows = estimate(model, budget)["overflows"]
+    return "budget" if any(resource in overflows for resource in (*LUT_RESOURCES, "BRAM18")) else "auto"
 
 
 def place(model: ModelWrapper, slot: Slot, memory: Memory, choice: str, fixed: dict[Slot, str]) -> None:
