@@ -102,9 +102,9 @@ def test_unquantised_accumulator_is_exact_and_fits_its_width(tmp_path, kind, po2
 
 
 def test_bias_of_an_accumulator_is_held_as_finely_as_the_add_after_it(tmp_path, brevitas):
-    """A float bias that reaches a residual add unrounded is held within ACCUMULATOR_BIAS_ERROR_LSB of an
-    LSB of the quantiser after the add, the precision of the add's own terms (TERM_ERROR_LSB), where a
-    requantised layer's bias is held to BIAS_ERROR_LSB."""
+    """With float scales, a bias that reaches a residual add unrounded is held within
+    ACCUMULATOR_BIAS_ERROR_LSB of an LSB of the quantiser after the add, the precision of the add's own terms
+    (TERM_ERROR_LSB), where a requantised layer's bias is held to BIAS_ERROR_LSB."""
     import torch
     from brevitas.export import export_qonnx
 

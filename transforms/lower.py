@@ -95,8 +95,10 @@ REFUSED = {
 
 #: Bias rounding may move the value before requantisation by at most this fraction of an output LSB.
 BIAS_ERROR_LSB = 1 / 256
-#: The same for the bias of an unquantised accumulator (a QuantLinear without output quantiser): its error
-#: reaches the sum of the add or mean after it unrounded, beside terms held to IntAdd's TERM_ERROR_LSB.
+#: The same for the bias of an unquantised accumulator (a QuantLinear without output quantiser) whose ratio
+#: to the quantiser after it is not a power of two: its error reaches the sum of the add or mean after it
+#: unrounded, beside terms held to IntAdd's TERM_ERROR_LSB.  With power-of-two scales the midpoint rule
+#: already rounds as the exact bias would, and BIAS_ERROR_LSB is kept.
 ACCUMULATOR_BIAS_ERROR_LSB = 1 / 4096
 MAX_BIAS_FRACTION_BITS = 16
 #: Metadata: {buffer tensor: names of the exported nodes and tensors its writer (or the host) replaced}.

@@ -59,7 +59,7 @@ def term_fixed_point(ratio: float, dtype: IntType) -> tuple[int, int]:
         m = round(ratio * 2**e)
         if m >= MULTIPLIER_LIMIT:
             break
-        if m == 0 or m % 2 == 0:  # an even m is the odd one of a smaller e (or no closer)
+        if m == 0 or m % 2 == 0:  # odd multipliers only: yosys maps an even one's product wider (term_dsps)
             continue
         if term_dsps(operand, np.array([m])) > limit:
             break

@@ -93,8 +93,10 @@ def emit_linear(lowering: Lowering, fused: list, x: IntTensor, w, w_scale: float
 
     if out_quant is not None:
         ratio, bound = acc_scale / out_quant.scale, BIAS_ERROR_LSB
-    else:
-        ratio, bound = downstream_ratio(lowering, fused[-1], acc_scale), ACCUMULATOR_BIAS_ERROR_LSB
+    else:  # an accumulator: finer where the scales are not powers of two (ACCUMULATOR_BIAS_ERROR_LSB)
+        ratio = downstream_ratio(lowering, fused[-1], acc_scale)
+        float_ratio = ratio is not None and math.frexp(ratio)[0] != 0.5
+        bound = ACCUMULATOR_BIAS_ERROR_LSB if float_ratio else BIAS_ERROR_LSB
     acc_shift, bias = fixed_point_bias(fused[1] if len(fused) > 1 else matmul, bias_values / acc_scale, ratio, bound)
     acc_scale /= 2**acc_shift
     acc_lo, acc_hi = matmul_range(x.dtype, w * 2**acc_shift, bias)
