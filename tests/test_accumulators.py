@@ -99,3 +99,28 @@ def test_unquantised_accumulator_is_exact_and_fits_its_width(tmp_path, kind, po2
     assert features["out_bits"] == 0 and features["round_logic_bits"] + features.get("round_dsp_bits", 0) == 0
     requantising = [getCustomOp(n) for n in lowered.graph.node if n.op_type == "IntLinear"][1:]
     assert all(op.resource_features()["out_bits"] == op.out_type().bits for op in requantising if op.get_nodeattr("requant"))
+
+
+def test_bias_of_an_accumulator_is_held_as_finely_as_the_add_after_it(tmp_path, brevitas):
+    """With float scales, a bias that reaches a residual add unrounded is held within
+    ACCUMULATOR_BIAS_ERROR_LSB of an LSB of the quantiser after the add, the precision of the add's own terms
+    (TERM_ERROR_LSB), where a requantised layer's bias is held to BIAS_ERROR_LSB."""
+    import torch
+    from brevitas.export import export_qonnx
+
+    from qonnx_spartan.ops.elementwise.int_add import TERM_ERROR_LSB
+    from qonnx_spartan.transforms.lower import ACCUMULATOR_BIAS_ERROR_LSB, BIAS_ERROR_LSB
+
+    assert ACCUMULATOR_BIAS_ERROR_LSB <= TERM_ERROR_LSB < BIAS_ERROR_LSB
+    model = model_with("residual", po2=False)
+    path = tmp_path / "m.onnx"
+    export_qonnx(model, torch.randn(1, WINDOW, D_MODEL), export_path=str(path), dynamo=False)
+    lowered = build(BuildConfig(model=path, output_dir=tmp_path / "b", stop_step="lower"))
+    linear = getCustomOp(lowered.graph.node[0])
+    io = HostIO.load(lowered)
+    with torch.no_grad():
+        acc_scale = io.input.scale * float(model.lin.quant_weight().scale)
+        bias = model.lin.bias.double().numpy() / acc_scale
+    held = linear.bias() / 2.0 ** linear.get_nodeattr("acc_shift")
+    error = np.abs(held - bias).max() * acc_scale / io.output.scale
+    assert 0 < error <= ACCUMULATOR_BIAS_ERROR_LSB

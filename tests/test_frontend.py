@@ -52,16 +52,8 @@ def corpus_outcome(tmp_path_factory):
     return get
 
 
-# Open in issue #15, measured and written down there: each skip prints what is wrong, none is hidden.
-AMPLIFIED = (
-    "known gap: GHDL bit-exact, but more than 3 output LSB from Brevitas on some vectors: rare 1-LSB flips "
-    "(float biases held to 1/256 LSB, the softmax's scores at half an LSB) amplified by float-scale encoder "
-    "layers into the pooled features (docs/frontend.md, 'Measured on the corpus')"
-)
-OPEN_FAILURES = {
-    "tinytransformer_2layers_float_6bit": AMPLIFIED,
-    "tinytransformer_w24_d32_mixed": AMPLIFIED,
-}
+# Models the corpus test knows to fail, each with what is wrong (printed with the skip): none today.
+OPEN_FAILURES: dict[str, str] = {}
 
 
 def open_failure(name: str) -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from exact import INT16, UINT8, clamp, extremes, fits_signed, half_even, shift_rounded
+from exact import INT8, INT16, UINT8, clamp, extremes, fits_signed, half_even, shift_rounded
 from op_modules import Extreme
 from qonnx.custom_op.registry import getCustomOp
 from single_op import build_and_simulate, copy_layer, lowered_model, reversed_layer, tensor_io
@@ -21,6 +21,7 @@ from qonnx_spartan.ops.elementwise.engine import Elementwise, fixed_point, signe
 from qonnx_spartan.ops.elementwise.int_add import TERM_ERROR_LSB
 from qonnx_spartan.ops.elementwise.int_affine import OFFSET_LIMIT
 
+INT18 = IntType(True, 18)
 TYPES = [IntType(signed, bits) for bits in range(2, 9) for signed in (True, False)]
 
 
@@ -34,10 +35,14 @@ def exact_elementwise(op, inputs: list[list[int]]) -> tuple[list[int], dict[str,
         ma, mb = op.get_nodeattr("mult_a"), op.get_nodeattr("mult_b")
         products = [[a * ma, bv * mb] for a, bv in zip(inputs[0], b)]
         offsets = [0] * channels
+        registers = [v for p in products for v in p]  # each product's register holds it before its shift
+        sa, sb = op.product_shifts()
+        products = [[pa << sa, pb << sb] for pa, pb in products]
     else:
         mult = [int(v) for v in op.mult()]
         products = [[x * mult[i % channels]] for i, x in enumerate(inputs[0])]
         offsets = [int(v) for v in op.sum_offsets()]  # the hardware's: the rounding half included
+        registers = [v for p in products for v in p]
     sums = [sum(p) + offsets[i % channels] for i, p in enumerate(products)]
     rounding = shift_rounded if op.rounding_half() else half_even
     outputs = [clamp(rounding(s, shift), lo, hi) for s in sums]
@@ -45,9 +50,10 @@ def exact_elementwise(op, inputs: list[list[int]]) -> tuple[list[int], dict[str,
     sum_lo, sum_hi = op.sum_range()
     assert all(sum_lo <= v <= sum_hi for v in sums + flat)
     assert all(fits_signed(v, op.sum_bits()) for v in sums + flat)
-    for dtype, mults in op.terms():  # the product registers: operand (signed) bits + multiplier word bits
+    terms = op.terms()
+    for i, (dtype, mults) in enumerate(terms):  # each product's register: operand (signed) + multiplier bits
         width = dtype.bits + (0 if dtype.signed else 1) + word_bits(mults)
-        assert all(fits_signed(v, width) for v in flat)
+        assert all(fits_signed(v, width) for v in registers[i :: len(terms)])
     return outputs, {"sums": sums, "products": flat}
 
 
@@ -95,6 +101,12 @@ def affine_design(in_type: IntType, out_type: IntType):
 EXTREMES = {
     "add-int16": Extreme(lambda: add_design(INT16, INT16, (0.9999, 0.7777, 1.0), None)),
     "add-uint8-constant-int16": Extreme(lambda: add_design(UINT8, UINT8, (1.0, 0.00913, 1.7), INT16)),
+    # an accumulator and a quantised tensor (or constant) at ratios ~2**-10 and ~1 to the output: each term
+    # with its own precision, the products shifted to one wide sum
+    "add-int18-ratios-apart": Extreme(lambda: add_design(INT18, INT8, (0.9923, 0.9923 * 2**-10, 1.0), None)),
+    "add-int18-constant-int8-ratios-apart": Extreme(
+        lambda: add_design(INT18, INT8, (172.4 / 2**17, 0.9923, 1.0), INT8)
+    ),
     "affine-int16": Extreme(lambda: affine_design(INT16, INT16)),
 }
 
@@ -150,21 +162,33 @@ def test_int_add_within_one_lsb_of_real_sum(seed, po2):
 
 def test_int_add_of_an_accumulator_keeps_its_small_ratio_precise():
     """A residual add of an unquantised accumulator (INT17, ratio ~2**-10 to the output) and a quantised
-    tensor (ratio ~1): over the accumulator's whole range each term moves the sum by at most
-    TERM_ERROR_LSB (17-bit multipliers over one shift leave the accumulator's 8 bits, 0.2 LSB off here),
-    with no more DSPs than those narrow multipliers take."""
+    tensor (ratio ~1): over its operand's whole range each term moves the sum by at most TERM_ERROR_LSB / 2
+    (17-bit multipliers over one shift would leave the accumulator's 8 bits, 0.2 LSB off here), each product
+    shifted to the common shift, with no more DSPs than the narrow multipliers take."""
     acc, act, out = IntType(True, 17), IntType(True, 6), IntType(True, 6)
     ratio = 172.4 / 2**17  # as the 2-layer corpus Transformer's first residual add has (0.2 LSB off before)
     node = IntAdd.make_node("add", ["a", "b"], "y", acc, ratio, act, 0.9923, out, 1.0, out.lo, out.hi, [1, 4])
     op = getCustomOp(node)
     mult_a, mult_b, shift = (op.get_nodeattr(k) for k in ("mult_a", "mult_b", "shift"))
-    assert abs(ratio - mult_a / 2**shift) * 2**16 <= TERM_ERROR_LSB
-    assert abs(0.9923 - mult_b / 2**shift) * 32 <= TERM_ERROR_LSB
+    shift_a, shift_b = op.product_shifts()
+    assert shift_a != shift_b  # each term its own precision
+    assert abs(ratio - mult_a * 2**shift_a / 2**shift) * 2**16 <= TERM_ERROR_LSB / 2
+    assert abs(0.9923 - mult_b * 2**shift_b / 2**shift) * 32 <= TERM_ERROR_LSB / 2
     narrow, _ = fixed_point((ratio, 2**MULTIPLIER_BITS), (0.9923, 2**MULTIPLIER_BITS))
     assert op.dsps() <= sum(term_dsps(signed_bits(t), m.reshape(1)) for t, m in zip((acc, act), narrow))
     a = np.array([[acc.lo, acc.hi, 12345, -777]])
     b = np.array([[act.hi, act.lo, -3, 31]])
     assert np.array_equal(run(node, {"a": a, "b": b}), quantised(a * ratio + b * 0.9923, 1.0, out))
+
+
+def test_int_add_keeps_one_shift_where_its_multipliers_are_precise():
+    """Power-of-two ratios, and quantised tensors whose 17-bit multipliers hold the ratios within
+    TERM_ERROR_LSB, keep one common shift and no product shifts (the designs of such models unchanged)."""
+    t = IntType(True, 4)
+    for scales in ((0.5, 0.25, 0.5), (0.3, 0.7, 0.5)):
+        node = IntAdd.make_node("add", ["a", "b"], "y", t, scales[0], t, scales[1], t, scales[2], -8, 7, [1, 2])
+        op = getCustomOp(node)
+        assert op.product_shifts() == [0, 0]
 
 
 def test_int_add_constant_is_broadcast_over_the_batch_and_held_in_its_rom():

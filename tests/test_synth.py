@@ -71,7 +71,7 @@ def test_synthesis_matches_exact_estimates(tmp_path, style, rows, n, ghdl, yosys
 def rom_and_constant_layers(rng):
     """A 48 x 48 linear layer with 5-bit weights (a 2,304 x 5 ROM: yosys packs it into one RAMB18 in block
     style) and an addition of a constant whose first multiplier is even and 18 bits wide (yosys gives that
-    product a second DSP)."""
+    product a second DSP; the ratios are exact in 17 bits, so the add keeps one shift and that multiplier)."""
     from qonnx_spartan.ops.elementwise import IntAdd
     from qonnx_spartan.ops.elementwise.engine import term_dsps
 
@@ -80,13 +80,19 @@ def rom_and_constant_layers(rng):
     weights = rng.integers(-15, 16, (k, k))
     linear = linear_layer("linear", "x", "h", [1, rows, k], weights, x_t, h_t, rescale=Rescale(1, 6))
     const = rng.integers(-100, 100, (rows, k))
-    for a_scale in np.linspace(0.51, 0.99, 200):
-        add = IntAdd.make_node("add", ["h"], "y", h_t, a_scale, h_t, 0.3, h_t, 0.5, h_t.lo, h_t.hi, [1, rows, k], const)
+    b_scale = 0.5 * 81921 / 2**17  # odd: no common factor of two to divide out
+    for even in range(2**16 + 2, 2**17, 2 * 997):
+        a_scale = 0.5 * even / 2**17
+        add = IntAdd.make_node(
+            "add", ["h"], "y", h_t, a_scale, h_t, b_scale, h_t, 0.5, h_t.lo, h_t.hi, [1, rows, k], const
+        )
         from qonnx.custom_op.registry import getCustomOp
 
         dtype, mults = getCustomOp(add).terms()[0]
         if term_dsps(dtype.bits, mults) == 2:
             break
+    else:
+        raise AssertionError("no even 18-bit multiplier found")
     io = tensor_io("x", [1, rows, k], x_t), tensor_io("y", [1, rows, k], h_t)
     return lowered_model([linear, add], *io, {"h": h_t, "y": h_t})
 

@@ -95,6 +95,11 @@ REFUSED = {
 
 #: Bias rounding may move the value before requantisation by at most this fraction of an output LSB.
 BIAS_ERROR_LSB = 1 / 256
+#: The same for the bias of an unquantised accumulator (a QuantLinear without output quantiser) whose ratio
+#: to the quantiser after it is not a power of two: its error reaches the sum of the add or mean after it
+#: unrounded, beside terms held to IntAdd's TERM_ERROR_LSB.  With power-of-two scales the midpoint rule
+#: already rounds as the exact bias would, and BIAS_ERROR_LSB is kept.
+ACCUMULATOR_BIAS_ERROR_LSB = 1 / 4096
 MAX_BIAS_FRACTION_BITS = 16
 #: Metadata: {buffer tensor: names of the exported nodes and tensors its writer (or the host) replaced}.
 SOURCES_KEY = "qonnx_spartan.sources"
@@ -121,13 +126,15 @@ class IntTensor:
         return IntTensor(name, spec.scale, spec.dtype, spec.lo, spec.hi, shape)
 
 
-def fixed_point_bias(node, bias_in_acc_lsb: np.ndarray, ratio: float | None) -> tuple[int, np.ndarray]:
+def fixed_point_bias(
+    node, bias_in_acc_lsb: np.ndarray, ratio: float | None, bound: float = BIAS_ERROR_LSB
+) -> tuple[int, np.ndarray]:
     """(f, integer bias at 2**-f accumulator LSBs): how a real-valued bias enters the accumulator.
 
     A bias that is a multiple of 2**-f is held exactly.  Otherwise it is held as the midpoint of the
     2**-f interval around it, one bit finer: the sum then never lands on a rounding boundary and stays on
     the same side of it as the exact sum, so for power-of-two rescaling the outputs equal Brevitas's
-    exactly.  f grows until the midpoint is within BIAS_ERROR_LSB of an output LSB of the exact bias.
+    exactly.  f grows until the midpoint is within `bound` of an output LSB of the exact bias.
     An accumulator output (ratio None) has no rounding after it: the bias is rounded to its LSB."""
     if ratio is None:
         return 0, checked_bias(node, np.round(bias_in_acc_lsb))
@@ -135,7 +142,7 @@ def fixed_point_bias(node, bias_in_acc_lsb: np.ndarray, ratio: float | None) -> 
         scaled = bias_in_acc_lsb * 2**f
         if np.array_equal(scaled, np.round(scaled)):
             return f, checked_bias(node, scaled)
-        if 0.5 * ratio / 2**f <= BIAS_ERROR_LSB or f == MAX_BIAS_FRACTION_BITS:
+        if 0.5 * ratio / 2**f <= bound or f == MAX_BIAS_FRACTION_BITS:
             return f + 1, checked_bias(node, 2 * np.floor(scaled) + 1)
     raise AssertionError("unreachable")
 

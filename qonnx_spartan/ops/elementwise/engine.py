@@ -118,6 +118,11 @@ class Elementwise(SpartanOp):
     def terms(self) -> list[tuple[IntType, np.ndarray]]:
         """(operand type, multipliers) per summed operand; one multiplier, or one per channel."""
 
+    def product_shifts(self) -> list[int]:
+        """Per term, the left shift of its product before the sum (wiring): 0 but where a term's multiplier
+        is held with its own precision (IntAdd)."""
+        return [0] * len(self.terms())
+
     def offsets(self) -> np.ndarray:
         """Added to the sum before rounding: one value, or one per channel."""
         return np.zeros(1, dtype=np.int64)
@@ -145,8 +150,8 @@ class Elementwise(SpartanOp):
         offsets = np.asarray(self.sum_offsets(), dtype=object)
         lo, hi = offsets, offsets
         extremes = [0, offsets.min(), offsets.max()]
-        for dtype, mults in self.terms():
-            mults = np.asarray(mults, dtype=object)
+        for (dtype, mults), shift in zip(self.terms(), self.product_shifts()):
+            mults = np.asarray(mults, dtype=object) * 2**shift
             p_lo = np.minimum(mults * dtype.lo, mults * dtype.hi)
             p_hi = np.maximum(mults * dtype.lo, mults * dtype.hi)
             lo, hi = lo + p_lo, hi + p_hi
@@ -260,9 +265,15 @@ class Elementwise(SpartanOp):
             "b_logic": len(terms) > 1 and self.term_in_logic(1),
             **self.output_context(),
         }
+        shifts = self.product_shifts()
+        context["x_shift"] = shifts[0]
         if len(terms) > 1:
             b_type, b_mults = terms[1]
             context.update(
-                b_bits=b_type.bits, b_signed=b_type.signed, b_mult=int(b_mults[0]), b_mult_bits=word_bits(b_mults)
+                b_bits=b_type.bits,
+                b_signed=b_type.signed,
+                b_mult=int(b_mults[0]),
+                b_mult_bits=word_bits(b_mults),
+                b_shift=shifts[1],
             )
         return context

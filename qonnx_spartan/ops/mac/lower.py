@@ -24,7 +24,14 @@ from qonnx_spartan.ops.mac.int_conv1d import IntConv1d
 from qonnx_spartan.ops.mac.int_linear import IntLinear
 from qonnx_spartan.ops.mac.int_matmul import IntMatMul
 from qonnx_spartan.ops.mac.int_mean import IntMean
-from qonnx_spartan.transforms.lower import IntTensor, Lowering, Pattern, fixed_point_bias
+from qonnx_spartan.transforms.lower import (
+    ACCUMULATOR_BIAS_ERROR_LSB,
+    BIAS_ERROR_LSB,
+    IntTensor,
+    Lowering,
+    Pattern,
+    fixed_point_bias,
+)
 from qonnx_spartan.transforms.quant import constant_weights, node_label, quant_spec
 from qonnx_spartan.transforms.views import affine_strides, apply_view, is_identity
 
@@ -84,8 +91,13 @@ def emit_linear(lowering: Lowering, fused: list, x: IntTensor, w, w_scale: float
     factor = lowering.scalar_factor(fused, [n for n in chain if n.op_type == "Mul"])
     bias_values, acc_scale = bias_values * factor, acc_scale * factor  # (x W + b) c = x W c + b c
 
-    ratio = acc_scale / out_quant.scale if out_quant is not None else downstream_ratio(lowering, fused[-1], acc_scale)
-    acc_shift, bias = fixed_point_bias(fused[1] if len(fused) > 1 else matmul, bias_values / acc_scale, ratio)
+    if out_quant is not None:
+        ratio, bound = acc_scale / out_quant.scale, BIAS_ERROR_LSB
+    else:  # an accumulator: finer where the scales are not powers of two (ACCUMULATOR_BIAS_ERROR_LSB)
+        ratio = downstream_ratio(lowering, fused[-1], acc_scale)
+        float_ratio = ratio is not None and math.frexp(ratio)[0] != 0.5
+        bound = ACCUMULATOR_BIAS_ERROR_LSB if float_ratio else BIAS_ERROR_LSB
+    acc_shift, bias = fixed_point_bias(fused[1] if len(fused) > 1 else matmul, bias_values / acc_scale, ratio, bound)
     acc_scale /= 2**acc_shift
     acc_lo, acc_hi = matmul_range(x.dtype, w * 2**acc_shift, bias)
     tail, y_strides, views = write(fused[-1], out_quant is not None)
