@@ -93,6 +93,7 @@ CASES = [
     (3, 2, 2, 2, True),  # every parameter at once
     (1, 1, 0, 1, True),  # pointwise: a linear layer
     (4, 3, 0, 1, False),  # strided, unpadded: an IntLinear over overlapping rows
+    (4, 1, "same", 1, True),  # padding="same" of an even kernel: 1 step before, 2 after (auto_pad SAME_UPPER)
 ]
 
 
@@ -203,6 +204,22 @@ def test_a_padded_conv_counts_its_products_in_luts_beside_its_window():
     linear = MacOp.exact_resources(op)
     assert in_luts["DSP"] < on_dsps["DSP"] and linear["LUT"] > 0
     assert in_luts["LUT"] == linear["LUT"] + on_dsps["LUT"] and in_luts["FF"] == linear["FF"] + 1
+
+def test_same_padding_is_the_explicit_padding_torch_applies():
+    """auto_pad (TorchScript's `padding="same"`): the total padding a ceil(T / stride)-step output needs, its
+    odd step after the input (SAME_UPPER, as torch pads) or before it (SAME_LOWER)."""
+    import onnx
+
+    from qonnx_spartan.ops.mac.lower import conv_pads
+
+    def pads(auto, steps, span, stride):
+        node = onnx.helper.make_node("Conv", ["x", "w"], ["y"], auto_pad=auto)
+        return conv_pads(node, {a.name: a for a in node.attribute}, steps, span, stride)
+
+    assert pads("SAME_UPPER", 8, 4, 1) == (1, 2) and pads("SAME_LOWER", 8, 4, 1) == (2, 1)
+    assert pads("SAME_UPPER", 8, 3, 1) == (1, 1) and pads("VALID", 8, 3, 1) == (0, 0)
+    assert pads("SAME_UPPER", 8, 3, 2) == (0, 1)  # 4 outputs: the last reads one step past the input
+
 
 def test_channel_major_input_is_refused_by_name(tmp_path, brevitas):
     """A Conv1d straight on a (B, C, T) input: a time step's channels are not adjacent in the buffer."""

@@ -140,14 +140,12 @@ def lower_conv(lowering: Lowering, conv) -> None:
         raise SpartanError(f"{node_label(conv)}: only a Conv1d ((batch, channels, time), 3-D weight) is supported")
     if "group" in attr and attr["group"].i != 1:
         raise SpartanError(f"{node_label(conv)}: a grouped or depthwise Conv1d is not supported (groups 1 only)")
-    if "auto_pad" in attr and attr["auto_pad"].s not in (b"", b"NOTSET"):
-        raise SpartanError(f"{node_label(conv)}: auto_pad is not supported; give the padding explicitly")
     n_out, channels, taps = w.shape
     stride = attr["strides"].ints[0] if "strides" in attr else 1
     dilation = attr["dilations"].ints[0] if "dilations" in attr else 1
-    pad_lo, pad_hi = list(attr["pads"].ints) if "pads" in attr else (0, 0)
     steps = table.shape[2]
     span = (taps - 1) * dilation + 1  # the kernel with its dilation's zero taps
+    pad_lo, pad_hi = conv_pads(conv, attr, steps, span, stride)
     out_steps = (steps + pad_lo + pad_hi - span) // stride + 1
     strides = affine_strides(table)
     if strides is None:
@@ -187,6 +185,22 @@ def lower_conv(lowering: Lowering, conv) -> None:
     else:
         make = IntLinear.make_node
     emit_linear(lowering, [conv], x, matrix, weights.spec.scale, bias_values, write, make, a_stride=a_stride)
+
+
+def conv_pads(conv, attr: dict, steps: int, span: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of the time axis: the `pads` attribute, or what `auto_pad` asks for (the
+    TorchScript exporter writes `padding="same"` as SAME_UPPER: the output has ceil(steps / stride) steps,
+    an odd total padding's extra step after the input, before it for SAME_LOWER)."""
+    auto = attr["auto_pad"].s.decode() if "auto_pad" in attr else "NOTSET"
+    if auto in ("", "NOTSET"):
+        return tuple(attr["pads"].ints) if "pads" in attr else (0, 0)
+    if auto == "VALID":
+        return 0, 0
+    if auto not in ("SAME_UPPER", "SAME_LOWER"):
+        raise SpartanError(f"{node_label(conv)}: auto_pad {auto} is not a padding; give the padding explicitly")
+    total = max((-(-steps // stride) - 1) * stride + span - steps, 0)
+    small, large = total // 2, total - total // 2
+    return (small, large) if auto == "SAME_UPPER" else (large, small)
 
 
 def row_strides(matmul, table: np.ndarray) -> list[int]:
