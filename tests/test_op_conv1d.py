@@ -221,6 +221,28 @@ def test_same_padding_is_the_explicit_padding_torch_applies():
     assert pads("SAME_UPPER", 8, 3, 2) == (0, 1)  # 4 outputs: the last reads one step past the input
 
 
+def test_grouped_conv_is_refused_by_name(tmp_path, brevitas):
+    """groups > 1 has no integer form here: one line naming the node and what to write instead."""
+    import brevitas.nn as qnn
+    import torch
+    from brevitas_models import calibrated
+
+    from qonnx_spartan.flow import BuildConfig, build
+
+    class Grouped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(bit_width=6)
+            self.conv = qnn.QuantConv1d(4, 4, 3, padding=1, groups=2, weight_bit_width=6)
+
+        def forward(self, x):
+            return self.conv(self.inp(x).transpose(1, 2))
+
+    path = export(calibrated(Grouped(), (8, 4)), "torchscript", tmp_path / "conv.onnx", in_shape=(1, 8, 4))
+    with pytest.raises(SpartanError, match=r"node '/conv/Conv' \(Conv\).*groups=2.*groups=1, or one QuantConv1d"):
+        build(BuildConfig(model=path, output_dir=tmp_path / "b", stop_step="lower"))
+
+
 def test_channel_major_input_is_refused_by_name(tmp_path, brevitas):
     """A Conv1d straight on a (B, C, T) input: a time step's channels are not adjacent in the buffer."""
     from qonnx_spartan.flow import BuildConfig, build

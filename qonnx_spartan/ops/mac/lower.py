@@ -139,7 +139,10 @@ def lower_conv(lowering: Lowering, conv) -> None:
     if w.ndim != 3 or table.ndim != 3 or table.shape[0] != 1:
         raise SpartanError(f"{node_label(conv)}: only a Conv1d ((batch, channels, time), 3-D weight) is supported")
     if "group" in attr and attr["group"].i != 1:
-        raise SpartanError(f"{node_label(conv)}: a grouped or depthwise Conv1d is not supported (groups 1 only)")
+        raise SpartanError(
+            f"{node_label(conv)}: a grouped or depthwise Conv1d (groups={attr['group'].i}) is not supported; "
+            "write groups=1, or one QuantConv1d per group"
+        )
     n_out, channels, taps = w.shape
     stride = attr["strides"].ints[0] if "strides" in attr else 1
     dilation = attr["dilations"].ints[0] if "dilations" in attr else 1
