@@ -384,8 +384,8 @@ def lower_mean(lowering: Lowering, reduce) -> None:
         exact = Fraction(x.scale) * Fraction(factor) / Fraction(out_quant.scale) / steps
         sums = (steps * x.dtype.lo, steps * x.dtype.hi)
         rescale = Rescale.for_fraction(exact, *sums) or Rescale.from_ratio(scale / out_quant.scale)
-    else:  # the sum itself, 1/steps in its scale: exact
-        lo, hi = x.lo * steps, x.hi * steps
+    else:  # the sum itself, 1/steps in its scale: exact, as wide as the engine's accumulator (over x's type)
+        lo, hi = x.dtype.lo * steps, x.dtype.hi * steps
         out = IntTensor(tail, scale, IntType(True, max(bits_signed(lo), bits_signed(hi))), lo, hi, shape)
         rescale = None
     node = IntMean.make_node(
