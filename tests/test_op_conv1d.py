@@ -175,6 +175,53 @@ def test_conv1d_from_brevitas_bit_exact_in_ghdl(tmp_path, taps, stride, pad, dil
     assert report.cycles_per_inference == Design(lowered).cycles()
 
 
+def stacked_conv_model(po2: bool, seed: int = 0):
+    """Two QuantConv1d (3 -> 6 -> 5, kernel 3, padding 1) with a QuantReLU each, one transpose before them
+    and one after: the second reads the first's (batch, channels, time) output directly."""
+    import brevitas.nn as qnn
+    import torch
+    from brevitas_models import calibrated, quantisers
+
+    act, uact, weight = quantisers(po2)
+
+    class Stack(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(act_quant=act, bit_width=6)
+            conv = dict(kernel_size=3, padding=1, weight_quant=weight, weight_bit_width=6)
+            self.conv1, self.conv2 = qnn.QuantConv1d(3, 6, **conv), qnn.QuantConv1d(6, 5, **conv)
+            self.act1 = qnn.QuantReLU(act_quant=uact, bit_width=6)
+            self.act2 = qnn.QuantReLU(act_quant=uact, bit_width=6)
+
+        def forward(self, x):
+            x = self.act1(self.conv1(self.inp(x).transpose(1, 2)))
+            return self.act2(self.conv2(x)).transpose(1, 2)
+
+    torch.manual_seed(seed)
+    return calibrated(Stack(), (8, 3))
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("po2", [True, False])
+def test_stacked_conv1d_layers_hand_on_time_major_rows(tmp_path, po2, exporter, brevitas, ghdl):
+    """A Conv1d read only by another Conv1d writes its result time-major (a buffer of its own, the
+    (batch, channels, time) tensor a view of it), so the second reads a time step's channels together."""
+    from qonnx_spartan.simulation import simulate_build
+
+    model = stacked_conv_model(po2)
+    path = export(model, exporter, tmp_path / "conv.onnx", in_shape=(1, 8, 3))
+    x = np.random.default_rng(5).normal(size=(16, 8, 3)).astype(np.float32) * 2
+    lowered, lsb = lowered_and_lsb(model, path, tmp_path / "build", x)
+    first, second = (getCustomOp(n) for n in lowered.graph.node)
+    assert [n.op_type for n in lowered.graph.node] == ["IntConv1d"] * 2
+    assert first.get_nodeattr("y_stride") == [0, 6, 1]  # time-major: step t's 6 channels together
+    assert second.onnx_node.input[0] == first.onnx_node.output[0]
+    assert lsb <= MAX_LSB
+    report = simulate_build(tmp_path / "build", x)
+    assert report.bit_exact, np.c_[report.hardware, report.reference][:4]
+    assert report.cycles_per_inference == Design(lowered).cycles()
+
+
 def test_padding_reads_zero_and_costs_a_window():
     """The reference pads with zeros around the buffer; the window's LUTs and flag are counted beside the
     linear layer's."""

@@ -173,14 +173,24 @@ def lower_conv(lowering: Lowering, conv) -> None:
             raise SpartanError(f"{node_label(conv)}: the bias must be a constant of {n_out} values")
         bias_values = values.reshape(-1) * (spec.scale if spec is not None else 1.0)
 
+    time_major = []  # the quantised result held time-major for the Conv1d layers that read it
+
     def write(tail_node, quantised: bool):
         """The (N, T') result written in the layout of the views that alone read it (time-major after the
-        usual transpose back), else as the Conv's (batch, channels, time)."""
+        usual transpose back); time-major too, in a buffer of its own, when only Conv1d layers read it (a
+        stack of Conv1d: each reads a time step's channels together); else as the Conv's (batch, channels,
+        time)."""
         chain, position = view_positions(lowering, tail_node)
         strides = affine_strides(position.reshape(1, n_out, out_steps).transpose(0, 2, 1))
         if chain and strides is not None:
             return chain[-1].output[0], strides, chain
-        return tail_node.output[0], (0, 1, out_steps), []
+        tail = tail_node.output[0]
+        readers = lowering.model.find_consumers(tail) or []
+        outputs = {o.name for o in lowering.model.graph.output}
+        if quantised and readers and all(r.op_type == "Conv" for r in readers) and tail not in outputs:
+            time_major.append(tail)
+            return f"{tail}_time_major", (0, n_out, 1), []
+        return tail, (0, 1, out_steps), []
 
     a_stride = [0, stride * s_t, 0, s_c]
     if pad_lo or pad_hi:
@@ -188,6 +198,9 @@ def lower_conv(lowering: Lowering, conv) -> None:
     else:
         make = IntLinear.make_node
     emit_linear(lowering, [conv], x, matrix, weights.spec.scale, bias_values, write, make, a_stride=a_stride)
+    for tail in time_major:  # its readers see the (batch, channels, time) tensor as a view of that buffer
+        table = np.arange(n_out * out_steps).reshape(1, out_steps, n_out).transpose(0, 2, 1)
+        lowering.views[tail] = (f"{tail}_time_major", table)
 
 
 def conv_pads(conv, attr: dict, steps: int, span: int, stride: int) -> tuple[int, int]:
