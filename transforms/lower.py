@@ -224,7 +224,11 @@ class Lowering:
         """An operand the op reads in buffer order (a view of it must not reorder elements)."""
         base, table = self.operand(tensor, user)
         if not is_identity(table):
-            raise SpartanError(f"{node_label(user)}: reading a transposed view of '{base.name}' is not supported here")
+            raise SpartanError(
+                f"{node_label(user)}: reads a transposed view of '{base.name}', but it reads its input in order; "
+                "move the transpose up to the output of the Conv1d, linear layer or matrix product before it "
+                "(which then writes its result in that order)"
+            )
         return base
 
     def constant(self, tensor: str):
