@@ -669,7 +669,7 @@ OP_REFUSALS = [
     ),
     (
         Case("ln_two_axes", more_norms_and_gates(6, False, "ln_two_axes"), (4, 4), "nn.LayerNorm((T, D))", seed=505),
-        "last axis",
+        "nn.LayerNorm(d) of (batch, time, d)",
     ),
     (
         Case("glu_gate", more_norms_and_gates(6, False, "glu"), (4, 4), "x * sigmoid(gate(x))", seed=506),
