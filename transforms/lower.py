@@ -226,8 +226,8 @@ class Lowering:
         if not is_identity(table):
             raise SpartanError(
                 f"{node_label(user)}: reads a transposed view of '{base.name}', but it reads its input in order; "
-                "move the transpose up to the output of the Conv1d, linear layer or matrix product before it "
-                "(which then writes its result in that order)"
+                "transpose after this op instead, or move the transpose up to the output of the Conv1d, linear "
+                "layer or matrix product that makes the tensor (which then writes it in that order)"
             )
         return base
 
