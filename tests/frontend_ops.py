@@ -269,6 +269,9 @@ def more_norms_and_gates(bits: int, po2: bool, kind: str, features=4, d=8, outpu
             def forward(self, x):
                 x = self.inp(x)
                 h = self.embed(x)
+                if kind == "gelu_transposed":
+                    h = self.quant(torch.nn.functional.gelu(self.pool_quant(self.norm(h)).transpose(1, 2)))
+                    return self.head(h.mean(dim=2))
                 if kind == "ln_pooled":
                     return self.head(self.quant(self.norm(self.pool_quant(h.mean(dim=1)))))
                 if kind == "ln_two_axes":
@@ -602,6 +605,11 @@ LATE = (
         lambda bits, po2: brevitas_idioms(bits, po2, "conv_input_quant"),
         "the first layer a QuantConv1d with its own input_quant on x.transpose(1, 2)",
     ),
+    (
+        "conv_gelu_then_transpose",
+        lambda bits, po2: conv_then_elementwise(bits, po2, "gelu"),
+        "QuantConv1d(output_quant) -> GELU -> quantiser in (B, C, T), then transpose(1, 2) into a LayerNorm",
+    ),
 )
 
 
@@ -701,13 +709,13 @@ OP_REFUSALS = [
     ),
     (
         Case(
-            "conv_gelu_then_transpose",
-            conv_then_elementwise(6, False, "gelu"),
-            (8, 3),
-            "QuantConv1d(output_quant) -> GELU -> quantiser in (B, C, T), then transpose(1, 2) into a LayerNorm",
+            "gelu_of_transposed_layernorm",
+            more_norms_and_gates(6, False, "gelu_transposed"),
+            (4, 4),
+            "GELU of a LayerNorm's result read through x.transpose(1, 2)",
             seed=700,
         ),
-        "move the transpose up",
+        "transpose after this op instead",
     ),
     (
         Case(
