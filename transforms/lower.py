@@ -224,8 +224,10 @@ class Lowering:
         """An operand the op reads in buffer order (a view of it must not reorder elements)."""
         base, table = self.operand(tensor, user)
         if not is_identity(table):
+            writer = self.producers.get(base.name)  # the default exporter's tensor names say little
+            what = f"the output of {node_label(writer)}" if writer is not None else f"'{base.name}'"
             raise SpartanError(
-                f"{node_label(user)}: reads a transposed view of '{base.name}', but it reads its input in order; "
+                f"{node_label(user)}: reads a transposed view of {what}, but it reads its input in order; "
                 "transpose after this op instead, or move the transpose up to the output of the Conv1d, linear "
                 "layer or matrix product that makes the tensor (which then writes it in that order)"
             )
