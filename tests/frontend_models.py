@@ -1011,24 +1011,28 @@ def output_lsbs(onnx_path: Path, x: np.ndarray) -> list[tuple[float, str]]:
 
     lsbs = []
     for out in model.graph.output:
-        node = through_views(out.name)
+        # a mean at the output (`head(x).mean(dim=1)`) divides the step of the values it averages
+        node, out_factor = through_views(out.name, means=True)
         if node is not None and node.op_type == "Quant":
-            lsbs.append((float(np.asarray(ctx[node.input[1]]).max()), "output quantiser"))
+            lsbs.append((float(np.asarray(ctx[node.input[1]]).max()) * out_factor, "output quantiser"))
             continue
         while node is not None and node.op_type == "Add":  # the bias, then a residual or constant add
             node = next((through_views(i) for i in node.input if producer(i) is not None), None)
-        if node is None or node.op_type not in ("MatMul", "Gemm"):
+        if node is None or node.op_type not in ("MatMul", "Gemm", "Conv"):
             raise ValueError(f"{onnx_path.name}: output {out.name} is neither quantised nor a linear layer")
         sides = [through_views(i, means=True) for i in node.input[:2]]
-        act = [(q, f) for q, f in sides if q is not None and q.op_type == "Quant" and producer(q.input[0]) is not None]
-        weight = [q for q, _ in sides if q is not None and q.op_type == "Quant" and producer(q.input[0]) is None]
+        def constant(q):  # a weight quantiser reads an initializer (an activation's may read the graph input)
+            return model.get_initializer(q.input[0]) is not None
+
+        act = [(q, f) for q, f in sides if q is not None and q.op_type == "Quant" and not constant(q)]
+        weight = [q for q, _ in sides if q is not None and q.op_type == "Quant" and constant(q)]
         if len(act) != 1 or len(weight) > 1:
             raise ValueError(f"{onnx_path.name}: the linear layer {node.name} before output {out.name} is unusual")
         (q_x, factor), = act
         s_x = float(np.asarray(ctx[q_x.input[1]]).max()) * factor
         w_tensor = weight[0].output[0] if weight else next(i for i, (q, _) in zip(node.input, sides) if q is not q_x)
         w = np.abs(np.asarray(ctx[w_tensor])).max()
-        lsbs.append((s_x * float(w), "input LSB x max|W| (unquantised head)"))
+        lsbs.append((s_x * float(w) * out_factor, "input LSB x max|W| (unquantised head)"))
     return lsbs
 
 

@@ -93,6 +93,7 @@ CASES = [
     (3, 2, 2, 2, True),  # every parameter at once
     (1, 1, 0, 1, True),  # pointwise: a linear layer
     (4, 3, 0, 1, False),  # strided, unpadded: an IntLinear over overlapping rows
+    (4, 1, "same", 1, True),  # padding="same" of an even kernel: 1 step before, 2 after (auto_pad SAME_UPPER)
 ]
 
 
@@ -174,6 +175,53 @@ def test_conv1d_from_brevitas_bit_exact_in_ghdl(tmp_path, taps, stride, pad, dil
     assert report.cycles_per_inference == Design(lowered).cycles()
 
 
+def stacked_conv_model(po2: bool, seed: int = 0):
+    """Two QuantConv1d (3 -> 6 -> 5, kernel 3, padding 1) with a QuantReLU each, one transpose before them
+    and one after: the second reads the first's (batch, channels, time) output directly."""
+    import brevitas.nn as qnn
+    import torch
+    from brevitas_models import calibrated, quantisers
+
+    act, uact, weight = quantisers(po2)
+
+    class Stack(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(act_quant=act, bit_width=6)
+            conv = dict(kernel_size=3, padding=1, weight_quant=weight, weight_bit_width=6)
+            self.conv1, self.conv2 = qnn.QuantConv1d(3, 6, **conv), qnn.QuantConv1d(6, 5, **conv)
+            self.act1 = qnn.QuantReLU(act_quant=uact, bit_width=6)
+            self.act2 = qnn.QuantReLU(act_quant=uact, bit_width=6)
+
+        def forward(self, x):
+            x = self.act1(self.conv1(self.inp(x).transpose(1, 2)))
+            return self.act2(self.conv2(x)).transpose(1, 2)
+
+    torch.manual_seed(seed)
+    return calibrated(Stack(), (8, 3))
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("po2", [True, False])
+def test_stacked_conv1d_layers_hand_on_time_major_rows(tmp_path, po2, exporter, brevitas, ghdl):
+    """A Conv1d read only by another Conv1d writes its result time-major (a buffer of its own, the
+    (batch, channels, time) tensor a view of it), so the second reads a time step's channels together."""
+    from qonnx_spartan.simulation import simulate_build
+
+    model = stacked_conv_model(po2)
+    path = export(model, exporter, tmp_path / "conv.onnx", in_shape=(1, 8, 3))
+    x = np.random.default_rng(5).normal(size=(16, 8, 3)).astype(np.float32) * 2
+    lowered, lsb = lowered_and_lsb(model, path, tmp_path / "build", x)
+    first, second = (getCustomOp(n) for n in lowered.graph.node)
+    assert [n.op_type for n in lowered.graph.node] == ["IntConv1d"] * 2
+    assert first.get_nodeattr("y_stride") == [0, 6, 1]  # time-major: step t's 6 channels together
+    assert second.onnx_node.input[0] == first.onnx_node.output[0]
+    assert lsb <= MAX_LSB
+    report = simulate_build(tmp_path / "build", x)
+    assert report.bit_exact, np.c_[report.hardware, report.reference][:4]
+    assert report.cycles_per_inference == Design(lowered).cycles()
+
+
 def test_padding_reads_zero_and_costs_a_window():
     """The reference pads with zeros around the buffer; the window's LUTs and flag are counted beside the
     linear layer's."""
@@ -203,6 +251,44 @@ def test_a_padded_conv_counts_its_products_in_luts_beside_its_window():
     linear = MacOp.exact_resources(op)
     assert in_luts["DSP"] < on_dsps["DSP"] and linear["LUT"] > 0
     assert in_luts["LUT"] == linear["LUT"] + on_dsps["LUT"] and in_luts["FF"] == linear["FF"] + 1
+
+def test_same_padding_is_the_explicit_padding_torch_applies():
+    """auto_pad (TorchScript's `padding="same"`): the total padding a ceil(T / stride)-step output needs, its
+    odd step after the input (SAME_UPPER, as torch pads) or before it (SAME_LOWER)."""
+    import onnx
+
+    from qonnx_spartan.ops.mac.lower import conv_pads
+
+    def pads(auto, steps, span, stride):
+        node = onnx.helper.make_node("Conv", ["x", "w"], ["y"], auto_pad=auto)
+        return conv_pads(node, {a.name: a for a in node.attribute}, steps, span, stride)
+
+    assert pads("SAME_UPPER", 8, 4, 1) == (1, 2) and pads("SAME_LOWER", 8, 4, 1) == (2, 1)
+    assert pads("SAME_UPPER", 8, 3, 1) == (1, 1) and pads("VALID", 8, 3, 1) == (0, 0)
+    assert pads("SAME_UPPER", 8, 3, 2) == (0, 1)  # 4 outputs: the last reads one step past the input
+
+
+def test_grouped_conv_is_refused_by_name(tmp_path, brevitas):
+    """groups > 1 has no integer form here: one line naming the node and what to write instead."""
+    import brevitas.nn as qnn
+    import torch
+    from brevitas_models import calibrated
+
+    from qonnx_spartan.flow import BuildConfig, build
+
+    class Grouped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(bit_width=6)
+            self.conv = qnn.QuantConv1d(4, 4, 3, padding=1, groups=2, weight_bit_width=6)
+
+        def forward(self, x):
+            return self.conv(self.inp(x).transpose(1, 2))
+
+    path = export(calibrated(Grouped(), (8, 4)), "torchscript", tmp_path / "conv.onnx", in_shape=(1, 8, 4))
+    with pytest.raises(SpartanError, match=r"node '/conv/Conv' \(Conv\).*groups=2.*groups=1, or one QuantConv1d"):
+        build(BuildConfig(model=path, output_dir=tmp_path / "b", stop_step="lower"))
+
 
 def test_channel_major_input_is_refused_by_name(tmp_path, brevitas):
     """A Conv1d straight on a (B, C, T) input: a time step's channels are not adjacent in the buffer."""

@@ -116,3 +116,30 @@ def test_mean_equals_brevitas_on_exact_ties_and_ghdl_equals_the_reference(tmp_pa
 
     report = simulate_build(tmp_path / "b", x[:16])
     assert report.bit_exact
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_mean_of_an_accumulator_is_output_at_the_engines_width(tmp_path, seed, brevitas, ghdl):
+    """`head(x).mean(dim=1)` as the model's output (a default QuantLinear, no quantiser after the mean):
+    the sums leave the engine at its accumulator's width, which the template writes as it is."""
+    import brevitas.nn as qnn
+    import torch
+    from brevitas_models import calibrated
+
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(qnn.QuantIdentity(bit_width=8), qnn.QuantLinear(3, 4, bias=False, weight_bit_width=8))
+
+    class HeadMean(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = model
+
+        def forward(self, x):
+            return self.body(x).mean(dim=1)
+
+    net = calibrated(HeadMean(), (7, 3))
+    lowered = build(BuildConfig(model=export(net, tmp_path / "m.onnx", (1, 7, 3)), output_dir=tmp_path / "b"))
+    (op,) = [getCustomOp(n) for n in lowered.graph.node if n.op_type == "IntMean"]
+    assert not op.get_nodeattr("requant") and op.out_type().bits == op.acc_bits()
+    x = np.random.default_rng(seed).normal(size=(8, 7, 3)).astype(np.float32) * 2
+    assert simulate_build(tmp_path / "b", x).bit_exact

@@ -38,6 +38,7 @@ FUNCTIONS = {
     "elu": lambda torch, x: torch.nn.functional.elu(x, alpha=0.7),
     "leaky_relu": lambda torch, x: torch.nn.functional.leaky_relu(x, 0.1),
     "softplus": lambda torch, x: torch.nn.functional.softplus(x),
+    "mish": lambda torch, x: torch.nn.functional.mish(x),
     "relu": lambda torch, x: torch.relu(x),
 }
 

@@ -36,3 +36,25 @@ def test_batchnorm_then_reshape_is_left_for_the_lowering():
     init = {"g": ones, "b": zeros, "m": zeros, "v": ones, "shape": np.array([1, 3, 4]), **params}
     model = graph_model(nodes, (3, 4), (1, 3, 4), init)
     assert model.transform(Canonicalise()).model == model.model
+
+
+def test_the_graph_input_read_through_views_is_quantised_first():
+    """A first layer with its own input_quant on `x.transpose(1, 2)`: input -> Transpose -> Quant becomes
+    input -> Quant -> Transpose, so the host quantises the input and the transpose is addressing."""
+    q, params = quant("/conv/input_quant/export_handler/Quant", "t", "y", 0.05)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], name="/Transpose", perm=[0, 2, 1]), q]
+    model = canonical_equivalent(graph_model(nodes, (1, 6, 3), (1, 3, 6), params), (1, 6, 3))
+    assert op_types(model) == ["Quant", "Transpose"]
+    assert model.graph.node[0].input[0] == model.graph.input[0].name
+
+
+def test_a_float_map_of_the_graph_input_stays_for_the_lowering_to_refuse():
+    """A ReLU of the raw input before its quantiser would be a float op on the host: left as it is."""
+    q, params = quant("/q", "r", "y", 0.05)
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], name="/Transpose", perm=[0, 2, 1]),
+        helper.make_node("Relu", ["t"], ["r"], name="/Relu"),
+        q,
+    ]
+    model = graph_model(nodes, (1, 6, 3), (1, 3, 6), params)
+    assert model.transform(Canonicalise()).model == model.model

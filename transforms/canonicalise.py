@@ -20,6 +20,7 @@ from qonnx_spartan.transforms.pool_to_mean import PoolToMean
 from qonnx_spartan.transforms.quant_before_views import QuantBeforeViews
 from qonnx_spartan.transforms.scalar_arithmetic import ScalarArithmetic
 from qonnx_spartan.transforms.split_packed_linear import SplitPackedLinear
+from qonnx_spartan.transforms.transpose_before_function import TransposeBeforeFunction
 from qonnx_spartan.transforms.views_as_reshape import ViewsAsReshape
 from qonnx_spartan.transforms.weights_on_the_right import WeightsOnTheRight
 
@@ -38,6 +39,7 @@ def rules() -> list[Transformation]:
         PoolToMean(),
         BatchNormThroughViews(),
         QuantBeforeViews(),
+        TransposeBeforeFunction(),
     ]
 
 

@@ -91,6 +91,13 @@ REFUSED = {
     "Unsqueeze": "only an Unsqueeze of a statically shaped tensor is supported",
     "Identity": "an Identity at the graph output is not supported; end the model with a quantiser or a layer",
     "Gemm": "only Gemm with alpha = beta = 1 is supported",
+    # a Conv1d's padding_mode "circular" exports as Slice + Concat (TorchScript) or Pad (the default exporter)
+    "Pad": "padding as an op of its own (F.pad, or a Conv1d with padding_mode 'circular', 'reflect' or "
+    "'replicate') has no integer form; pad with zeros inside the Conv1d (padding=..., padding_mode='zeros')",
+    "Slice": "slicing an activation (x[:, a:b], torch.split, or a Conv1d with padding_mode 'circular') has no "
+    "integer form; slice constants only, and pad a Conv1d with zeros (padding_mode='zeros')",
+    "Concat": "joining activations (torch.cat, or a Conv1d with padding_mode 'circular') has no integer form; "
+    "pad a Conv1d with zeros (padding_mode='zeros')",
 }
 
 #: Bias rounding may move the value before requantisation by at most this fraction of an output LSB.
@@ -224,7 +231,13 @@ class Lowering:
         """An operand the op reads in buffer order (a view of it must not reorder elements)."""
         base, table = self.operand(tensor, user)
         if not is_identity(table):
-            raise SpartanError(f"{node_label(user)}: reading a transposed view of '{base.name}' is not supported here")
+            writer = self.producers.get(base.name)  # the default exporter's tensor names say little
+            what = f"the output of {node_label(writer)}" if writer is not None else f"'{base.name}'"
+            raise SpartanError(
+                f"{node_label(user)}: reads a transposed view of {what}, but it reads its input in order; "
+                "transpose after this op instead, or move the transpose up to the output of the Conv1d, linear "
+                "layer or matrix product that makes the tensor (which then writes it in that order)"
+            )
         return base
 
     def constant(self, tensor: str):

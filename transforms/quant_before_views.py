@@ -6,7 +6,9 @@ Reshapes, Transposes, ReLUs and multiplications by positive scalar constants.  V
 and a per-tensor Quant rounds each element alone, so the chain reorders to
 op -> [ReLU / scalar Mul] -> Quant -> views: the lowering sees the op's own pattern, and the views become
 addressing of the quantised buffer (or the layout the op writes).  A BatchNormalization followed only by
-Reshapes is left as it is: the lowering reads that chain itself.
+Reshapes is left as it is: the lowering reads that chain itself.  The graph input read through views
+alone into a Quant (a first QuantConv1d or QuantLinear with its own input_quant, on `x.transpose(1, 2)`)
+becomes input -> Quant -> views: the host quantises the input, and the views are addressing of its buffer.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def per_tensor(model: ModelWrapper, quant) -> bool:
 class QuantBeforeViews(Transformation):
     def apply(self, model: ModelWrapper):
         changed = False
+        inputs = {i.name for i in model.graph.input}
         for quant in list(model.graph.node):
             if quant.op_type != "Quant" or model.get_initializer(quant.input[0]) is not None:
                 continue
@@ -53,9 +56,12 @@ class QuantBeforeViews(Transformation):
             source = producer(model, tensor)
             if not any(n.op_type in VIEW_OPS for n in chain):
                 continue
-            if source is None or only_consumer(model, tensor) is not chain[0]:
-                continue  # the graph input (host-side) or a tensor read elsewhere too
-            if source.op_type == "BatchNormalization" and all(n.op_type == "Reshape" for n in chain):
+            if only_consumer(model, tensor) is not chain[0]:
+                continue  # a tensor read elsewhere too
+            if source is None and (tensor not in inputs or any(n.op_type not in VIEW_OPS for n in chain)):
+                continue  # a constant, or a float map of the graph input (the host quantises the input alone)
+            batchnorm = source is not None and source.op_type == "BatchNormalization"
+            if batchnorm and all(n.op_type == "Reshape" for n in chain):
                 continue
             self.reorder(model, chain, quant, tensor)
             changed = True

@@ -21,7 +21,10 @@ def lower_layernorm(lowering: Lowering, norm) -> None:
     rank = len(lowering.shape(norm.input[0]))
     axis = get_by_name(norm.attribute, "axis")
     if axis is not None and axis.i not in (-1, rank - 1):
-        raise SpartanError(f"{node_label(norm)}: LayerNorm over axis {axis.i}; only the last axis is supported")
+        raise SpartanError(
+            f"{node_label(norm)}: LayerNorm over axis {axis.i} onwards; only the last axis is supported: "
+            "normalise the features alone, nn.LayerNorm(d) of (batch, time, d)"
+        )
     channels = lowering.shape(norm.input[0])[-1]
     params = [lowering.constant(t)[0] if t else None for t in (list(norm.input[1:3]) + [""])[:2]]
     gamma = params[0] if params[0] is not None else np.ones(channels)
@@ -31,7 +34,9 @@ def lower_layernorm(lowering: Lowering, norm) -> None:
     eps = get_by_name(norm.attribute, "epsilon")
     chain, out_quant = lowering.quant_after(norm)
     if out_quant is None:
-        raise SpartanError(f"{node_label(norm)}: the LayerNorm output must be quantised")
+        raise SpartanError(
+            f"{node_label(norm)}: the LayerNorm output must be quantised; put a QuantIdentity after the LayerNorm"
+        )
     shape = lowering.buffer_shape(chain[-1].output[0])
     out = IntTensor.quantised(chain[-1].output[0], out_quant, shape)
     node = IntLayerNorm.make_node(

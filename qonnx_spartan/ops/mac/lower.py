@@ -151,15 +151,16 @@ def lower_conv(lowering: Lowering, conv) -> None:
     if w.ndim != 3 or table.ndim != 3 or table.shape[0] != 1:
         raise SpartanError(f"{node_label(conv)}: only a Conv1d ((batch, channels, time), 3-D weight) is supported")
     if "group" in attr and attr["group"].i != 1:
-        raise SpartanError(f"{node_label(conv)}: a grouped or depthwise Conv1d is not supported (groups 1 only)")
-    if "auto_pad" in attr and attr["auto_pad"].s not in (b"", b"NOTSET"):
-        raise SpartanError(f"{node_label(conv)}: auto_pad is not supported; give the padding explicitly")
+        raise SpartanError(
+            f"{node_label(conv)}: a grouped or depthwise Conv1d (groups={attr['group'].i}) is not supported; "
+            "write groups=1, or one QuantConv1d per group"
+        )
     n_out, channels, taps = w.shape
     stride = attr["strides"].ints[0] if "strides" in attr else 1
     dilation = attr["dilations"].ints[0] if "dilations" in attr else 1
-    pad_lo, pad_hi = list(attr["pads"].ints) if "pads" in attr else (0, 0)
     steps = table.shape[2]
     span = (taps - 1) * dilation + 1  # the kernel with its dilation's zero taps
+    pad_lo, pad_hi = conv_pads(conv, attr, steps, span, stride)
     out_steps = (steps + pad_lo + pad_hi - span) // stride + 1
     strides = affine_strides(table)
     if strides is None:
@@ -184,14 +185,24 @@ def lower_conv(lowering: Lowering, conv) -> None:
             raise SpartanError(f"{node_label(conv)}: the bias must be a constant of {n_out} values")
         bias_values = values.reshape(-1) * (spec.scale if spec is not None else 1.0)
 
+    time_major = []  # the quantised result held time-major for the Conv1d layers that read it
+
     def write(tail_node, quantised: bool):
         """The (N, T') result written in the layout of the views that alone read it (time-major after the
-        usual transpose back), else as the Conv's (batch, channels, time)."""
+        usual transpose back); time-major too, in a buffer of its own, when only Conv1d layers read it (a
+        stack of Conv1d: each reads a time step's channels together); else as the Conv's (batch, channels,
+        time)."""
         chain, position = view_positions(lowering, tail_node)
         strides = affine_strides(position.reshape(1, n_out, out_steps).transpose(0, 2, 1))
         if chain and strides is not None:
             return chain[-1].output[0], strides, chain
-        return tail_node.output[0], (0, 1, out_steps), []
+        tail = tail_node.output[0]
+        readers = lowering.model.find_consumers(tail) or []
+        outputs = {o.name for o in lowering.model.graph.output}
+        if quantised and readers and all(r.op_type == "Conv" for r in readers) and tail not in outputs:
+            time_major.append(tail)
+            return f"{tail}_time_major", (0, n_out, 1), []
+        return tail, (0, 1, out_steps), []
 
     a_stride = [0, stride * s_t, 0, s_c]
     if pad_lo or pad_hi:
@@ -199,6 +210,25 @@ def lower_conv(lowering: Lowering, conv) -> None:
     else:
         make = IntLinear.make_node
     emit_linear(lowering, [conv], x, matrix, weights.spec.scale, bias_values, write, make, a_stride=a_stride)
+    for tail in time_major:  # its readers see the (batch, channels, time) tensor as a view of that buffer
+        table = np.arange(n_out * out_steps).reshape(1, out_steps, n_out).transpose(0, 2, 1)
+        lowering.views[tail] = (f"{tail}_time_major", table)
+
+
+def conv_pads(conv, attr: dict, steps: int, span: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of the time axis: the `pads` attribute, or what `auto_pad` asks for (the
+    TorchScript exporter writes `padding="same"` as SAME_UPPER: the output has ceil(steps / stride) steps,
+    an odd total padding's extra step after the input, before it for SAME_LOWER)."""
+    auto = attr["auto_pad"].s.decode() if "auto_pad" in attr else "NOTSET"
+    if auto in ("", "NOTSET"):
+        return tuple(attr["pads"].ints) if "pads" in attr else (0, 0)
+    if auto == "VALID":
+        return 0, 0
+    if auto not in ("SAME_UPPER", "SAME_LOWER"):
+        raise SpartanError(f"{node_label(conv)}: auto_pad {auto} is not a padding; give the padding explicitly")
+    total = max((-(-steps // stride) - 1) * stride + span - steps, 0)
+    small, large = total // 2, total - total // 2
+    return (small, large) if auto == "SAME_UPPER" else (large, small)
 
 
 def row_strides(matmul, table: np.ndarray) -> list[int]:
@@ -380,8 +410,8 @@ def lower_mean(lowering: Lowering, reduce) -> None:
         exact = Fraction(x.scale) * Fraction(factor) / Fraction(out_quant.scale) / steps
         sums = (steps * x.dtype.lo, steps * x.dtype.hi)
         rescale = Rescale.for_fraction(exact, *sums) or Rescale.from_ratio(scale / out_quant.scale)
-    else:  # the sum itself, 1/steps in its scale: exact
-        lo, hi = x.lo * steps, x.hi * steps
+    else:  # the sum itself, 1/steps in its scale: exact, as wide as the engine's accumulator (over x's type)
+        lo, hi = x.dtype.lo * steps, x.dtype.hi * steps
         out = IntTensor(tail, scale, IntType(True, max(bits_signed(lo), bits_signed(hi))), lo, hi, shape)
         rescale = None
     node = IntMean.make_node(

@@ -58,6 +58,7 @@ FUNCTIONS: dict[str, Callable] = {
     "Exp": lambda node, x: np.exp(x),
     "Erf": lambda node, x: erf(x),
     "Softplus": lambda node, x: np.logaddexp(x, 0.0),
+    "Mish": lambda node, x: x * np.tanh(np.logaddexp(x, 0.0)),  # torch's x * tanh(softplus(x)), opset 18
     "HardSigmoid": hard_sigmoid,
     "HardSwish": lambda node, x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,  # torch's x * relu6(x + 3) / 6
     "Gelu": gelu,
