@@ -26,6 +26,9 @@ from typing import Callable
 import numpy as np
 from brevitas_models import quantisers
 
+from qonnx_spartan.design import Design
+from qonnx_spartan.model_file import load_model
+
 #: The two ways to export: TorchScript (`dynamo=False`, what the tool was written for) and torch's
 #: default (dynamo) exporter, which is what `export_qonnx(model, x, path)` uses in torch 2.13.
 EXPORTERS = ("torchscript", "dynamo")
@@ -1083,6 +1086,18 @@ class Outcome:
     measured: Measured | None = None
     sim_error: str | None = None
     notes: list = field(default_factory=list)
+
+
+def check_measured(o: Outcome) -> None:
+    """The corpus's bar for a built and simulated model: GHDL bit-exact on every vector in the estimated
+    cycles, and within MAX_LSB of Brevitas."""
+    m = o.measured
+    assert m.vectors >= VECTORS
+    assert m.bit_exact, f"GHDL differs from the integer reference on {m.mismatches} of {m.vectors} vectors"
+    assert m.cycles == Design(load_model(o.build_dir / "model_int.onnx")).cycles()
+    assert m.max_lsb <= MAX_LSB, (
+        f"hardware vs Brevitas: max {m.max_lsb} LSB, mean {m.mean_lsb:.3f}, {m.exact_pct:.0f}% exact"
+    )
 
 
 def export_summary(e: Exception) -> str:

@@ -16,16 +16,13 @@ from frontend_models import (
     EXPORT_FAILURES,
     REFUSALS,
     EXPORTERS,
-    MAX_LSB,
-    VECTORS,
+    check_measured,
     export,
     library_text,
     run_case,
 )
 
 from qonnx_spartan.cli import EXIT_USER_ERROR
-from qonnx_spartan.design import Design
-from qonnx_spartan.model_file import load_model
 
 PAIRS = [(c.name, e) for c in CORPUS for e in EXPORTERS]
 IDS = [f"{n}-{e}" for n, e in PAIRS]
@@ -73,13 +70,7 @@ def test_corpus_model_is_bit_exact_and_close_to_brevitas(name, exporter, corpus_
         pytest.fail(f"{name} ({exporter}) is refused: {o.cli.first_error}")
     if o.sim_error is not None:
         pytest.fail(f"{name} ({exporter}) built, but the comparison failed: {o.sim_error}")
-    m = o.measured
-    assert m.vectors >= VECTORS
-    assert m.bit_exact, f"GHDL differs from the integer reference on {m.mismatches} of {m.vectors} vectors"
-    assert m.cycles == Design(load_model(o.build_dir / "model_int.onnx")).cycles()
-    assert m.max_lsb <= MAX_LSB, (
-        f"hardware vs Brevitas: max {m.max_lsb} LSB, mean {m.mean_lsb:.3f}, {m.exact_pct:.0f}% exact"
-    )
+    check_measured(o)
 
 
 @pytest.mark.parametrize("name,exporter", CLI_PAIRS, ids=CLI_IDS)

@@ -9,12 +9,10 @@ Each (model, exporter) is exported, built and simulated once per session, as in 
 from __future__ import annotations
 
 import pytest
-from frontend_models import EXPORTERS, MAX_LSB, VECTORS, library_text, run_case
+from frontend_models import EXPORTERS, check_measured, library_text, run_case
 from frontend_ops import OP_CORPUS, OP_REFUSALS
 
 from qonnx_spartan.cli import EXIT_USER_ERROR
-from qonnx_spartan.design import Design
-from qonnx_spartan.model_file import load_model
 
 CASES = {c.name: c for c in OP_CORPUS} | {c.name: c for c, _ in OP_REFUSALS}
 REFUSAL_TEXT = {c.name: text for c, text in OP_REFUSALS}
@@ -46,13 +44,7 @@ def test_op_corpus_model_is_bit_exact_and_close_to_brevitas(name, exporter, op_o
     assert o.cli.built, f"{name} ({exporter}) is refused: {o.cli.first_error}"
     assert not library_text(o.cli.err), o.cli.err
     assert o.sim_error is None, f"{name} ({exporter}) built, but the comparison failed: {o.sim_error}"
-    m = o.measured
-    assert m.vectors >= VECTORS
-    assert m.bit_exact, f"GHDL differs from the integer reference on {m.mismatches} of {m.vectors} vectors"
-    assert m.cycles == Design(load_model(o.build_dir / "model_int.onnx")).cycles()
-    assert m.max_lsb <= MAX_LSB, (
-        f"hardware vs Brevitas: max {m.max_lsb} LSB, mean {m.mean_lsb:.3f}, {m.exact_pct:.0f}% exact"
-    )
+    check_measured(o)
 
 
 @pytest.mark.parametrize("name,exporter", REFUSAL_PAIRS, ids=[f"{n}-{e}" for n, e in REFUSAL_PAIRS])
