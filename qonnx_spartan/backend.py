@@ -164,7 +164,7 @@ def generate(design: Design, out_dir: Path) -> dict:
         "top": TOP,
         "stages": stages,
         "buffers": buffers,
-        "shared_rescale": design.shared_rescale.template_context() if design.shared_rescale else None,
+        "shared_rescale": shared.template_context(to_bits) if (shared := design.shared_rescale) else None,
         "input": {
             "bits": io.input.dtype.bits,
             "signed": io.input.dtype.signed,

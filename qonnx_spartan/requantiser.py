@@ -59,13 +59,16 @@ class SharedRescale:
             table[stage] = (layer.multiplier, layer.rounding)
         return table
 
-    def template_context(self) -> dict:
+    def template_context(self, to_bits) -> dict:
+        """The widths, and the table as `to_bits` writes constants (a constant may be wider than a VHDL
+        integer)."""
         return {
             "operand_bits": self.operand_bits,
             "multiplier_bits": self.multiplier_bits,
             "product_bits": self.product_bits,
-            # as bit strings: a constant may be wider than a VHDL integer
-            "table": [[bits(m, self.multiplier_bits), bits(c, self.product_bits)] for m, c in self.table()],
+            "table": [
+                [to_bits(int(m), self.multiplier_bits), to_bits(int(c), self.product_bits)] for m, c in self.table()
+            ],
         }
 
     def resources(self) -> dict[str, int]:
@@ -79,11 +82,6 @@ class SharedRescale:
         table = self.table()
         table_cost = table_luts(table[:, :1], self.multiplier_bits) + table_luts(table[:, 1:], self.product_bits)
         return {"DSP": multiplier_dsps(width, self.multiplier_bits), "LUT": ors + table_cost}
-
-
-def bits(value: int, width: int) -> str:
-    """A signed constant as VHDL's bit string of the given width."""
-    return format(int(value) & ((1 << width) - 1), f"0{width}b")
 
 
 def shared_rescale(ops: list) -> SharedRescale | None:

@@ -17,6 +17,7 @@ estimate is within a few percent of synthesis, docs/estimator.md): HEADROOM of t
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
@@ -91,12 +92,19 @@ class AnnotateLanes(Transformation):
     def try_sharing(self, model: ModelWrapper, nodes: list[NodeProto]) -> dict:
         """The estimate with the rescales of `nodes` on the shared multiplier (the top level's estimate
         changes with them: all layers are estimated), which are left as they were."""
-        for node in nodes:
-            getCustomOp(node).set_nodeattr("shared_rescale", 1)
+        set_sharing(nodes, 1)
         new = self.evaluate(model)
-        for node in nodes:
-            getCustomOp(node).set_nodeattr("shared_rescale", 0)
+        set_sharing(nodes, 0)
         return new
+
+    def luts_per_dsp_freed(self, new: dict) -> float | None:
+        """What a candidate estimate costs per DSP it frees against the current one; None when it frees none
+        or the rest of the budget does not hold it."""
+        freed = self.current["total"]["DSP"] - new["total"]["DSP"]
+        others = {r: v for r, v in new["total"].items() if r != "DSP"}
+        if freed <= 0 or self.budget.overflows(others):
+            return None
+        return (new["total"]["LUT"] - self.current["total"]["LUT"]) / freed
 
     def fit_dsps(self, model: ModelWrapper) -> None:
         """While the DSPs overflow, free DSPs of one more layer (`logic_move`: a MAC layer's lanes paired or in
@@ -105,35 +113,23 @@ class AnnotateLanes(Transformation):
         budget holds them."""
         limits = self.budget.limits()
         while self.current["total"]["DSP"] > limits["DSP"]:
-            best = None
+            candidates = []  # (cost, estimate, how to keep the move)
             sharing = [n for n in model.graph.node if rescale_could_share(getCustomOp(n))]
             if sharing:
                 new = self.try_sharing(model, sharing)
-                freed = self.current["total"]["DSP"] - new["total"]["DSP"]
-                others = {r: v for r, v in new["total"].items() if r != "DSP"}
-                if freed > 0 and not self.budget.overflows(others):
-                    best = ((new["total"]["LUT"] - self.current["total"]["LUT"]) / freed, sharing, new, None)
+                candidates.append((self.luts_per_dsp_freed(new), new, lambda: set_sharing(sharing, 1)))
             for node in model.graph.node:
                 move = logic_move(getCustomOp(node))
-                if move is None:
-                    continue
-                new = self.try_move(model, node, **move)
-                freed = self.current["total"]["DSP"] - new["total"]["DSP"]
-                others = {r: v for r, v in new["total"].items() if r != "DSP"}
-                if freed <= 0 or self.budget.overflows(others):
-                    continue
-                cost = (new["total"]["LUT"] - self.current["total"]["LUT"]) / freed
-                if best is None or cost < best[0]:
-                    best = (cost, node, new, move)
-            if best is None:
+                if move is not None:
+                    new = self.try_move(model, node, **move)
+                    keep = partial(self.keep_move, model, node, new, **move)
+                    candidates.append((self.luts_per_dsp_freed(new), new, keep))
+            fitting = [c for c in candidates if c[0] is not None]
+            if not fitting:
                 return
-            _, node, new, move = best
-            if move is None:  # the rescales shared
-                for shared in node:
-                    getCustomOp(shared).set_nodeattr("shared_rescale", 1)
-                self.current = new
-            else:
-                self.keep_move(model, node, new, **move)
+            _, new, keep = min(fitting, key=lambda c: c[0])
+            keep()
+            self.current = new
 
     def apply(self, model: ModelWrapper):
         self.fixed = plan_styles(model, self.plan) if self.plan is not None else {}  # lanes leave memories be
@@ -156,8 +152,7 @@ class AnnotateLanes(Transformation):
         own = self.current
         nodes = [n for n in shared.graph.node if n.name in sharing]
         self.current = self.try_sharing(shared, nodes)
-        for node in nodes:
-            getCustomOp(node).set_nodeattr("shared_rescale", 1)
+        set_sharing(nodes, 1)
         if self.budget.overflows(self.current["total"]):
             self.current = own
             return model, False
@@ -230,6 +225,12 @@ def logic_move(op) -> dict | None:
             if op.term_can_be_logic(i):
                 return {"logic_terms": i + 1}
     return None
+
+
+def set_sharing(nodes: list[NodeProto], value: int) -> None:
+    """Put the rescales of `nodes` on the shared multiplier (1) or back on their own (0)."""
+    for node in nodes:
+        getCustomOp(node).set_nodeattr("shared_rescale", value)
 
 
 def rescale_could_share(op) -> bool:

@@ -137,6 +137,13 @@ class MacOp(SpartanOp):
         """Effective lanes P (output features in parallel): one unless B is a ROM that holds P per word."""
         return 1
 
+    def requested_lanes(self) -> int:
+        """The `lanes` attribute of an op that has lanes (IntLinear, IntMatMul), checked."""
+        requested = self.get_nodeattr("lanes")
+        if requested < 1:
+            raise SpartanError(f"node {self.onnx_node.name}: lanes must be at least 1, not {requested}")
+        return requested
+
     def next_lanes(self) -> int | None:
         """The next lane count that takes a group off each row (counts in between only shorten the last
         group); None with one group."""

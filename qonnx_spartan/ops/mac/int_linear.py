@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType, Rescale, bits_signed
 from qonnx_spartan.memory import STYLES, Memory, rom
 from qonnx_spartan.ops.base import int_tensor, node_memo, op_memo, op_node
@@ -88,11 +87,8 @@ class IntLinear(MacOp):
     def lanes(self) -> int:
         """The requested lanes clamped to min(P, K, N): a group's results drain through the shared rescale
         one per cycle while the next group accumulates for K cycles, and lanes past N would be idle."""
-        requested = self.get_nodeattr("lanes")
-        if requested < 1:
-            raise SpartanError(f"node {self.onnx_node.name}: lanes must be at least 1, not {requested}")
         k, n = self.weights().shape
-        return min(requested, k, n)
+        return min(self.requested_lanes(), k, n)
 
     @op_memo
     def loops(self):

@@ -13,7 +13,6 @@ stride, K^T's included.  P divides N, so no lane reads past the buffer (`b_depth
 
 from __future__ import annotations
 
-from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType, Rescale
 from qonnx_spartan.memory import Memory, address_bits
 from qonnx_spartan.ops.base import op_node
@@ -79,9 +78,7 @@ class IntMatMul(StridedMacOp):
     def lanes(self) -> int:
         """The requested lanes clamped to K (a group drains while the next accumulates) and to a divisor of N
         (no lane reads past B's buffer); one while B's buffer is unknown."""
-        requested = self.get_nodeattr("lanes")
-        if requested < 1:
-            raise SpartanError(f"node {self.onnx_node.name}: lanes must be at least 1, not {requested}")
+        requested = self.requested_lanes()
         _, _, n, k = self.loops()
         if not self.get_nodeattr("b_depth"):
             return 1
