@@ -1,8 +1,8 @@
 """Memories of a design (inter-layer buffers and weight ROMs): geometry, style and resource cost.
 
-A buffer's BRAM18 count follows the RAMB18E1 simple-dual-port aspect ratios of UG473 (16K x 1 ... 512 x
-36), a ROM's the geometry yosys's memory_libmap chooses for it; LUTRAM counts follow the SLICEM primitives
-yosys maps distributed memories to (RAM32M: 32 x 6, RAM64M: 64 x 3, each four LUTs).
+A memory in block RAM takes the geometry yosys's memory_libmap chooses for it (RAMB18E1 and RAMB36E1 in
+the aspect ratios of UG473); LUTRAM counts follow the SLICEM primitives yosys maps distributed memories to
+(RAM32M: 32 x 6, RAM64M: 64 x 3, each four LUTs).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ STYLES = ("block", "distributed")
 #: The graph input's buffer has no producing op to carry its style: it is kept in the model's metadata.
 INPUT_STYLE_KEY = "qonnx_spartan.input_mem_style"
 
-# (depth, width) of one RAMB18E1 in simple dual port mode (UG473, table 1-6 and 1-7).
-RAMB18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
-#: The block RAM kinds yosys maps a ROM to, as its xilinx library declares them (brams_xc4v.txt, 7 series):
+#: A RAM's blocks share a block RAM's word only in whole bytes (its write enables are per 9-bit byte).
+BYTE_BITS = 9
+#: The block RAM kinds yosys maps a memory to, as its xilinx library declares them (brams_xc4v.txt, 7 series):
 #: (cost, address bits at width 1, port widths, RAMB18s): true dual port RAMB18 and RAMB36, simple dual
 #: port RAMB18 and RAMB36, in the library's order.
 ROM_KINDS = (
@@ -100,28 +100,34 @@ class Memory:
 
     @property
     def bram18(self) -> int:
-        """RAMB18s (a RAMB36 counts two).  A RAM is tiled over one RAMB18E1 aspect ratio (UG473); a ROM is
-        placed as yosys places it (`rom_geometry`)."""
+        """RAMB18s (a RAMB36 counts two), as yosys places the memory (`block_geometry`)."""
         if self.style != "block" or self.stored_width == 0:
             return 0
-        if self.read_only:
-            return self.rom_geometry()[0]
-        return min(math.ceil(self.depth / d) * math.ceil(self.width / w) for d, w in RAMB18_SHAPES)
+        return self.block_geometry()[0]
 
-    def rom_geometry(self) -> tuple[int, int]:
-        """(RAMB18s, address blocks) of a ROM in block RAM, chosen as yosys's memory_libmap chooses it
+    def block_geometry(self) -> tuple[int, int]:
+        """(RAMB18s, address blocks) of the memory in block RAM, chosen as yosys's memory_libmap chooses it
         (passes/memory/memory_libmap.cc `handle_geom`, techlibs/xilinx/brams_xc4v.txt).  For each block RAM
         kind and base width it cuts the address range into blocks of the base depth, lays the blocks side by
         side in the data bits, and takes as many RAMs as those bits need; the cost is the RAMs' (129 a
         RAMB18, 257 a RAMB36) plus half a unit per bit of the multiplexer between blocks, and the cheapest
         wins (the first, on a tie).  So a 1,100 x 12 ROM is three 512-word blocks of 12 bits in one 36-bit
-        RAMB18 behind a 3:1 multiplexer, while a 1,100 x 14 one takes a RAMB36."""
+        RAMB18 behind a 3:1 multiplexer, while a 1,100 x 14 one takes a RAMB36.  A RAM's blocks share a word
+        in whole bytes (`BYTE_BITS`) and not at all below a 9-bit port: a 768 x 22 buffer is one RAMB36 (1K
+        x 36, no multiplexer), a 1,536 x 40 one two 512 x 72 RAMB36s behind a 3:1 multiplexer, a 1,100 x 19
+        one three 2K x 9 RAMB18s (calibration/block_buffers.py measures these against yosys)."""
         best = None
+        width = self.stored_width
         for cost, address_bits, widths, bram18 in ROM_KINDS:
-            for level, width in enumerate(widths):
+            for level, port in enumerate(widths):
                 blocks = math.ceil(self.depth / (1 << (address_bits - level)))
-                rams = math.ceil(blocks * self.stored_width / width)
-                total = cost * rams + 0.5 * (blocks - 1) * self.stored_width
+                if self.read_only or blocks == 1:
+                    rams = math.ceil(blocks * width / port)
+                elif port < BYTE_BITS:
+                    rams = blocks * math.ceil(width / port)
+                else:
+                    rams = math.ceil(blocks * math.ceil(width / BYTE_BITS) * BYTE_BITS / port)
+                total = cost * rams + 0.5 * (blocks - 1) * width
                 if best is None or total < best[0]:
                     best = (total, rams * bram18, blocks)
         return best[1], best[2]
@@ -150,10 +156,9 @@ class Memory:
         weigh them, see qonnx_spartan/coefficients.py).  A ROM in LUTs is counted exactly (`exact_resources`):
         only its read register is fitted."""
         if self.style == "block":
-            # one block RAM needs no logic (its registers are inside); more, or a ROM's address blocks side
-            # by side, are joined by multiplexers
-            joins = self.rom_geometry()[1] - 1 if self.read_only else self.bram18 - 1
-            return {"block_join_bits": joins * self.stored_width}
+            # block RAMs side by side in the data bits need no logic (their registers are inside); address
+            # blocks are joined by a multiplexer
+            return {"block_join_bits": (self.block_geometry()[1] - 1) * self.stored_width}
         if self.read_only:
             return {"rom_bits": self.stored_width}
         periphery = lutram_periphery_luts(self.depth, self.width)

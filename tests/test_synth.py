@@ -407,22 +407,34 @@ def test_accumulator_low_bits_are_the_distinct_bias_bit_patterns(tmp_path, ghdl,
     assert ff_distinct - ff_merged == sum(distinct.values()) - sum(merged.values()) == 6
 
 
-def test_block_roms_take_the_block_rams_yosys_chooses(tmp_path, yosys):
-    """A ROM in block RAM costs what yosys's memory_libmap chooses (Memory.rom_geometry): 1,100 x 12 is
-    three 512-word blocks side by side in one RAMB18, 1,100 x 14 takes a RAMB36, 1,400 x 24 a RAMB36 of
-    three blocks, 1,700 x 10 a RAMB36 at 2K x 18 - shapes a bits-per-RAMB18 rule got wrong both ways."""
+def test_block_memories_take_the_block_rams_yosys_chooses(tmp_path, yosys):
+    """A memory in block RAM costs what yosys's memory_libmap chooses (Memory.block_geometry), RAMB18s and
+    whether a multiplexer joins address blocks.  ROMs: 1,100 x 12 is three 512-word blocks side by side in
+    one RAMB18, 1,100 x 14 takes a RAMB36, 1,400 x 24 a RAMB36 of three blocks, 1,700 x 10 a RAMB36 at 2K
+    x 18 - shapes a bits-per-RAMB18 rule got wrong both ways.  Buffers share a word only in whole 9-bit
+    bytes: 768 x 22 is one RAMB36 with no multiplexer (the rule before charged one), 1,536 x 40 two RAMB36s
+    of three 45-bit blocks (five RAMB18s before), 1,100 x 19 three 2K x 9 RAMB18s, 1,536 x 36 three 512 x
+    36 RAMB18s behind a multiplexer."""
     import sys
     from pathlib import Path
 
-    from qonnx_spartan.memory import Memory
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "calibration"))
-    from rom_packing import synthesised_bram18
+    from block_packing import rule, synthesised
 
-    shapes = {(1100, 12): 1, (1100, 14): 2, (1400, 24): 2, (1700, 10): 2}
-    for (depth, width), rams in shapes.items():
-        assert Memory(depth, width, "block", read_only=True, varying_width=width).bram18 == rams
-        assert synthesised_bram18(depth, width, tmp_path) == rams, (depth, width)
+    shapes = {
+        ("rom", 1100, 12): (1, True),
+        ("rom", 1100, 14): (2, False),
+        ("rom", 1400, 24): (2, True),
+        ("rom", 1700, 10): (2, False),
+        ("ram", 768, 22): (2, False),
+        ("ram", 1536, 40): (4, True),
+        ("ram", 1100, 19): (3, False),
+        ("ram", 1536, 36): (3, True),
+    }
+    for shape, (rams, joined) in shapes.items():
+        assert rule(*shape) == (rams, joined), shape
+        bram18, luts = synthesised(*shape, tmp_path)
+        assert (bram18, luts > 0) == (rams, joined), (shape, bram18, luts)
 
 
 @pytest.mark.brevitas
