@@ -979,7 +979,7 @@ def dequantised(io_, hardware: np.ndarray) -> np.ndarray:
     return hardware.astype(np.float64) * output_scales(io_)[None, :]
 
 
-VIEWS = ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Slice")
+VIEWS = ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Slice", "Gather")
 MEANS = ("ReduceMean", "GlobalAveragePool")
 
 

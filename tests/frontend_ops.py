@@ -623,6 +623,80 @@ def _late_cases():
     return cases
 
 
+def heads_and_inputs(bits: int, po2: bool, kind: str, features=3, d=8, outputs=2):
+    """How a forecaster's head reads the sequence, and how its input arrives.  "last_step": the head on
+    x[:, -1] (a Gather); "first_step": on x[:, 0] of an encoder block; "last_steps_flatten":
+    x[:, -3:].flatten(1) (a Slice); "last_steps_mean": x[:, 2:].mean(dim=1); "learned_pe": a learned
+    (1, T, d) nn.Parameter added to the embedding; "univariate": a (B, T) series, x.unsqueeze(-1) into
+    QuantLinear(1, d); "max_pool": x.max(dim=1); "relu_of_step": a QuantReLU of x[:, 0]; "class_token": a
+    learned class token joined with torch.cat."""
+
+    def make(seed):
+        import torch
+        from torch import nn
+
+        q = Q(bits, po2)
+        steps = 6
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inp = q.ident()
+                self.embed = q.linear(1 if kind == "univariate" else features, d)
+                self.pos = nn.Parameter(torch.randn(1, steps, d) * 0.3)
+                self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.3)
+                self.quant = q.ident()
+                self.ffn = q.linear(d, d)
+                self.relu = q.relu()
+                self.pool_quant = q.ident()
+                self.head = q.linear(3 * d if kind == "last_steps_flatten" else d, outputs)
+
+            def forward(self, x):
+                x = self.inp(x)
+                if kind == "univariate":
+                    x = x.unsqueeze(-1)
+                h = self.embed(x)
+                if kind == "learned_pe":
+                    h = h + self.pos
+                if kind == "class_token":
+                    h = torch.cat([self.cls.expand(h.shape[0], -1, -1), h], dim=1)
+                h = self.quant(h)
+                if kind == "first_step":
+                    h = self.quant(h + self.relu(self.ffn(h)))
+                    return self.head(h[:, 0])
+                if kind == "last_step":
+                    return self.head(self.relu(self.ffn(h))[:, -1, :])
+                if kind == "last_steps_flatten":
+                    return self.head(h[:, -3:, :].flatten(1))
+                if kind == "last_steps_mean":
+                    return self.head(self.pool_quant(h[:, 2:].mean(dim=1)))
+                if kind == "max_pool":
+                    return self.head(h.max(dim=1).values)
+                if kind == "relu_of_step":
+                    return self.head(self.relu(h[:, 0]))
+                return self.head(self.pool_quant(self.relu(self.ffn(h)).mean(dim=1)))
+
+        torch.manual_seed(seed)
+        return Net()
+
+    return make
+
+
+#: Heads and inputs of forecasters as people write them (drawn after LATE, keeping the earlier draws).
+SELECTIONS = ("last_step", "first_step", "last_steps_flatten", "last_steps_mean", "learned_pe", "univariate")
+
+
+def _selection_cases():
+    cases = []
+    for i, kind in enumerate(SELECTIONS):
+        bits, po2 = _width()
+        scale = "po2" if po2 else "float"
+        in_shape = (6,) if kind == "univariate" else (6, 3)
+        make = heads_and_inputs(bits, po2, kind)
+        cases.append(Case(f"{kind}_{scale}_{bits}bit", make, in_shape, f"{kind}; {scale} {bits}b", seed=800 + i))
+    return cases
+
+
 OP_CORPUS = (
     _activation_cases()
     + _layernorm_cases()
@@ -631,6 +705,7 @@ OP_CORPUS = (
     + _encoder_cases()
     + _conv_stack_cases()
     + _late_cases()
+    + _selection_cases()
 )
 
 #: Cases the hardware has no form for, with a text their one-line refusal must contain.
@@ -716,6 +791,18 @@ OP_REFUSALS = [
             seed=700,
         ),
         "transpose after this op instead",
+    ),
+    (
+        Case("max_pool", heads_and_inputs(6, False, "max_pool"), (6, 3), "x.max(dim=1) over time", seed=810),
+        "x.mean(dim=1)",
+    ),
+    (
+        Case("relu_of_step", heads_and_inputs(6, False, "relu_of_step"), (6, 3), "QuantReLU of x[:, 0]", seed=811),
+        "index after this op",
+    ),
+    (
+        Case("class_token", heads_and_inputs(6, True, "class_token"), (6, 3), "torch.cat of a class token", seed=812),
+        "class token",
     ),
     (
         Case(

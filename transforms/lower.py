@@ -4,8 +4,8 @@ Every tensor between ops becomes an integer tensor whose real scale only the hos
 becomes the host-side quantisation, the output's scale the host-side dequantisation (both kept in the
 model's metadata, see qonnx_spartan.hostio).  The walk hands each node to the pattern registered for its
 op type: each op folder registers the patterns that create its ops (qonnx_spartan/ops/<folder>/lower.py),
-and Reshape and Transpose are views, address tables and no op (transforms/views.py).  A pattern ends at the
-activation Quant after it.
+and Reshape, Transpose, Gather and Slice are views, address tables and no op (transforms/views.py).  A
+pattern ends at the activation Quant after it.
 
 The metadata key `qonnx_spartan.sources` keeps, for each buffer, the exported nodes (and their outputs) the
 op writing it replaced, so a plan can name a layer by any of them (transforms/memory_style.py).
@@ -79,6 +79,11 @@ def supported_op_types() -> list[str]:
     return sorted({*registered_patterns(), *absorbed_op_types()})
 
 
+#: The ops that read a selection of a buffer (a view smaller than it): the views themselves, a linear layer
+#: and a mean (from an offset, `a_offset` of the MAC ops), and a Quant that keeps the scale (it passes the
+#: view on).
+READS_SELECTIONS = ("Reshape", "Transpose", "Gather", "Slice", "MatMul", "Gemm", "Quant", "ReduceMean")
+
 #: How each op the lowering does not map is refused: what to write instead.
 REFUSED = {
     "Einsum": "only a two-operand Einsum that is a (batched) matrix product is supported; write it as torch.matmul",
@@ -94,10 +99,15 @@ REFUSED = {
     # a Conv1d's padding_mode "circular" exports as Slice + Concat (TorchScript) or Pad (the default exporter)
     "Pad": "padding as an op of its own (F.pad, or a Conv1d with padding_mode 'circular', 'reflect' or "
     "'replicate') has no integer form; pad with zeros inside the Conv1d (padding=..., padding_mode='zeros')",
-    "Slice": "slicing an activation (x[:, a:b], torch.split, or a Conv1d with padding_mode 'circular') has no "
-    "integer form; slice constants only, and pad a Conv1d with zeros (padding_mode='zeros')",
-    "Concat": "joining activations (torch.cat, or a Conv1d with padding_mode 'circular') has no integer form; "
-    "pad a Conv1d with zeros (padding_mode='zeros')",
+    "Concat": "joining activations (torch.cat: a class token, or a Conv1d with padding_mode 'circular') has no "
+    "integer form; pool over time instead of a class token (x.mean(dim=1)), pad a Conv1d with zeros "
+    "(padding_mode='zeros')",
+    "ReduceMax": "a max over time (x.max(dim=1), AdaptiveMaxPool1d) has no integer form here; average instead "
+    "(x.mean(dim=1), AdaptiveAvgPool1d(1))",
+    "GlobalMaxPool": "a max over time (AdaptiveMaxPool1d(1)) has no integer form here; average instead "
+    "(AdaptiveAvgPool1d(1), x.mean(dim=1))",
+    "MaxPool": "max pooling (MaxPool1d) has no integer form here; average over time (AdaptiveAvgPool1d(1)) or "
+    "downsample with a strided QuantConv1d",
 }
 
 #: Bias rounding may move the value before requantisation by at most this fraction of an output LSB.
@@ -219,7 +229,13 @@ class Lowering:
             return t, np.arange(int(np.prod(t.shape))).reshape(self.shape(tensor))
         if tensor in self.views:
             base, table = self.views[tensor]
-            return self.tensors[base], table
+            buffer = self.tensors[base]
+            if table.size < np.prod(buffer.shape) and user.op_type not in READS_SELECTIONS:
+                raise SpartanError(
+                    f"{node_label(user)}: reads a selection (x[:, -1], x[:, a:b]) of {self.described(base)}, which "
+                    "only a linear layer or a mean reads; index after this op, or right before a QuantLinear"
+                )
+            return buffer, table
         producer = self.producers.get(tensor)
         origin = f"from {node_label(producer)}" if producer is not None else "a float tensor"
         raise SpartanError(
@@ -227,16 +243,20 @@ class Lowering:
             "put a QuantIdentity or quantised activation before it"
         )
 
+    def described(self, buffer: str) -> str:
+        """A buffer as a message names it: by the node that writes it (the default exporter's tensor names say
+        little)."""
+        writer = self.producers.get(buffer)
+        return f"the output of {node_label(writer)}" if writer is not None else f"'{buffer}'"
+
     def contiguous(self, tensor: str, user) -> IntTensor:
         """An operand the op reads in buffer order (a view of it must not reorder elements)."""
         base, table = self.operand(tensor, user)
         if not is_identity(table):
-            writer = self.producers.get(base.name)  # the default exporter's tensor names say little
-            what = f"the output of {node_label(writer)}" if writer is not None else f"'{base.name}'"
             raise SpartanError(
-                f"{node_label(user)}: reads a transposed view of {what}, but it reads its input in order; "
-                "transpose after this op instead, or move the transpose up to the output of the Conv1d, linear "
-                "layer or matrix product that makes the tensor (which then writes it in that order)"
+                f"{node_label(user)}: reads a transposed view of {self.described(base.name)}, but it reads its input "
+                "in order; transpose after this op instead, or move the transpose up to the output of the Conv1d, "
+                "linear layer or matrix product that makes the tensor (which then writes it in that order)"
             )
         return base
 
@@ -394,7 +414,13 @@ class Lowering:
         if not self.is_activation(node.input[0]):
             return  # a view on the weights' path: read by constant_weights
         base, table = self.operand(node.input[0], node)
-        self.views[node.output[0]] = (base.name, apply_view(table, node, self.shape(node.output[0])))
+        constants = []
+        for name in node.input[1:]:  # a Gather's indices, a Slice's bounds
+            values = self.model.get_initializer(name) if name else None  # as stored: Slice's INT64_MAX ends
+            if name and values is None:
+                raise SpartanError(f"{node_label(node)}: indexing an activation by another tensor is not supported")
+            constants.append(None if values is None else values.astype(np.int64))
+        self.views[node.output[0]] = (base.name, apply_view(table, node, self.shape(node.output[0]), constants))
 
     # -- the new graph -------------------------------------------------------------------------------
     def build(self, host_in: TensorIO, outputs: list[tuple[IntTensor, list[int]]]) -> ModelWrapper:
@@ -435,4 +461,6 @@ class Lowering:
 VIEW_PATTERNS = (
     Pattern("Reshape", Lowering.lower_view, reads_accumulator=True),
     Pattern("Transpose", Lowering.lower_view, reads_accumulator=True),
+    Pattern("Gather", Lowering.lower_view, reads_accumulator=True),
+    Pattern("Slice", Lowering.lower_view, reads_accumulator=True),
 )

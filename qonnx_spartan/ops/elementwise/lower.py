@@ -86,9 +86,9 @@ def lower_requant(lowering: Lowering, quant) -> None:
         lowering.views[quant.output[0]] = (base.name, table)
         lowering.consumed.add(quant.output[0])
         return
-    if not is_identity(table):
+    if not is_identity(table) or table.size < np.prod(base.shape):
         raise SpartanError(
-            f"{node_label(quant)}: re-quantising a transposed view of '{base.name}' is not supported; "
+            f"{node_label(quant)}: re-quantising a transposed or indexed view of '{base.name}' is not supported; "
             "quantise before the view"
         )
     shape = lowering.buffer_shape(quant.output[0])

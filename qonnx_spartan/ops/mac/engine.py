@@ -155,6 +155,11 @@ class MacOp(SpartanOp):
         """Groups of P output features per dot-product row: the issue loop steps over them, not over n."""
         return -(-self.loops()[2] // self.lanes())
 
+    def a_offset(self) -> int:
+        """The first address of A's view in its buffer (a selected time step, IntLinear): added to every
+        address the generator makes."""
+        return 0
+
     def a_operand(self, x: np.ndarray) -> np.ndarray:
         """A as the address generator sees it, (batch, elements): the buffer (a convolution's zero padding
         around it, IntConv1d)."""
@@ -229,7 +234,7 @@ class MacOp(SpartanOp):
         batch = x.shape[0]
         x = x.reshape(batch, -1)
         loops = self.loops()
-        a = self.a_operand(x)[:, stride_addresses(loops, self.a_strides())]
+        a = self.a_operand(x)[:, self.a_offset() + stride_addresses(loops, self.a_strides())]
         b = self.b_operand(context)
         if b.ndim == 2:
             b = b[:, stride_addresses(loops, self.b_strides())]
@@ -422,6 +427,10 @@ class MacOp(SpartanOp):
         h, m, n, k = self.loops()
         issue = (h, m, self.groups(), k)
         generators = [address_generator(self.a_strides(), issue, self.x_abits())]
+        offset = self.a_offset()
+        if offset:  # the offset's adder on the read address, over the bits above its trailing zeros
+            registers, adders = generators[0]
+            generators[0] = (registers, adders + self.x_abits() - (offset & -offset).bit_length() + 1)
         if self.b_source != B_IS_ONE:
             generators.append(address_generator(self.b_strides(), issue, self.b_abits()))
         generators.append(address_generator(self.y_strides(), (h, m, n), self.output_buffer().address_bits))
@@ -553,7 +562,7 @@ class MacOp(SpartanOp):
 
     def x_abits(self) -> int:
         """Address bits of A's buffer: wide enough for every address the loops read."""
-        return address_bits(last_address(self.loops(), self.a_strides()) + 1)
+        return address_bits(self.a_offset() + last_address(self.loops(), self.a_strides()) + 1)
 
     def b_abits(self) -> int:
         memories = self.weight_memories()
@@ -579,6 +588,7 @@ class MacOp(SpartanOp):
             "b_strides": {d: s if size > 1 else 0 for d, s, size in zip("hmgk", b_strides, issue)},
             "y_strides": {d: s if size > 1 else 0 for d, s, size in zip("hmn", self.y_strides(), (h, m, n))},
             "b_source": self.b_source,
+            "a_offset": self.a_offset(),
             "logic_lanes": self.logic_lanes(),
             "operand_stage": self.operand_stage(),
             "pairs": self.dsp_pairs(),
@@ -640,6 +650,7 @@ class StridedMacOp(MacOp):
             **super().get_nodeattr_types(),
             "loop_sizes": ("ints", True, [1, 1, 1, 1]),  # H, M, N, K
             "a_stride": ("ints", True, [0, 0, 0, 1]),  # over h, m, n, k
+            "a_offset": ("i", False, 0),  # A's first address (a mean over a slice of the time steps)
             "y_stride": ("ints", True, [0, 0, 1]),  # over h, m, n
         }
 
@@ -648,6 +659,9 @@ class StridedMacOp(MacOp):
 
     def a_strides(self):
         return tuple(self.get_nodeattr("a_stride"))
+
+    def a_offset(self) -> int:
+        return self.get_nodeattr("a_offset")
 
     def y_strides(self):
         return tuple(self.get_nodeattr("y_stride"))

@@ -33,6 +33,8 @@ class IntLinear(MacOp):
             "lanes": ("i", False, 1),
             # x read through a strided view (h, m, n, k), e.g. transposed (x^T @ W); none: row-major
             "a_stride": ("ints", False, []),
+            # the view's first address (a selected time step, x[:, -1]): added to every read of x
+            "a_offset": ("i", False, 0),
             # y written through strides (h, m, n), in the layout its readers' view asks for; none: row-major
             "y_stride": ("ints", False, []),
         }
@@ -53,10 +55,12 @@ class IntLinear(MacOp):
         out_shape: list[int],
         a_stride: list[int] | None = None,
         y_stride: list[int] | None = None,
+        a_offset: int = 0,
     ):
         """The node computing requantize((x @ weights) * 2**acc_shift + bias) clipped to [out_lo, out_hi]
-        (integer weights and bias); `rescale` None outputs the accumulator itself.  `a_stride` reads x
-        through a view, `y_stride` writes y in its readers' layout (both row-major when None)."""
+        (integer weights and bias); `rescale` None outputs the accumulator itself.  `a_stride` and
+        `a_offset` read x through a view, `y_stride` writes y in its readers' layout (both row-major when
+        None)."""
         return op_node(
             "IntLinear",
             [inp],
@@ -74,6 +78,7 @@ class IntLinear(MacOp):
             out_lo=int(out_lo),
             out_hi=int(out_hi),
             **({"a_stride": list(a_stride)} if a_stride else {}),
+            **({"a_offset": int(a_offset)} if a_offset else {}),
             **({"y_stride": list(y_stride)} if y_stride else {}),
         )
 
@@ -102,6 +107,9 @@ class IntLinear(MacOp):
             return tuple(strides)
         _, _, _, k = self.loops()
         return (0, k, 0, 1)
+
+    def a_offset(self) -> int:
+        return self.get_nodeattr("a_offset")
 
     def y_strides(self):
         return tuple(self.get_nodeattr("y_stride")) or super().y_strides()

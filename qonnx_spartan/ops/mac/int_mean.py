@@ -29,10 +29,11 @@ class IntMean(StridedMacOp):
         out_lo: int,
         out_hi: int,
         out_shape: list[int],
+        offset: int = 0,
     ):
-        """The node computing the `features` sums of `steps` terms each, read at strides (feature, step),
-        requantised by `rescale` (1/steps in it) and clipped to [out_lo, out_hi]; `rescale` None outputs the
-        sums themselves."""
+        """The node computing the `features` sums of `steps` terms each, read at strides (feature, step) from
+        address `offset`, requantised by `rescale` (1/steps in it) and clipped to [out_lo, out_hi]; `rescale`
+        None outputs the sums themselves."""
         return op_node(
             "IntMean",
             [inp],
@@ -43,6 +44,7 @@ class IntMean(StridedMacOp):
             in_dtype=in_type.name,
             loop_sizes=[1, 1, features, steps],
             a_stride=[0, 0, strides[0], strides[1]],
+            **({"a_offset": offset} if offset else {}),
             y_stride=[0, 0, 1],
             multiplier=rescale.multiplier if rescale else 1,
             shift=rescale.shift if rescale else 0,

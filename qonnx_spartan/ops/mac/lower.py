@@ -33,7 +33,7 @@ from qonnx_spartan.transforms.lower import (
     fixed_point_bias,
 )
 from qonnx_spartan.transforms.quant import constant_weights, node_label, quant_spec
-from qonnx_spartan.transforms.views import affine_strides, apply_view, is_identity
+from qonnx_spartan.transforms.views import affine_strides, apply_view, is_identity, offset_strides
 
 
 def lower_matmul(lowering: Lowering, matmul) -> None:
@@ -75,8 +75,10 @@ def lower_linear(lowering: Lowering, matmul) -> None:
             return writer_view(lowering, tail_node, (1, rows, w.shape[1]))
         return tail_node.output[0], None, []
 
-    a_stride = None if is_identity(table) else row_strides(matmul, table)
-    emit_linear(lowering, fused, x, w, weights.spec.scale, bias_values, write, IntLinear.make_node, a_stride=a_stride)
+    a_offset, a_stride = (0, None) if is_identity(table) else row_strides(matmul, table)
+    emit_linear(
+        lowering, fused, x, w, weights.spec.scale, bias_values, write, IntLinear.make_node, a_stride=a_stride, a_offset=a_offset
+    )
 
 
 def emit_linear(lowering: Lowering, fused: list, x: IntTensor, w, w_scale: float, bias_values, write, make_node, **how):
@@ -231,13 +233,15 @@ def conv_pads(conv, attr: dict, steps: int, span: int, stride: int) -> tuple[int
     return (small, large) if auto == "SAME_UPPER" else (large, small)
 
 
-def row_strides(matmul, table: np.ndarray) -> list[int]:
-    """(h, m, n, k) strides of a linear layer's input read through a view (a transposed x, as `W @ x` and
-    Gemm's transA canonicalise): rows over every axis but the last, features over the last."""
-    strides = affine_strides(table.reshape(1, -1, 1, table.shape[-1]))
-    if strides is None:
-        raise SpartanError(f"{node_label(matmul)}: its input is a reshape/transpose that is not a strided view")
-    return [0, strides[1], 0, strides[3]]
+def row_strides(matmul, table: np.ndarray) -> tuple[int, list[int]]:
+    """(offset, (h, m, n, k) strides) of a linear layer's input read through a view (a transposed x, as
+    `W @ x` and Gemm's transA canonicalise; a selected time step, `x[:, -1]`): rows over every axis but the
+    last, features over the last."""
+    found = offset_strides(table.reshape(1, -1, 1, table.shape[-1]))
+    if found is None:
+        raise SpartanError(f"{node_label(matmul)}: its input is a reshape/transpose/index that is not a strided view")
+    offset, strides = found
+    return offset, [0, strides[1], 0, strides[3]]
 
 
 def lower_activation_matmul(lowering: Lowering, matmul) -> None:
@@ -392,7 +396,8 @@ def lower_mean(lowering: Lowering, reduce) -> None:
     kept = [d for d in range(rank) if d not in axes]
     steps = int(np.prod([table.shape[a] for a in axes]))
     features = int(np.prod([table.shape[d] for d in kept]))
-    strides = affine_strides(np.transpose(table, kept + axes).reshape(1, 1, features, steps))
+    found = offset_strides(np.transpose(table, kept + axes).reshape(1, 1, features, steps))
+    offset, strides = found or (0, None)
     if strides is None:
         raise SpartanError(
             f"{node_label(reduce)}: ReduceMean over axes {axes} of {list(table.shape)} reads a view "
@@ -415,7 +420,8 @@ def lower_mean(lowering: Lowering, reduce) -> None:
         out = IntTensor(tail, scale, IntType(True, max(bits_signed(lo), bits_signed(hi))), lo, hi, shape)
         rescale = None
     node = IntMean.make_node(
-        reduce.name, x.name, out.name, x.dtype, features, steps, strides[2:], rescale, out.dtype, out.lo, out.hi, shape
+        reduce.name, x.name, out.name, x.dtype, features, steps, strides[2:], rescale, out.dtype, out.lo, out.hi, shape,
+        offset,
     )
     lowering.finish([reduce, *chain], out, node)
 
