@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from functools import partial
 
 from frontend_models import Case, Q
 
@@ -198,6 +199,7 @@ def conv_variants(bits: int, po2: bool, kind: str, channels=3, d=8, outputs=1):
 
     "stacked"   two QuantConv1d (kernel 3, padding 1) with a QuantReLU between, one transpose before and after
     "bn_relu"   QuantConv1d -> BatchNorm1d -> QuantReLU (a TCN / ResNet-1d stem)
+    "tcn"       two such blocks, the second with kernel 3 and dilation 2
     "circular"  Informer's TokenEmbedding: kernel 3, padding=1, padding_mode="circular", bias=False
     """
 
@@ -222,6 +224,8 @@ def conv_variants(bits: int, po2: bool, kind: str, channels=3, d=8, outputs=1):
                 self.bn = nn.BatchNorm1d(d)
                 self.act = q.relu()
                 self.conv2 = qnn.QuantConv1d(d, d, 3, padding=1, weight_bit_width=bits, **wq)
+                self.conv_dilated = qnn.QuantConv1d(d, d, 3, padding=2, dilation=2, weight_bit_width=bits, **wq)
+                self.bn2 = nn.BatchNorm1d(d)
                 self.act2 = q.relu()
                 self.embed_quant = q.ident()
                 self.pool_quant = q.ident()
@@ -233,6 +237,8 @@ def conv_variants(bits: int, po2: bool, kind: str, channels=3, d=8, outputs=1):
                     x = self.act2(self.conv2(self.act(self.conv(x))))
                 elif kind == "bn_relu":
                     x = self.act(self.bn(self.conv(x)))
+                elif kind == "tcn":
+                    x = self.act2(self.bn2(self.conv_dilated(self.act(self.bn(self.conv(x))))))
                 else:
                     x = self.embed_quant(self.conv(x))
                 x = x.transpose(1, 2)
@@ -682,6 +688,39 @@ def heads_and_inputs(bits: int, po2: bool, kind: str, features=3, d=8, outputs=2
     return make
 
 
+def linear_batchnorm(bits: int, po2: bool, kind: str, features=3, d=8, outputs=2):
+    """BatchNorm1d straight after a default QuantLinear (no quantiser between), then a QuantReLU: "time":
+    over (B, T, D) through transpose(1, 2); "flat": an MLP over (B, F) with bias=False before the norm."""
+
+    def make(seed):
+        import torch
+        from torch import nn
+
+        q = Q(bits, po2)
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inp = q.ident()
+                self.fc = q.linear(features if kind == "time" else 4 * features, d, bias=kind == "time")
+                self.bn = nn.BatchNorm1d(d)
+                self.act = q.relu()
+                self.pool_quant = q.ident()
+                self.head = q.linear(d, outputs)
+
+            def forward(self, x):
+                h = self.fc(self.inp(x))
+                if kind == "flat":
+                    return self.head(self.act(self.bn(h)))
+                h = self.act(self.bn(h.transpose(1, 2)).transpose(1, 2))
+                return self.head(self.pool_quant(h.mean(dim=1)))
+
+        torch.manual_seed(seed)
+        return Net()
+
+    return make
+
+
 #: Heads and inputs of forecasters as people write them (drawn after LATE, keeping the earlier draws).
 SELECTIONS = ("last_step", "first_step", "last_steps_flatten", "last_steps_mean", "learned_pe", "univariate")
 
@@ -697,6 +736,69 @@ def _selection_cases():
     return cases
 
 
+def cnn_classifier(bits: int, po2: bool, kind: str, channels=3, d=8, classes=4):
+    """A 1-D CNN classifier as written for sensor data: "gap": two QuantConv1d + QuantReLU on (B, C, T),
+    AdaptiveAvgPool1d(1), flatten, a QuantLinear to the logits; "softmax": a QuantLinear head with its
+    output_quant, nn.Softmax and an unsigned quantiser after it; "input_norm": (x - mean) / std in
+    forward before the input quantiser."""
+
+    def make(seed):
+        import brevitas.nn as qnn
+        import torch
+        from torch import nn
+
+        q = Q(bits, po2)
+        wq = {"weight_quant": q.weight} if po2 else {}
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("mean", torch.linspace(-0.5, 0.5, channels))
+                self.register_buffer("std", torch.linspace(0.5, 2.0, channels))
+                self.inp = q.ident()
+                self.conv1 = qnn.QuantConv1d(channels, d, 3, padding=1, weight_bit_width=bits, **wq)
+                self.act1 = q.relu()
+                self.conv2 = qnn.QuantConv1d(d, d, 3, padding=1, weight_bit_width=bits, **wq)
+                self.act2 = q.relu()
+                self.pool = nn.AdaptiveAvgPool1d(1)
+                self.pool_quant = q.ident()
+                self.head = q.linear(d, classes, output_quant=kind == "softmax")
+                self.softmax = nn.Softmax(dim=-1)
+                self.prob_quant = q.ident(signed=False)
+
+            def forward(self, x):
+                if kind == "input_norm":
+                    x = (x - self.mean) / self.std
+                x = self.inp(x).transpose(1, 2)
+                x = self.act2(self.conv2(self.act1(self.conv1(x))))
+                logits = self.head(self.pool_quant(torch.flatten(self.pool(x), 1)))
+                return self.prob_quant(self.softmax(logits)) if kind == "softmax" else logits
+
+        torch.manual_seed(seed)
+        return Net()
+
+    return make
+
+
+def _batchnorm_cases():
+    """BatchNorm1d with no quantiser before it (drawn last, keeping the earlier draws)."""
+    made = (
+        ("conv_bn_relu", partial(conv_variants, kind="bn_relu"), (8, 3), "QuantConv1d -> BatchNorm1d -> QuantReLU"),
+        ("tcn_blocks", partial(conv_variants, kind="tcn"), (12, 3), "two Conv1d-BatchNorm1d-QuantReLU blocks"),
+        ("linear_bn_time", partial(linear_batchnorm, kind="time"), (6, 3), "QuantLinear -> BatchNorm1d -> QuantReLU"),
+        ("mlp_bn", partial(linear_batchnorm, kind="flat"), (12,), "QuantLinear(bias=False) -> BatchNorm1d on (B, F)"),
+        ("cnn_gap", partial(cnn_classifier, kind="gap"), (8, 3), "Conv1d classifier, AdaptiveAvgPool1d(1), flatten"),
+        ("cnn_softmax", partial(cnn_classifier, kind="softmax"), (8, 3), "the same with nn.Softmax and a quantiser"),
+    )
+    cases = []
+    for i, (name, make, in_shape, idioms) in enumerate(made):
+        bits, po2 = _width()
+        scale = "po2" if po2 else "float"
+        idioms = f"{idioms}; {scale} {bits}b"
+        cases.append(Case(f"{name}_{scale}_{bits}bit", make(bits, po2), in_shape, idioms, seed=820 + i))
+    return cases
+
+
 OP_CORPUS = (
     _activation_cases()
     + _layernorm_cases()
@@ -706,6 +808,7 @@ OP_CORPUS = (
     + _conv_stack_cases()
     + _late_cases()
     + _selection_cases()
+    + _batchnorm_cases()
 )
 
 #: Cases the hardware has no form for, with a text their one-line refusal must contain.
@@ -769,10 +872,6 @@ OP_REFUSALS = [
         "transpose(1, 2)",
     ),
     (
-        Case("conv_bn_relu", conv_variants(5, False, "bn_relu"), (8, 3), "QuantConv1d -> BatchNorm1d", seed=509),
-        "QuantIdentity",
-    ),
-    (
         Case(
             "conv_circular",
             conv_variants(6, False, "circular"),
@@ -791,6 +890,10 @@ OP_REFUSALS = [
             seed=700,
         ),
         "transpose after this op instead",
+    ),
+    (
+        Case("input_norm", cnn_classifier(6, False, "input_norm"), (8, 3), "(x - mean) / std in forward", seed=813),
+        "normalise the data before the model",
     ),
     (
         Case("max_pool", heads_and_inputs(6, False, "max_pool"), (6, 3), "x.max(dim=1) over time", seed=810),

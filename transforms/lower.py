@@ -397,6 +397,12 @@ class Lowering:
     def lower_input(self) -> TensorIO:
         graph_in = self.model.graph.input[0]
         consumers = self.model.find_consumers(graph_in.name) or []
+        if len(consumers) == 1 and consumers[0].op_type in ("Add", "Mul", "Sub", "Div"):
+            raise SpartanError(
+                f"{node_label(consumers[0])}: the model computes on its input before the first quantiser "
+                "(input normalisation such as (x - mean) / std); normalise the data before the model, and start "
+                "forward with the input QuantIdentity"
+            )
         if len(consumers) != 1 or consumers[0].op_type != "Quant":
             raise SpartanError(
                 f"input '{graph_in.name}' must feed exactly one Quant node (an input QuantIdentity); "

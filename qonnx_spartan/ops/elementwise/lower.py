@@ -2,7 +2,7 @@
 
     Add(a, b) Quant, Add(a, Quant(const)) Quant, Add(a, const) Quant  -> IntAdd
     Quant of quantised activations (a second quantiser)               -> IntAffine (gain 1), or nothing
-    BatchNormalization [Reshape] Quant                                -> IntAffine
+    BatchNormalization [Reshape] [Relu] Quant                         -> IntAffine
 
 Each pattern ends at the activation Quant after it.
 """
@@ -99,15 +99,9 @@ def lower_requant(lowering: Lowering, quant) -> None:
     lowering.finish([quant], out, node)
 
 
-def lower_batchnorm(lowering: Lowering, bn) -> None:
-    x = lowering.contiguous(bn.input[0], bn)
-    in_shape = lowering.shape(bn.input[0])
-    if len(in_shape) != 2:
-        raise SpartanError(
-            f"{node_label(bn)}: BatchNorm over an input of shape {list(in_shape)}; "
-            "normalise (rows, features) as BatchNorm1d over the last axis"
-        )
-    params = [lowering.model.get_initializer(t) for t in bn.input[1:5]]
+def batchnorm_affine(model, bn) -> tuple[np.ndarray, np.ndarray]:
+    """(gain, bias) of the per-channel map y = gain * x + bias a BatchNormalization in eval mode is."""
+    params = [model.get_initializer(t) for t in bn.input[1:5]]
     if any(p is None for p in params):
         raise SpartanError(f"{node_label(bn)}: BatchNorm parameters must be constants (export in eval mode)")
     gamma, beta, mean, var = (np.asarray(p, dtype=np.float64) for p in params)
@@ -116,11 +110,25 @@ def lower_batchnorm(lowering: Lowering, bn) -> None:
     if not all(np.all(np.isfinite(p)) for p in (gamma, beta, mean, var)) or np.any(var <= 0):
         raise SpartanError(f"{node_label(bn)}: BatchNorm parameters must be finite, with a positive variance")
     gain = gamma / np.sqrt(var)
-    chain, out_quant = lowering.quant_after(bn, allowed=("Reshape",))
+    return gain, beta - gain * mean
+
+
+def lower_batchnorm(lowering: Lowering, bn) -> None:
+    x = lowering.contiguous(bn.input[0], bn)
+    in_shape = lowering.shape(bn.input[0])
+    if len(in_shape) != 2:
+        raise SpartanError(
+            f"{node_label(bn)}: BatchNorm over an input of shape {list(in_shape)}; "
+            "normalise (rows, features) as BatchNorm1d over the last axis"
+        )
+    gain, bias = batchnorm_affine(lowering.model, bn)
+    chain, out_quant = lowering.quant_after(bn, allowed=("Reshape", "Relu"))
     if out_quant is None:
         raise SpartanError(f"{node_label(bn)}: the BatchNorm output must be quantised")
     shape = lowering.buffer_shape(chain[-1].output[0])
     out = IntTensor.quantised(chain[-1].output[0], out_quant, shape)
+    if any(n.op_type == "Relu" for n in chain):  # rounding is monotone and keeps 0: a ReLU is a clamp at 0
+        out = IntTensor(out.name, out.scale, out.dtype, max(out.lo, 0), out.hi, out.shape)
     node = IntAffine.make_node(
         bn.name,
         x.name,
@@ -128,7 +136,7 @@ def lower_batchnorm(lowering: Lowering, bn) -> None:
         x.dtype,
         x.scale,
         gain,
-        beta - gain * mean,
+        bias,
         out.dtype,
         out.scale,
         out.lo,
@@ -141,5 +149,5 @@ def lower_batchnorm(lowering: Lowering, bn) -> None:
 PATTERNS = (
     Pattern("Add", lower_add, reads_accumulator=True),
     Pattern("Quant", lower_requant),
-    Pattern("BatchNormalization", lower_batchnorm),
+    Pattern("BatchNormalization", lower_batchnorm, reads_accumulator=True),
 )

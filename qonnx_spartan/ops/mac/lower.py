@@ -20,6 +20,7 @@ from qonnx.util.basic import get_by_name
 
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType, Rescale, bits_signed, matmul_range
+from qonnx_spartan.ops.elementwise.lower import batchnorm_affine
 from qonnx_spartan.ops.mac.int_conv1d import IntConv1d
 from qonnx_spartan.ops.mac.int_linear import IntLinear
 from qonnx_spartan.ops.mac.int_matmul import IntMatMul
@@ -76,9 +77,8 @@ def lower_linear(lowering: Lowering, matmul) -> None:
         return tail_node.output[0], None, []
 
     a_offset, a_stride = (0, None) if is_identity(table) else row_strides(matmul, table)
-    emit_linear(
-        lowering, fused, x, w, weights.spec.scale, bias_values, write, IntLinear.make_node, a_stride=a_stride, a_offset=a_offset
-    )
+    make = partial(IntLinear.make_node, a_stride=a_stride, a_offset=a_offset)
+    emit_linear(lowering, fused, x, w, weights.spec.scale, bias_values, write, make)
 
 
 def emit_linear(lowering: Lowering, fused: list, x: IntTensor, w, w_scale: float, bias_values, write, make_node, **how):
@@ -340,14 +340,16 @@ def downstream_ratio(lowering: Lowering, node, acc_scale: float) -> float | None
     output, where nothing rounds it, and when another MAC reads it: fraction bits would widen that MAC's
     operand and bias beyond its 32-bit literals, and half an LSB of this accumulator is far below the
     LSB of any quantiser after the next MAC."""
-    current = node
+    current, scale = node, acc_scale
     while True:
         nxt = lowering.only_consumer(current.output[0], current)
         if nxt is None:
             return None
         if nxt.op_type == "Quant":
-            return acc_scale / quant_spec(lowering.model, nxt).scale
-        if nxt.op_type not in ("Add", "ReduceMean", "Mul", "Reshape", "Transpose", "Relu"):
+            return scale / quant_spec(lowering.model, nxt).scale
+        if nxt.op_type == "BatchNormalization":  # an error reaches the quantiser through the largest gain
+            scale *= float(np.abs(batchnorm_affine(lowering.model, nxt)[0]).max())
+        elif nxt.op_type not in ("Add", "ReduceMean", "Mul", "Reshape", "Transpose", "Relu"):
             return None
         current = nxt
 
