@@ -20,7 +20,9 @@ METADATA_KEY = "qonnx_spartan.io"
 
 @dataclass(frozen=True)
 class TensorIO:
-    """One end of the design: integer = clamp(round_half_even(value / scale), lo, hi), stored as dtype."""
+    """One end of the design: integer = clamp(round_half_even(value / scale), lo, hi), stored as dtype.  The
+    input may first be normalised as the model's forward does before its quantiser, value = x * gain +
+    offset per element of an item (`affine`: the two lists, flat; None: value = x)."""
 
     name: str
     shape: list[int]
@@ -28,13 +30,18 @@ class TensorIO:
     dtype: IntType
     lo: int
     hi: int
+    affine: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def count(self) -> int:
         return int(np.prod(self.shape))
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        return np.clip(np.round(np.asarray(x, dtype=np.float64) / self.scale), self.lo, self.hi).astype(np.int64)
+        x = np.asarray(x, dtype=np.float64)
+        if self.affine is not None:
+            gain, offset = (np.asarray(v, dtype=np.float64) for v in self.affine)
+            x = (x.reshape(len(x), -1) * gain + offset).reshape(x.shape)
+        return np.clip(np.round(x / self.scale), self.lo, self.hi).astype(np.int64)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         return (np.asarray(q, dtype=np.float64) * self.scale).astype(np.float32)
@@ -47,11 +54,15 @@ class TensorIO:
             "dtype": self.dtype.name,
             "lo": self.lo,
             "hi": self.hi,
+            **({"affine": [list(self.affine[0]), list(self.affine[1])]} if self.affine is not None else {}),
         }
 
     @classmethod
     def from_json(cls, d: dict) -> "TensorIO":
-        return cls(d["name"], list(d["shape"]), float(d["scale"]), IntType.from_name(d["dtype"]), d["lo"], d["hi"])
+        affine = tuple(tuple(map(float, v)) for v in d["affine"]) if "affine" in d else None
+        return cls(
+            d["name"], list(d["shape"]), float(d["scale"]), IntType.from_name(d["dtype"]), d["lo"], d["hi"], affine
+        )
 
 
 @dataclass(frozen=True)

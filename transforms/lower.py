@@ -396,12 +396,13 @@ class Lowering:
 
     def lower_input(self) -> TensorIO:
         graph_in = self.model.graph.input[0]
-        consumers = self.model.find_consumers(graph_in.name) or []
+        normalising, affine = self.input_affine(graph_in.name)
+        consumers = self.model.find_consumers(normalising[-1].output[0] if normalising else graph_in.name) or []
         if len(consumers) == 1 and consumers[0].op_type in ("Add", "Mul", "Sub", "Div"):
             raise SpartanError(
-                f"{node_label(consumers[0])}: the model computes on its input before the first quantiser "
-                "(input normalisation such as (x - mean) / std); normalise the data before the model, and start "
-                "forward with the input QuantIdentity"
+                f"{node_label(consumers[0])}: the model computes on its input before the first quantiser with "
+                "something other than constants (input normalisation such as (x - mean) / std is taken); "
+                "normalise the data before the model, and start forward with the input QuantIdentity"
             )
         if len(consumers) != 1 or consumers[0].op_type != "Quant":
             raise SpartanError(
@@ -410,11 +411,41 @@ class Lowering:
             )
         quant = consumers[0]
         spec = quant_spec(self.model, quant)
-        self.consumed.add(quant.output[0])
-        self.sources[quant.output[0]] = self.replaced_names([quant])
+        self.consumed.update(n.output[0] for n in [*normalising, quant])
+        self.sources[quant.output[0]] = self.replaced_names([*normalising, quant])
         shape = self.buffer_shape(graph_in.name)
         self.tensors[quant.output[0]] = IntTensor(quant.output[0], spec.scale, spec.dtype, spec.lo, spec.hi, shape)
-        return TensorIO(quant.output[0], list(shape), spec.scale, spec.dtype, spec.lo, spec.hi)
+        return TensorIO(quant.output[0], list(shape), spec.scale, spec.dtype, spec.lo, spec.hi, affine)
+
+    def input_affine(self, graph_in: str) -> tuple[list, tuple | None]:
+        """The Adds and Muls by constants between the graph input and its quantiser (`(x - mean) / std` in
+        forward: Sub and Div are Add and Mul by then), and the per-element (gain, offset) they compose, which
+        the host applies before it quantises (hostio.TensorIO `affine`); ([], None) when there are none."""
+        shape = self.model.get_tensor_shape(graph_in)
+        gain, offset = np.ones(shape), np.zeros(shape)
+        chain, current = [], graph_in
+        while True:
+            consumers = self.model.find_consumers(current) or []
+            if len(consumers) != 1 or consumers[0].op_type not in ("Add", "Mul"):
+                break
+            node = consumers[0]
+            other = node.input[1] if node.input[0] == current else node.input[0]
+            values = self.model.get_initializer(other)
+            if values is None or not np.all(np.isfinite(values)):
+                break
+            try:
+                values = np.broadcast_to(np.asarray(values, dtype=np.float64), shape)
+            except ValueError:
+                break
+            if node.op_type == "Add":
+                offset = offset + values
+            else:
+                gain, offset = gain * values, offset * values
+            chain.append(node)
+            current = node.output[0]
+        if not chain:
+            return [], None
+        return chain, (tuple(gain[0].ravel().tolist()), tuple(offset[0].ravel().tolist()))
 
     def lower_view(self, node) -> None:
         if not self.is_activation(node.input[0]):
