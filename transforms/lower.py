@@ -422,6 +422,8 @@ class Lowering:
         forward: Sub and Div are Add and Mul by then), and the per-element (gain, offset) they compose, which
         the host applies before it quantises (hostio.TensorIO `affine`); ([], None) when there are none."""
         shape = self.model.get_tensor_shape(graph_in)
+        if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+            return [], None  # not a static shape: no normalisation is taken, the input must feed its Quant
         gain, offset = np.ones(shape), np.zeros(shape)
         chain, current = [], graph_in
         while True:
