@@ -115,7 +115,7 @@ class Memory:
         RAMB18 behind a 3:1 multiplexer, while a 1,100 x 14 one takes a RAMB36.  A RAM's blocks share a word
         in whole bytes (`BYTE_BITS`) and not at all below a 9-bit port: a 768 x 22 buffer is one RAMB36 (1K
         x 36, no multiplexer), a 1,536 x 40 one two 512 x 72 RAMB36s behind a 3:1 multiplexer, a 1,100 x 19
-        one three 2K x 9 RAMB18s (calibration/block_buffers.py measures these against yosys)."""
+        one three 2K x 9 RAMB18s (calibration/block_packing.py measures these against yosys)."""
         best = None
         width = self.stored_width
         for cost, address_bits, widths, bram18 in ROM_KINDS:

@@ -9,6 +9,8 @@ Each pattern ends at the activation Quant after it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from qonnx.util.basic import get_by_name
 
@@ -128,7 +130,7 @@ def lower_batchnorm(lowering: Lowering, bn) -> None:
     shape = lowering.buffer_shape(chain[-1].output[0])
     out = IntTensor.quantised(chain[-1].output[0], out_quant, shape)
     if any(n.op_type == "Relu" for n in chain):  # rounding is monotone and keeps 0: a ReLU is a clamp at 0
-        out = IntTensor(out.name, out.scale, out.dtype, max(out.lo, 0), out.hi, out.shape)
+        out = replace(out, lo=max(out.lo, 0))
     node = IntAffine.make_node(
         bn.name,
         x.name,

@@ -113,6 +113,8 @@ class MacOp(SpartanOp):
             # the rescale multiplies on the top level's one multiplier, shared by the layers (requantiser.py):
             # the lanes step asks for it when DSPs run out
             "shared_rescale": ("i", False, 0),
+            # A's first address in its buffer, added to every read (a selected time step, x[:, -1])
+            "a_offset": ("i", False, 0),
         }
 
     # -- the loops, per subclass ---------------------------------------------------------------------
@@ -156,9 +158,9 @@ class MacOp(SpartanOp):
         return -(-self.loops()[2] // self.lanes())
 
     def a_offset(self) -> int:
-        """The first address of A's view in its buffer (a selected time step, IntLinear): added to every
-        address the generator makes."""
-        return 0
+        """The first address of A's view in its buffer (a selected time step): added to every address the
+        generator makes."""
+        return self.get_nodeattr("a_offset")
 
     def a_operand(self, x: np.ndarray) -> np.ndarray:
         """A as the address generator sees it, (batch, elements): the buffer (a convolution's zero padding
@@ -650,7 +652,6 @@ class StridedMacOp(MacOp):
             **super().get_nodeattr_types(),
             "loop_sizes": ("ints", True, [1, 1, 1, 1]),  # H, M, N, K
             "a_stride": ("ints", True, [0, 0, 0, 1]),  # over h, m, n, k
-            "a_offset": ("i", False, 0),  # A's first address (a mean over a slice of the time steps)
             "y_stride": ("ints", True, [0, 0, 1]),  # over h, m, n
         }
 
@@ -659,9 +660,6 @@ class StridedMacOp(MacOp):
 
     def a_strides(self):
         return tuple(self.get_nodeattr("a_stride"))
-
-    def a_offset(self) -> int:
-        return self.get_nodeattr("a_offset")
 
     def y_strides(self):
         return tuple(self.get_nodeattr("y_stride"))

@@ -33,8 +33,6 @@ class IntLinear(MacOp):
             "lanes": ("i", False, 1),
             # x read through a strided view (h, m, n, k), e.g. transposed (x^T @ W); none: row-major
             "a_stride": ("ints", False, []),
-            # the view's first address (a selected time step, x[:, -1]): added to every read of x
-            "a_offset": ("i", False, 0),
             # y written through strides (h, m, n), in the layout its readers' view asks for; none: row-major
             "y_stride": ("ints", False, []),
         }
@@ -107,9 +105,6 @@ class IntLinear(MacOp):
             return tuple(strides)
         _, _, _, k = self.loops()
         return (0, k, 0, 1)
-
-    def a_offset(self) -> int:
-        return self.get_nodeattr("a_offset")
 
     def y_strides(self):
         return tuple(self.get_nodeattr("y_stride")) or super().y_strides()
