@@ -79,8 +79,9 @@ def render(summaries: dict, window: str) -> str:
         "Resources are from synthesis (GHDL synth + yosys synth_xilinx for xc7) of the whole design; the XC7S15 "
         "has 8,000 LUT (2,400 usable as LUTRAM), 16,000 FF, 20 BRAM18, 20 DSP. MAC lanes are chosen by the "
         "build to fill the budget: when the DSPs are spent, further lanes share a DSP two at a time or multiply "
-        "in LUTs (docs/latency.md), so the designs fill most of the XC7S15's LUTs for fewer cycles. Estimates and their errors are in each "
-        "run's report/estimate.json.",
+        "in LUTs (docs/latency.md), so the designs fill most of the XC7S15's LUTs for fewer cycles. Each layer "
+        "starts as early as its data allow, so layers work at once (docs/architecture.md, the schedule). "
+        "Estimates and their errors are in each run's report/estimate.json.",
         "",
         "The 6-bit and mixed models were trained on this machine (training is not the same bit for bit across "
         "CPUs); the 8-bit row is the embedded model. The last row is the second example (issue #16): a pre-norm "

@@ -15,6 +15,7 @@ import numpy as np
 from qonnx_spartan.design import INPUT_PORTS, Design
 from qonnx_spartan.memory import Memory
 from qonnx_spartan.names import Namer, comment_text
+from qonnx_spartan.ops.base import counter_bits
 from qonnx_spartan.rom_cells import rom_cells
 
 TOP = "qs_top"
@@ -123,17 +124,30 @@ def generate(design: Design, out_dir: Path) -> dict:
 
     buffers = []
     reader_signal = {}
+    schedule = design.schedule
+    overlapped = schedule.overlaps
     several = len(design.output_buffers) > 1
     unload_signals = {
         id(buf): namer(f"unload{k}_raddr" if several else "unload_raddr") for k, buf in enumerate(design.output_buffers)
     }
+    read_from = {}  # (layer index, port) -> the buffer or copy instance it reads
     for tensor, buf in design.buffers.items():
         bname = buffer_names[tensor]
-        readers = []
+        readers, copies = [], []
         for index, port in buf.readers:
             signal = namer(f"{stages[index]['inst']}_{port}_raddr")
             reader_signal[(index, port)] = signal
-            readers.append({"signal": signal, "active": f"state = RUNNING and stage = {index}"})
+            if design.reads_copy(index, port):
+                # a copy for this reader alone, written with the buffer (owned by the layer: synth.py)
+                copy = namer(f"{bname}_copy_{stages[index]['inst']}")
+                copies.append({"name": copy, "signal": signal})
+                read_from[(index, port)] = copy
+                styles[copy] = "distributed"
+                layers[design.layers[index].name].setdefault("copies", []).append(copy)
+                continue
+            read_from[(index, port)] = bname
+            active = f"busy({index}) = '1'" if overlapped else f"state = RUNNING and stage = {index}"
+            readers.append({"signal": signal, "active": active})
         if id(buf) in unload_signals:
             readers.append({"signal": unload_signals[id(buf)], "active": "state /= RUNNING"})
         buffers.append(
@@ -144,6 +158,7 @@ def generate(design: Design, out_dir: Path) -> dict:
                 "abits": buf.memory.address_bits,
                 "style": buf.memory.style,
                 "readers": readers,
+                "copies": copies,
             }
         )
     for layer, stage in zip(design.layers, stages):
@@ -152,6 +167,7 @@ def generate(design: Design, out_dir: Path) -> dict:
             {
                 "port": port,
                 "buffer": buffer_names[t],
+                "read_from": read_from[(layer.index, port)],
                 "signal": reader_signal[(layer.index, port)],
                 # the engine holds copies of B's buffer (lanes on an attention product): it takes the write port
                 "copied": port == "z" and bool(layer.op.buffer_copies()),
@@ -165,6 +181,11 @@ def generate(design: Design, out_dir: Path) -> dict:
         "stages": stages,
         "buffers": buffers,
         "shared_rescale": shared.template_context(to_bits) if (shared := design.shared_rescale) else None,
+        "schedule": (
+            {"starts": list(schedule.starts), "end": schedule.end, "bits": counter_bits(schedule.end + 1)}
+            if overlapped
+            else None
+        ),
         "input": {
             "bits": io.input.dtype.bits,
             "signed": io.input.dtype.signed,

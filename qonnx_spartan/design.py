@@ -1,23 +1,23 @@
 """The hardware structure of a lowered model: its layers in order, and the buffers between them.
 
 The estimator and the VHDL backend both read the design through this one view, so they cannot disagree on
-what is built.  Layers run one after another; each writes one buffer and reads one or more.
+what is built.  Each layer writes one buffer and reads one or more; schedule.py says when each runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from qonnx_spartan.hostio import HostIO
 from qonnx_spartan.memory import Memory, input_buffer_style
-from qonnx_spartan.ops.base import SpartanOp
+from qonnx_spartan.ops.base import INPUT_PORTS, SpartanOp
 from qonnx_spartan.requantiser import SharedRescale, shared_rescale
+from qonnx_spartan.schedule import Schedule, overlapped
 
-#: Input ports of an op, in the order of its node inputs.
-INPUT_PORTS = ("x", "z")
 
 
 @dataclass
@@ -63,6 +63,14 @@ class Design:
         """The rescale multiplier the top level holds for the layers that share it (requantiser.py)."""
         return shared_rescale([layer.op for layer in self.layers])
 
+    def reads_copy(self, index: int, port: str) -> bool:
+        """Whether layer `index` reads input `port` from a copy of its own (SpartanOp.read_copies)."""
+        return port in self.layers[index].op.read_copies()
+
+    def shared_readers(self, buffer: Buffer) -> list[tuple[int, str]]:
+        """The readers of the buffer's own read port: those without a copy."""
+        return [(i, port) for i, port in buffer.readers if not self.reads_copy(i, port)]
+
     @property
     def input_buffer(self) -> Buffer:
         return self.buffers[self.io.input.name]
@@ -72,13 +80,18 @@ class Design:
         """The buffers the top level streams out, one per graph output, in the graph's order."""
         return [self.buffers[o.name] for o in self.io.outputs]
 
+    @cached_property
+    def schedule(self) -> Schedule:
+        """Each layer's start and done cycle (schedule.py): as early as its data allow."""
+        return overlapped(self)
+
     def cycles(self) -> int:
-        """Cycles per inference as the test bench counts them, first input beat to last output beat: the
-        layers' own cycles and the top level's (`top_cycles`)."""
-        return self.top_cycles() + sum(layer.op.cycles() for layer in self.layers)
+        """Cycles per inference as the test bench counts them, first input beat to last output beat: one beat
+        per input element, a cycle to launch the first layer, the layers until the last done pulse, then two
+        cycles per output element (read, send), the outputs one after another."""
+        return self.top_cycles() + self.schedule.end
 
     def top_cycles(self) -> int:
-        """The cycles outside the layers: one beat per input element, one cycle of hand-over per layer,
-        then two cycles per output element (read, send), the outputs one after another.  They depend on no layer's op, so the estimator
-        need not ask every op for its cycles again."""
-        return self.io.input.count + len(self.layers) + 2 * self.io.output_count
+        """The cycles outside the layers' schedule: the input beats, the first launch, the output's reads and
+        sends."""
+        return self.io.input.count + 1 + 2 * self.io.output_count

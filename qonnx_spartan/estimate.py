@@ -40,13 +40,34 @@ def control_features(design: Design) -> dict[str, float]:
         "counter_bits": counter_bits(design.io.input.count)
         + counter_bits(max(o.count for o in design.io.outputs))
         + counter_bits(len(design.io.outputs))
-        + counter_bits(len(design.layers)),
+        + sequencer_bits(design),
         "stages": len(design.layers),
         "read_mux_bits": sum(
-            b.memory.address_bits * (len(b.readers) + (1 + several) * (id(b) in unloaded) - 1)
+            b.memory.address_bits * (len(design.shared_readers(b)) + (1 + several) * (id(b) in unloaded) - 1)
             for b in design.buffers.values()
+            if design.shared_readers(b) or id(b) in unloaded
         ),
     }
+
+
+def sequencer_bits(design: Design) -> int:
+    """Register bits of the layer sequencer.  Layers in turn: a counter over the layers.  Overlapping layers
+    (schedule.py): a counter over the schedule's cycles, and a busy flag per layer whose read port shares a
+    buffer or that shares the rescale multiplier, which selects the port or the multiplier's constants (a
+    register with its set and clear, weighed as a counter bit; the other flags drive nothing and synthesis
+    removes them)."""
+    schedule = design.schedule
+    if not schedule.overlaps:
+        return counter_bits(len(design.layers))
+    unloaded = {id(b) for b in design.output_buffers}
+    shared = {
+        i
+        for b in design.buffers.values()
+        if len(readers := design.shared_readers(b)) + (id(b) in unloaded) > 1
+        for i, _ in readers
+    }
+    rescale = design.shared_rescale
+    return counter_bits(schedule.end + 1) + len(shared | set(rescale.layers if rescale else ()))
 
 
 def memory_part(memory: Memory) -> Part:
@@ -54,11 +75,13 @@ def memory_part(memory: Memory) -> Part:
 
 
 def op_parts(op) -> list[Part]:
-    """A layer's parts: its op's engine, weight memories, copies of an input buffer and output buffer."""
+    """A layer's parts: its op's engine, weight memories, copies of an input buffer (its engine's, the top
+    level's for it alone) and output buffer."""
     return [
         (op.resource_group, op.resource_features(), op.exact_resources()),
         *(memory_part(mem) for mem in op.weight_memories().values()),
         *(memory_part(mem) for mem in op.buffer_copies()),
+        *(memory_part(mem) for mem in op.read_copies().values()),
         memory_part(op.output_buffer()),
     ]
 
@@ -107,20 +130,26 @@ def estimate(
     design = Design(model)
     layers = {layer.name: layer_estimate(layer.op, coefficients, cache) for layer in design.layers}
     layers["top"] = {**part_resources(top_parts(design), coefficients), "cycles": design.top_cycles()}
-    return report(layers, budget)
+    return report(layers, budget, design)
 
 
-def with_layer(document: dict, name: str, layer: dict[str, int], budget: Budget) -> dict:
+def with_layer(document: dict, name: str, layer: dict[str, int], budget: Budget, model: ModelWrapper) -> dict:
     """The estimate.json document with one layer's estimate replaced.  A layer's lanes and weight memories
     are part of its own estimate only (the top level's counts its control, the input buffer and the output
-    buffers' addresses), so a search changing them re-estimates that layer alone."""
-    return report({**document["layers"], name: layer}, budget)
+    buffers' addresses), so a search changing them re-estimates that layer alone, and the top level, whose
+    sequencer counts the schedule's cycles (schedule.py), which `model` gives."""
+    design = Design(model)
+    top = {**part_resources(top_parts(design), budget.coefficients()), "cycles": design.top_cycles()}
+    return report({**document["layers"], name: layer, "top": top}, budget, design)
 
 
-def report(layers: dict[str, dict[str, int]], budget: Budget) -> dict:
-    """The estimate.json document of the layers' estimates, the top level's ("top") included."""
+def report(layers: dict[str, dict[str, int]], budget: Budget, design: Design) -> dict:
+    """The estimate.json document of the layers' estimates, the top level's ("top") included; each layer's
+    start cycle and the cycles per inference are the design's schedule's (schedule.py)."""
     total = add_resources(*({r: v[r] for r in RESOURCES} for v in layers.values()))
-    cycles = sum(v["cycles"] for v in layers.values())
+    for layer, start in zip(design.layers, design.schedule.starts):
+        layers[layer.name] = {**layers[layer.name], "start": start}
+    cycles = design.cycles()
     overflows = budget.overflows(total)
     return {
         "total": total,

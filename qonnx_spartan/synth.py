@@ -285,8 +285,9 @@ def synthesise(build_dir: Path, progress=None, layers: set[str] | None = None) -
 
 
 def hierarchy_report(stat: dict, names: dict, top_instances: dict[str, str]) -> dict:
-    """ "total" and "layers" (each layer: its entity with its ROMs, plus its output buffer; "top": the
-    control and the input buffer) from yosys's per-module statistics."""
+    """ "total" and "layers" (each layer: its entity with its ROMs, plus its output buffer and the copies of
+    buffers the top level keeps for it; "top": the control and the input buffer) from yosys's per-module
+    statistics."""
     modules = {name.lstrip("\\"): m.get("num_cells_by_type", {}) for name, m in stat["modules"].items()}
 
     def total(module: str) -> dict[str, int]:
@@ -298,7 +299,8 @@ def hierarchy_report(stat: dict, names: dict, top_instances: dict[str, str]) -> 
     layers = {}
     for layer, info in names["layers"].items():
         entity = module_for_name(modules, info["entity"])
-        layers[layer] = add_resources(total(entity), total(top_instances[info["output_buffer"]]))
+        owned = [info["output_buffer"], *info.get("copies", [])]  # its output buffer, its copies of others
+        layers[layer] = add_resources(total(entity), *(total(top_instances[name]) for name in owned))
     top_cells = {t: n for t, n in modules[TOP].items() if t.lstrip("\\") not in modules}
     layers[TOP_LAYER] = add_resources(cell_resources(top_cells), total(top_instances[names["input_buffer"]]))
     whole = total(TOP)
@@ -316,6 +318,7 @@ def layer_depths(netlist: dict, names: dict, top_instances: dict[str, str], stat
         module = module_for_name(modules, info["entity"])
         owners.update({inst: layer for inst, mod in top_instances.items() if mod == module})
         owners[info["output_buffer"]] = layer
+        owners.update({copy: layer for copy in info.get("copies", [])})
 
     def owner(cell: str) -> str:  # flattened names: "$flatten\\<instance>.<cell>" or "<instance>.<cell>"
         instance = cell.removeprefix("$flatten").lstrip("\\").split(".", 1)[0]

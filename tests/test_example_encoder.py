@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from brevitas_models import brevitas_outputs, calibrated
 from test_op_table import export
+from test_schedule import check_traces
 
 from qonnx_spartan.budget import Budget
 from qonnx_spartan.design import Design
@@ -38,7 +39,15 @@ def test_prenorm_gelu_conv_encoder_is_bit_exact(tmp_path, exporter, po2, brevita
     x = np.random.default_rng(3).normal(size=(16, WINDOW, FEATURES)).astype(np.float32)
     report = simulate_build(tmp_path / "build", x)
     assert report.bit_exact, np.c_[report.hardware, report.reference][:4]
-    assert report.cycles_per_inference == Design(lowered).cycles()
+    design = Design(lowered)
+    assert report.cycles_per_inference == design.cycles()
+    # the layers overlap (qonnx_spartan/schedule.py), the LayerNorm's and the table's readers too
+    check_traces(design)
+    s = design.schedule
+    for layer in design.layers:
+        if layer.op.onnx_node.op_type in ("IntLayerNorm", "IntTable"):
+            readers = design.buffers[layer.output].readers
+            assert any(s.starts[i] <= s.dones[layer.index] for i, _ in readers), layer.name
     lsb = report.io.output.scale
     assert np.abs(report.hardware * lsb - brevitas_outputs(model, x).reshape(len(x), -1)).max() / lsb <= 3
 

@@ -7,8 +7,10 @@ LUT multipliers (`logic_lanes`, templates/qs_mul_logic.vhd); it keeps the move t
 cycles per unit of budget it uses (its largest fractional increase over the resources), and stops when no
 move fits.  Lanes never change the numbers (ops/mac/int_linear.py), only the schedule.  Before that, a
 design whose DSPs overflow has its products paired or moved into LUTs (a MAC layer's lanes, an elementwise
-op's terms) or its MAC layers' rescales put on one shared multiplier (requantiser.py), fewest LUTs per DSP
-freed first, until the DSPs fit: a model is not refused for DSPs while LUTs could hold its products.
+op's terms), fewest LUTs per DSP freed first, until the DSPs fit: a model is not refused for DSPs while LUTs
+could hold its products.  Float-scale MAC layers may also put their rescales on one shared multiplier
+(requantiser.py), which frees DSPs but makes those layers take it in turn (schedule.py): the step fits and
+spends both with and without it, and keeps the faster design that fits.
 
 Lanes are optional speed, so they do not spend the last few percent of the fitted resources (LUT, FF: the
 estimate is within a few percent of synthesis, docs/estimator.md): HEADROOM of them stays free.
@@ -26,6 +28,7 @@ from qonnx.transformation.base import Transformation
 
 from qonnx_spartan.budget import Budget
 from qonnx_spartan.coefficients import FITTED
+from qonnx_spartan.design import Design
 from qonnx_spartan.estimate import estimate, layer_estimate, with_layer
 from qonnx_spartan.ops.base import can_force_logic, multiplier_dsps
 from qonnx_spartan.ops.elementwise.engine import Elementwise
@@ -64,7 +67,7 @@ class AnnotateLanes(Transformation):
             return estimate(model, self.budget, cache=self.cache)
         self.place_weights(model, changed)
         layer = layer_estimate(getCustomOp(changed), self.budget.coefficients(), self.cache)
-        return with_layer(self.current, changed.name, layer, self.budget)
+        return with_layer(self.current, changed.name, layer, self.budget, model)
 
     def place_weights(self, model: ModelWrapper, node: NodeProto) -> None:
         for role, memory in getCustomOp(node).weight_memories().items():
@@ -89,14 +92,6 @@ class AnnotateLanes(Transformation):
         self.place_weights(model, node)
         self.current = new
 
-    def try_sharing(self, model: ModelWrapper, nodes: list[NodeProto]) -> dict:
-        """The estimate with the rescales of `nodes` on the shared multiplier (the top level's estimate
-        changes with them: all layers are estimated), which are left as they were."""
-        set_sharing(nodes, 1)
-        new = self.evaluate(model)
-        set_sharing(nodes, 0)
-        return new
-
     def luts_per_dsp_freed(self, new: dict) -> float | None:
         """What a candidate estimate costs per DSP it frees against the current one; None when it frees none
         or the rest of the budget does not hold it."""
@@ -108,16 +103,11 @@ class AnnotateLanes(Transformation):
 
     def fit_dsps(self, model: ModelWrapper) -> None:
         """While the DSPs overflow, free DSPs of one more layer (`logic_move`: a MAC layer's lanes paired or in
-        logic, an elementwise op's next term in logic) or of every layer's rescale at once (on one shared
-        multiplier, requantiser.py): the move whose LUTs per DSP freed are fewest, as long as the rest of the
-        budget holds them."""
+        logic, an elementwise op's next term in logic): the move whose LUTs per DSP freed are fewest, as long
+        as the rest of the budget holds them."""
         limits = self.budget.limits()
         while self.current["total"]["DSP"] > limits["DSP"]:
             candidates = []  # (cost, estimate, how to keep the move)
-            sharing = [n for n in model.graph.node if rescale_could_share(getCustomOp(n))]
-            if sharing:
-                new = self.try_sharing(model, sharing)
-                candidates.append((self.luts_per_dsp_freed(new), new, lambda: set_sharing(sharing, 1)))
             for node in model.graph.node:
                 move = logic_move(getCustomOp(node))
                 if move is not None:
@@ -131,6 +121,15 @@ class AnnotateLanes(Transformation):
             keep()
             self.current = new
 
+    def fit_and_spend(self, model: ModelWrapper, spendable: dict, copies: bool) -> bool:
+        """Fit the DSPs, then spend the rest; False (and nothing spent) when the DSPs do not fit."""
+        self.current = self.evaluate(model)
+        self.fit_dsps(model)
+        if self.budget.overflows(self.current["total"]):
+            return False  # nothing to spend: the budget check will say what overflows
+        self.spend(model, spendable, copies)
+        return True
+
     def apply(self, model: ModelWrapper):
         self.fixed = plan_styles(model, self.plan) if self.plan is not None else {}  # lanes leave memories be
         self.cache = {}
@@ -138,44 +137,38 @@ class AnnotateLanes(Transformation):
         spendable = {r: int(v * (1 - HEADROOM)) if r in FITTED else v for r, v in limits.items()}
         # "auto" becomes "budget" where its placement overflows, as the memory step will decide
         self.memory_style = resolved_choice(model, self.memory_style, self.budget, self.plan)
-        self.current = self.evaluate(model)
-        self.fit_dsps(model)
-        if self.budget.overflows(self.current["total"]):
-            return model, False  # nothing to spend: the budget check will say what overflows
+        # The rescales on one multiplier free DSPs for lanes, but the layers that share it take it in turn;
+        # copies of shared buffers let readers overlap, but spend LUTs that lanes could have (schedule.py):
+        # the greedy does not see that far, so the step runs each way and keeps the fastest design that fits.
         sharing = [n.name for n in model.graph.node if rescale_could_share(getCustomOp(n))]
-        if len(sharing) < 2:
-            self.spend(model, spendable)
-            return model, False
-        # the rescales' DSPs could be lanes instead: spend both ways, keep the faster design
-        shared = ModelWrapper(copy.deepcopy(model.model))
-        self.spend(model, spendable)
-        own = self.current
-        nodes = [n for n in shared.graph.node if n.name in sharing]
-        self.current = self.try_sharing(shared, nodes)
-        set_sharing(nodes, 1)
-        if self.budget.overflows(self.current["total"]):
-            self.current = own
-            return model, False
-        self.spend(shared, spendable)
-        if self.current["cycles"] < own["cycles"]:
-            return shared, False
-        self.current = own
-        return model, False
+        ways = [(share, copies) for share in (False, True)[: 1 + (len(sharing) >= 2)] for copies in (True, False)]
+        if not copy_moves(model):
+            ways = [(share, copies) for share, copies in ways if copies]
+        original, best = copy.deepcopy(model.model), None  # best: (cycles, model, estimate)
+        for k, (share, copies) in enumerate(ways):
+            candidate = model if k == 0 else ModelWrapper(copy.deepcopy(original))
+            if share:
+                set_sharing([n for n in candidate.graph.node if n.name in sharing], 1)
+            fits = self.fit_and_spend(candidate, spendable, copies)
+            if best is None or (fits and self.current["cycles"] < best[0]):
+                best = (self.current["cycles"] if fits else float("inf"), candidate, self.current)
+        _, chosen, self.current = best
+        return chosen, False
 
-    def spend(self, model: ModelWrapper, spendable: dict) -> None:
-        """The greedy lanes: the move that saves the most cycles per unit of budget, until none fits."""
+    def spend(self, model: ModelWrapper, spendable: dict, copies: bool) -> None:
+        """The greedy lanes (and, with `copies`, copies of shared input buffers): the move that saves the most
+        cycles per unit of budget, until none fits."""
         limits = self.budget.limits()
         laned = [n for n in model.graph.node if "lanes" in getCustomOp(n).get_nodeattr_types()]
         while True:
             best = None
-            totals, cycles = self.current["total"], self.current["cycles"]
-            for node in laned:
-                op = getCustomOp(node)
-                move = lane_move(op, spendable["DSP"] - totals["DSP"], self.max_lanes)
+            totals, cycles = self.current["total"], lane_objective(self.current)
+            moves = [(node, lane_move(getCustomOp(node), spendable["DSP"] - totals["DSP"], self.max_lanes)) for node in laned]
+            for node, move in moves + (copy_moves(model) if copies else []):
                 if move is None:
                     continue
                 new = self.try_move(model, node, **move)
-                new_totals, new_cycles = new["total"], new["cycles"]
+                new_totals, new_cycles = new["total"], lane_objective(new)
                 if any(new_totals[r] > spendable[r] for r in spendable) or new_cycles >= cycles:
                     continue
                 used = max((new_totals[r] - totals[r]) / max(limits[r], 1) for r in limits)
@@ -186,6 +179,28 @@ class AnnotateLanes(Transformation):
                 return
             _, node, new, move = best
             self.keep_move(model, node, new, **move)
+
+
+def lane_objective(estimate: dict) -> int:
+    """What the lanes shorten: the cycles per inference, plus the layers' own cycles, so that a lane that
+    shortens a layer off the schedule's critical path (schedule.py) still counts; it may make room for the
+    layers after it to start earlier."""
+    return estimate["cycles"] + sum(v["cycles"] for name, v in estimate["layers"].items() if name != "top")
+
+
+def copy_moves(model: ModelWrapper) -> list[tuple[NodeProto, dict]]:
+    """A copy of its input buffer for each layer that shares the buffer's read port with another (the top
+    level's `read_copies`): it may then read while the other does (qonnx_spartan/schedule.py)."""
+    design = Design(model)
+    moves = []
+    for buffer in design.buffers.values():
+        readers = design.shared_readers(buffer)
+        if len(readers) < 2:
+            continue
+        for index, port in readers:
+            memory = buffer.memory
+            moves.append((model.graph.node[index], {f"{port}_copy": [memory.depth, memory.width]}))
+    return moves
 
 
 def lane_move(op, spare_dsps: int, max_lanes: int) -> dict | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
+from dataclasses import dataclass
 from functools import lru_cache, wraps
 from importlib.resources import files
 
@@ -24,6 +25,8 @@ from qonnx_spartan.memory import STYLES, Memory
 
 #: The ONNX domain of the integer ops; qonnx imports this package to find them.
 DOMAIN = "qonnx_spartan.ops"
+#: Input ports of an op, in the order of its node inputs.
+INPUT_PORTS = ("x", "z")
 RESOURCES = ("LUT", "LUTRAM", "FF", "BRAM18", "DSP")
 
 
@@ -145,6 +148,21 @@ def op_memo(method):
     return memoized
 
 
+@dataclass(frozen=True)
+class Trace:
+    """Addresses and, for each, the cycle after the start pulse in which an engine touches it."""
+
+    addresses: np.ndarray
+    cycles: np.ndarray
+
+
+def streamed(count: int, latency: int) -> tuple[Trace, Trace]:
+    """The read and write traces of an engine that reads element i in cycle 1 + i and writes it `latency`
+    cycles later, in address order (the elementwise and table engines)."""
+    index = np.arange(count, dtype=np.int64)
+    return Trace(index, index + 1), Trace(index, index + 1 + latency)
+
+
 def add_resources(*parts: dict[str, int]) -> dict[str, int]:
     return {r: sum(int(p.get(r, 0)) for p in parts) for r in RESOURCES}
 
@@ -168,6 +186,10 @@ class SpartanOp(CustomOp):
             # set by EstimateResources: resources (JSON) with the output buffer, and cycles
             "res_estimate": ("s", False, ""),
             "cycles_estimate": ("i", False, 0),
+            # [words, bits] of a copy of the buffer the input port reads, held by the top level for this
+            # layer alone (read_copies); set by the lanes step
+            "x_copy": ("ints", False, []),
+            "z_copy": ("ints", False, []),
         }
 
     def get_nodeattr(self, name):
@@ -271,6 +293,16 @@ class SpartanOp(CustomOp):
         the attention products, ops/mac/int_matmul.py)."""
         return []
 
+    def read_copies(self) -> dict[str, Memory]:
+        """By input port, the copy of its buffer the top level keeps for this layer alone (in LUTRAM, written
+        with the buffer): the layer reads it while other layers read the buffer (qonnx_spartan/schedule.py)."""
+        copies = {}
+        for port in INPUT_PORTS:
+            if geometry := self.get_nodeattr(f"{port}_copy"):
+                words, bits = geometry
+                copies[port] = Memory(words, bits, "distributed")
+        return copies
+
     def shares_rescale(self) -> bool:
         """Whether the engine's rescale multiplies on the top level's shared multiplier (requantiser.py; the
         MAC engine's option)."""
@@ -285,6 +317,18 @@ class SpartanOp(CustomOp):
     @abstractmethod
     def cycles(self) -> int:
         """Clock cycles from the start pulse to the done pulse, exactly as the hardware takes them."""
+
+    # -- the schedule (qonnx_spartan/schedule.py): when the engine touches which address -----------------
+    def read_trace(self, port: str) -> Trace | None:
+        """Every address the engine reads on input `port` that it uses, and the cycle after its start pulse
+        whose clock edge samples it; None when the engine does not say, so that it runs alone (it starts
+        after the layers it reads from are done, and its readers start after it is done)."""
+        return None
+
+    def write_trace(self) -> Trace | None:
+        """Every address the engine writes and the cycle after its start pulse whose clock edge writes it;
+        None as for `read_trace`."""
+        return None
 
     @abstractmethod
     def template_context(self) -> dict:

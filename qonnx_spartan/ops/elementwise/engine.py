@@ -14,11 +14,13 @@ import numpy as np
 from qonnx_spartan.intarith import IntType, bits_signed, shift_round_half_even
 from qonnx_spartan.ops.base import (
     SpartanOp,
+    Trace,
     can_force_logic,
     counter_bits,
     forced_product_luts,
     multiplier_dsps,
     multiplier_luts,
+    streamed,
 )
 
 #: Cycles from the last element's issue to the done pulse: read, multiply, add, round/saturate
@@ -173,6 +175,12 @@ class Elementwise(SpartanOp):
     # -- hardware ------------------------------------------------------------------------------------
     def cycles(self) -> int:
         return self.count + PIPELINE_DEPTH
+
+    def read_trace(self, port: str) -> Trace:
+        return streamed(self.count, PIPELINE_DEPTH)[0]
+
+    def write_trace(self) -> Trace:
+        return streamed(self.count, PIPELINE_DEPTH)[1]
 
     resource_group = "elementwise"
 

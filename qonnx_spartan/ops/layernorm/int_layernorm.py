@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from qonnx_spartan.intarith import MULTIPLIER_BITS, IntType, bits_signed, shift_round_half_even
-from qonnx_spartan.ops.base import SpartanOp, counter_bits, int_tensor, multiplier_dsps, op_node
+from qonnx_spartan.ops.base import SpartanOp, Trace, counter_bits, int_tensor, multiplier_dsps, op_node
 from qonnx_spartan.ops.elementwise.engine import fixed_point
 from qonnx_spartan.rom_cells import table_luts
 
@@ -215,6 +215,26 @@ class IntLayerNorm(SpartanOp):
 
     def cycles(self) -> int:
         return self.rows * self.row_cycles()
+
+    def row_passes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(addresses, cycles) of channel i of row r in each pass that reads it: the sum pass, the square pass
+        and the output pass, at row cycles i, + C + SUM_TAIL, and after the root and the division."""
+        c, rows, w = self.channels, self.rows, self.widths()
+        square = c + SUM_TAIL
+        output = square + c + SQUARE_TAIL + self.root_steps() + w["quotient_bits_width"]
+        element = np.arange(rows * c, dtype=np.int64).reshape(rows, 1, c)
+        passes = np.array([0, square, output], dtype=np.int64).reshape(1, 3, 1)
+        first = 1 + np.arange(rows, dtype=np.int64).reshape(rows, 1, 1) * self.row_cycles() + element % c
+        return np.broadcast_to(element, (rows, 3, c)), first + passes
+
+    def read_trace(self, port: str) -> Trace:
+        addresses, cycles = self.row_passes()
+        return Trace(addresses.ravel(), cycles.ravel())
+
+    def write_trace(self) -> Trace:
+        """The output pass's channel i is written OUTPUT_TAIL cycles after its read, in address order."""
+        addresses, cycles = self.row_passes()
+        return Trace(addresses[:, 2].ravel(), cycles[:, 2].ravel() + OUTPUT_TAIL)
 
     def products(self) -> list[tuple[int, int]]:
         """Signed operand widths of the template's multipliers: d times d or r (one multiplier for the square

@@ -28,6 +28,7 @@ from qonnx_spartan.intarith import IntType, Rescale, bits_signed, requantize
 from qonnx_spartan.memory import address_bits
 from qonnx_spartan.ops.base import (
     SpartanOp,
+    Trace,
     counter_bits,
     forced_product_luts,
     logic_products,
@@ -267,6 +268,43 @@ class MacOp(SpartanOp):
         lanes, groups = self.lanes(), self.groups()
         last_group_lanes = n - (groups - 1) * lanes
         return h * m * groups * k + PIPELINE_TAIL + self.operand_stage() + last_group_lanes - 1
+
+    def read_trace(self, port: str) -> Trace:
+        """Step i of the issue loop (h, m, g, k) presents its addresses in cycle 1 + i: A's (padding reads
+        no address of the buffer), or B's for each lane, lane p at lane 0's plus p n-strides (its copy)."""
+        h, m, n, k = self.loops()
+        issue = (h, m, self.groups(), k)
+        if port == "x":
+            addresses = stride_addresses(issue, self.a_strides()).ravel()
+            cycles = 1 + np.arange(addresses.size, dtype=np.int64)
+            window = self.read_window()
+            if window is not None:
+                inside = (addresses >= window["lo"]) & (addresses < window["hi"])
+                return Trace(addresses[inside] - window["lo"], cycles[inside])
+            return Trace(addresses + self.a_offset(), cycles)
+        lanes, strides = self.lanes(), list(self.b_strides())
+        lane_stride = strides[2]
+        if lanes > 1:
+            strides[2] *= lanes
+        first = stride_addresses(issue, strides).ravel()
+        cycles = 1 + np.arange(first.size, dtype=np.int64)
+        return Trace(
+            np.concatenate([first + p * lane_stride for p in range(lanes)]), np.tile(cycles, lanes)
+        )
+
+    def write_trace(self) -> Trace:
+        """Group j (over h, m, g) ends its last step in cycle (j + 1) K; lane p's result is written
+        PIPELINE_TAIL (and the operand stage) + p cycles later, for the lanes that are outputs."""
+        h, m, n, k = self.loops()
+        lanes, groups = self.lanes(), self.groups()
+        j = np.arange(h * m * groups, dtype=np.int64).reshape(h, m, groups, 1)
+        p = np.arange(lanes, dtype=np.int64)
+        cycles = (j + 1) * k + PIPELINE_TAIL + self.operand_stage() + p
+        feature = (j % groups) * lanes + p
+        t_h, t_m, t_n = self.y_strides()
+        addresses = np.arange(h).reshape(h, 1, 1, 1) * t_h + np.arange(m).reshape(1, m, 1, 1) * t_m + feature * t_n
+        outputs = np.broadcast_to(feature < n, cycles.shape)
+        return Trace(addresses[outputs], cycles[outputs])
 
     # The three MAC ops share these features but each has its own coefficient group (resource_group): they
     # instantiate the template with different operands (a ROM, a buffer, the constant 1) and strides.

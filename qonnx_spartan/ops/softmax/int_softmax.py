@@ -19,7 +19,7 @@ from onnx import TensorProto, helper
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType, Rescale, requantize
 from qonnx_spartan.memory import STYLES, Memory, address_bits, rom
-from qonnx_spartan.ops.base import SpartanOp, counter_bits, multiplier_dsps, multiplier_luts, op_node
+from qonnx_spartan.ops.base import SpartanOp, Trace, counter_bits, multiplier_dsps, multiplier_luts, op_node
 
 #: exp(0) in the table is 2**EXP_BITS: a relative precision of 2**-15 per term.
 EXP_BITS = 15
@@ -172,6 +172,25 @@ class IntSoftmax(SpartanOp):
 
     def cycles(self) -> int:
         return self.rows * (3 * self.length + self.divide_cycles()) + PIPELINE_TAIL
+
+    def row_passes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(addresses, issue cycles) of element i of row r in each pass: FIND_MAX, SUM_EXP and WRITE_OUT read
+        it at issue cycles 1 + r T + i, + L, + 2L + divide (T = 3L + divide: the row's period)."""
+        rows, length, divide = self.rows, self.length, self.divide_cycles()
+        element = np.arange(rows * length, dtype=np.int64).reshape(rows, 1, length)
+        period = 3 * length + divide
+        passes = np.array([0, length, 2 * length + divide], dtype=np.int64).reshape(1, 3, 1)
+        first = 1 + np.arange(rows, dtype=np.int64).reshape(rows, 1, 1) * period + element % length
+        return np.broadcast_to(element, (rows, 3, length)), first + passes
+
+    def read_trace(self, port: str) -> Trace:
+        addresses, cycles = self.row_passes()
+        return Trace(addresses.ravel(), cycles.ravel())
+
+    def write_trace(self) -> Trace:
+        """WRITE_OUT's element i is written PIPELINE_TAIL cycles after its issue, in address order."""
+        addresses, cycles = self.row_passes()
+        return Trace(addresses[:, 2].ravel(), cycles[:, 2].ravel() + PIPELINE_TAIL)
 
     resource_group = "softmax"
 

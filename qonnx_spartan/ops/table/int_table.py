@@ -14,7 +14,7 @@ import numpy as np
 
 from qonnx_spartan.intarith import IntType
 from qonnx_spartan.memory import STYLES, Memory, rom
-from qonnx_spartan.ops.base import SpartanOp, counter_bits, int_tensor, op_node
+from qonnx_spartan.ops.base import SpartanOp, Trace, counter_bits, int_tensor, op_node, streamed
 
 #: Cycles from the last element's issue to the done pulse: buffer read, ROM read, done after the last write.
 PIPELINE_DEPTH = 3
@@ -85,6 +85,12 @@ class IntTable(SpartanOp):
 
     def cycles(self) -> int:
         return self.count + PIPELINE_DEPTH
+
+    def read_trace(self, port: str) -> Trace:
+        return streamed(self.count, PIPELINE_DEPTH - 1)[0]
+
+    def write_trace(self) -> Trace:
+        return streamed(self.count, PIPELINE_DEPTH - 1)[1]
 
     def dsps(self) -> int:
         return 0
