@@ -1,14 +1,14 @@
 """One rescale multiplier for the MAC layers that share it.
 
-Layers run one after another, so the multiply of a float-scale requantisation (acc * M + round, one or two
-DSP48E1s per layer) need not be built per layer: a layer with `shared_rescale` sends its rescale operand,
-0 while it has none, to the top level, where the operands of all sharing layers are OR-ed (only the running
-layer's is not 0), multiplied by the running stage's M and given its rounding constant, both read from a
-table by the sequencer's stage, and registered; the product comes back in the same cycle the layer's own
-DSP would have given it (templates/top.vhd.j2, mac.vhd.j2), so the numbers and the cycles do not change.
-The lanes step turns it on when the DSPs overflow (transforms/lanes.py).
+The sharing layers take it in turn (the schedule never makes two of them busy at once: schedule.py), so the
+multiply of a float-scale requantisation (acc * M + round, one or two DSP48E1s per layer) need not be built
+per layer: a layer with `shared_rescale` sends its rescale operand, 0 while it has none, to the top level,
+where the operands of all sharing layers are OR-ed (only the running layer's is not 0), multiplied by the
+running layer's M and given its rounding constant, both read from a table (selected by the layers' busy
+flags, or by the sequencer's stage when the layers run in turn), and registered; the product comes back in
+the same cycle the layer's own DSP would have given it (templates/top.vhd.j2, mac.vhd.j2), so the numbers
+and the cycles do not change. The lanes step tries designs with and without it (transforms/lanes.py).
 """
-
 from __future__ import annotations
 
 import math

@@ -43,16 +43,6 @@ class Schedule:
         return any(s <= d for s, d in zip(self.starts[1:], self.dones[:-1]))
 
 
-def sequential(cycles: list[int]) -> Schedule:
-    """The layers one after another: each starts the cycle after the previous one's done pulse."""
-    starts, dones, t = [], [], 0
-    for c in cycles:
-        starts.append(t)
-        dones.append(t + c)
-        t += c + 1
-    return Schedule(tuple(starts), tuple(dones))
-
-
 def read_after_write(producer, consumer, port: str) -> int:
     """The least distance from the producer's start to the consumer's at which every element the consumer
     reads on `port` was written one edge before: max over reads of (write cycle - read cycle) + 1; with no

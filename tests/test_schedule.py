@@ -19,7 +19,17 @@ from qonnx_spartan.flow import BuildConfig, build
 from qonnx_spartan.intarith import IntType
 from qonnx_spartan.model_file import load_model
 from qonnx_spartan.simulation import simulate_build
-from qonnx_spartan.schedule import read_after_write, sequential
+from qonnx_spartan.schedule import Schedule, read_after_write
+
+
+def sequential(cycles: list[int]) -> Schedule:
+    """The layers one after another: each starts the cycle after the previous one's done pulse."""
+    starts, dones, t = [], [], 0
+    for c in cycles:
+        starts.append(t)
+        dones.append(t + c)
+        t += c + 1
+    return Schedule(tuple(starts), tuple(dones))
 
 
 def chain(rng, lanes=(1, 3, 2)):
