@@ -121,14 +121,26 @@ class AnnotateLanes(Transformation):
             keep()
             self.current = new
 
-    def fit_and_spend(self, model: ModelWrapper, spendable: dict, copies: bool) -> bool:
-        """Fit the DSPs, then spend the rest; False (and nothing spent) when the DSPs do not fit."""
+    def fit_and_spend(self, model: ModelWrapper, spendable: dict, copies: str) -> bool:
+        """Fit the DSPs, then spend the rest; False (and nothing spent) when the DSPs do not fit.  `copies`:
+        "first" gives readers copies before any lane, "among" weighs them with the lanes, "none" gives none."""
         self.current = self.evaluate(model)
         self.fit_dsps(model)
         if self.budget.overflows(self.current["total"]):
             return False  # nothing to spend: the budget check will say what overflows
-        self.spend(model, spendable, copies)
+        if copies == "first":
+            self.copy_first(model, spendable)
+        self.spend(model, spendable, copies == "among")
         return True
+
+    def copy_first(self, model: ModelWrapper, spendable: dict) -> None:
+        """A copy for each reader that shares a read port, in node order, where it saves cycles and the
+        budget holds it."""
+        for node, move in copy_moves(model):
+            new = self.try_move(model, node, **move)
+            fits = not any(new["total"][r] > spendable[r] for r in spendable)
+            if fits and new["cycles"] < self.current["cycles"]:
+                self.keep_move(model, node, new, **move)
 
     def apply(self, model: ModelWrapper):
         self.fixed = plan_styles(model, self.plan) if self.plan is not None else {}  # lanes leave memories be
@@ -139,11 +151,11 @@ class AnnotateLanes(Transformation):
         self.memory_style = resolved_choice(model, self.memory_style, self.budget, self.plan)
         # The rescales on one multiplier free DSPs for lanes, but the layers that share it take it in turn;
         # copies of shared buffers let readers overlap, but spend LUTs that lanes could have (schedule.py):
-        # the greedy does not see that far, so the step runs each way and keeps the fastest design that fits.
+        # the greedy does not see that far, so the step runs each way (copies first, among the lanes, none)
+        # and keeps the fastest design that fits.
         sharing = [n.name for n in model.graph.node if rescale_could_share(getCustomOp(n))]
-        ways = [(share, copies) for share in (False, True)[: 1 + (len(sharing) >= 2)] for copies in (True, False)]
-        if not copy_moves(model):
-            ways = [(share, copies) for share, copies in ways if copies]
+        kinds = ("among", "first", "none") if copy_moves(model) else ("none",)
+        ways = [(share, copies) for share in (False, True)[: 1 + (len(sharing) >= 2)] for copies in kinds]
         original, best = copy.deepcopy(model.model), None  # best: (cycles, model, estimate)
         for k, (share, copies) in enumerate(ways):
             candidate = model if k == 0 else ModelWrapper(copy.deepcopy(original))
