@@ -23,6 +23,7 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO / "examples" / "forecasting")]
 
 from brevitas_models import export_config  # noqa: E402
 
+from qonnx_spartan import schedule  # noqa: E402
 from qonnx_spartan.budget import Budget  # noqa: E402
 from qonnx_spartan.estimate import estimate  # noqa: E402
 from qonnx_spartan.flow import BuildConfig, build, estimate_only  # noqa: E402
@@ -86,6 +87,7 @@ def run(name: str, kind: str, params: dict, style: str, lanes, out: Path) -> dic
     model = load_model(out / "build" / "model_int.onnx")
     cell_luts.cache_clear()  # timed from cold: every ROM's cells counted afresh
     IntLinear.weight_memories.cache_clear()
+    schedule.MEMO.clear()
     started = time.perf_counter()
     est = estimate(model, budget)
     estimate_ms = 1e3 * (time.perf_counter() - started)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qonnx_spartan.ops.base import INPUT_PORTS
+from qonnx_spartan.ops.base import INPUT_PORTS, KeyedMemo
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,16 @@ def read_after_write(producer, consumer, port: str) -> int:
     return int((written[reads.addresses] - reads.cycles).max()) + 1
 
 
+#: Cycle counts and read-after-write distances by the nodes as serialised: the lanes step schedules one model
+#: thousands of times, changing one layer at a time.
+MEMO = KeyedMemo(4096)
+
+
 def overlapped(design) -> Schedule:
     """Each layer at the earliest cycle the data and the buffers' read ports allow (see the module)."""
     layers = design.layers
-    cycles = [layer.op.cycles() for layer in layers]
+    keys = [layer.op.onnx_node.SerializeToString() for layer in layers]
+    cycles = [MEMO.get((key,), layer.op.cycles) for key, layer in zip(keys, layers)]
     sharing = set(design.shared_rescale.layers) if design.shared_rescale is not None else set()
     starts: list[int] = []
     for layer in layers:
@@ -68,8 +74,12 @@ def overlapped(design) -> Schedule:
             start = max([start, *(starts[i] + cycles[i] for i in sharing if i < layer.index)])
         for port, tensor in zip(INPUT_PORTS, layer.inputs):
             buffer = design.buffers[tensor]
-            if buffer.writer is not None:
-                start = max(start, starts[buffer.writer] + read_after_write(layers[buffer.writer].op, layer.op, port))
+            if (writer := buffer.writer) is not None:
+                distance = MEMO.get(
+                    (keys[writer], keys[layer.index], port),
+                    lambda: read_after_write(layers[writer].op, layer.op, port),
+                )
+                start = max(start, starts[writer] + distance)
             if not design.reads_copy(layer.index, port):
                 for reader, _ in design.shared_readers(buffer):
                     if reader < layer.index:

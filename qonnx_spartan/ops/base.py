@@ -115,22 +115,35 @@ def counter_bits(size: int) -> int:
 NODE_MEMO_SIZE = 256
 
 
+class KeyedMemo:
+    """Results by key, the oldest dropped past `size`: the searches and the lanes step ask the same pure
+    questions of the same node states again and again (keyed by the nodes as serialised)."""
+
+    def __init__(self, size: int):
+        self.size, self.results = size, {}
+
+    def get(self, key, compute):
+        if key not in self.results:
+            if len(self.results) >= self.size:
+                self.results.pop(next(iter(self.results)))
+            self.results[key] = compute()
+        return self.results[key]
+
+    def clear(self) -> None:
+        self.results.clear()
+
+
 def node_memo(method):
     """Keep a method's result by the op's node as serialised, for results that are pure functions of the
     node's attributes: the searches ask fresh op objects over the same nodes again and again, and each
     would decode the weights anew.  Setting an attribute changes the key.  The result is a dict, copied."""
-    results: dict[bytes, dict] = {}
+    memo = KeyedMemo(NODE_MEMO_SIZE)
 
     @wraps(method)
     def memoized(self) -> dict:
-        key = self.onnx_node.SerializeToString()
-        if key not in results:
-            if len(results) >= NODE_MEMO_SIZE:
-                results.pop(next(iter(results)))
-            results[key] = method(self)
-        return dict(results[key])
+        return dict(memo.get(self.onnx_node.SerializeToString(), lambda: method(self)))
 
-    memoized.cache_clear = results.clear  # for timing from cold (benchmarks/estimator.py)
+    memoized.cache_clear = memo.clear  # for timing from cold (benchmarks/estimator.py)
     return memoized
 
 
