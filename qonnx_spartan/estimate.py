@@ -43,9 +43,9 @@ def control_features(design: Design) -> dict[str, float]:
         + sequencer_bits(design),
         "stages": len(design.layers),
         "read_mux_bits": sum(
-            b.memory.address_bits * (len(design.shared_readers(b)) + (1 + several) * (id(b) in unloaded) - 1)
+            b.memory.address_bits * (ports - 1)
             for b in design.buffers.values()
-            if design.shared_readers(b) or id(b) in unloaded
+            if (ports := len(design.shared_readers(b)) + (1 + several) * (id(b) in unloaded)) > 0
         ),
     }
 

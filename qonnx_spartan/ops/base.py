@@ -176,6 +176,16 @@ def streamed(count: int, latency: int) -> tuple[Trace, Trace]:
     return Trace(index, index + 1), Trace(index, index + 1 + latency)
 
 
+def pass_traces(addresses: np.ndarray, cycles: np.ndarray, latency: int) -> tuple[Trace, Trace]:
+    """The read and write traces of an engine that reads each row in passes, (rows, passes, length) arrays of
+    addresses and read cycles, and writes each element in its last pass, `latency` cycles after reading it
+    (the softmax and LayerNorm engines)."""
+    return (
+        Trace(addresses.ravel(), cycles.ravel()),
+        Trace(addresses[:, -1].ravel(), cycles[:, -1].ravel() + latency),
+    )
+
+
 def add_resources(*parts: dict[str, int]) -> dict[str, int]:
     return {r: sum(int(p.get(r, 0)) for p in parts) for r in RESOURCES}
 

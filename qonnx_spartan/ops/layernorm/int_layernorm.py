@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from qonnx_spartan.intarith import MULTIPLIER_BITS, IntType, bits_signed, shift_round_half_even
-from qonnx_spartan.ops.base import SpartanOp, Trace, counter_bits, int_tensor, multiplier_dsps, op_node
+from qonnx_spartan.ops.base import SpartanOp, Trace, counter_bits, int_tensor, multiplier_dsps, op_node, pass_traces
 from qonnx_spartan.ops.elementwise.engine import fixed_point
 from qonnx_spartan.rom_cells import table_luts
 
@@ -228,13 +228,11 @@ class IntLayerNorm(SpartanOp):
         return np.broadcast_to(element, (rows, 3, c)), first + passes
 
     def read_trace(self, port: str) -> Trace:
-        addresses, cycles = self.row_passes()
-        return Trace(addresses.ravel(), cycles.ravel())
+        return pass_traces(*self.row_passes(), OUTPUT_TAIL)[0]
 
     def write_trace(self) -> Trace:
         """The output pass's channel i is written OUTPUT_TAIL cycles after its read, in address order."""
-        addresses, cycles = self.row_passes()
-        return Trace(addresses[:, 2].ravel(), cycles[:, 2].ravel() + OUTPUT_TAIL)
+        return pass_traces(*self.row_passes(), OUTPUT_TAIL)[1]
 
     def products(self) -> list[tuple[int, int]]:
         """Signed operand widths of the template's multipliers: d times d or r (one multiplier for the square

@@ -19,7 +19,15 @@ from onnx import TensorProto, helper
 from qonnx_spartan.errors import SpartanError
 from qonnx_spartan.intarith import IntType, Rescale, requantize
 from qonnx_spartan.memory import STYLES, Memory, address_bits, rom
-from qonnx_spartan.ops.base import SpartanOp, Trace, counter_bits, multiplier_dsps, multiplier_luts, op_node
+from qonnx_spartan.ops.base import (
+    SpartanOp,
+    Trace,
+    counter_bits,
+    multiplier_dsps,
+    multiplier_luts,
+    op_node,
+    pass_traces,
+)
 
 #: exp(0) in the table is 2**EXP_BITS: a relative precision of 2**-15 per term.
 EXP_BITS = 15
@@ -184,13 +192,11 @@ class IntSoftmax(SpartanOp):
         return np.broadcast_to(element, (rows, 3, length)), first + passes
 
     def read_trace(self, port: str) -> Trace:
-        addresses, cycles = self.row_passes()
-        return Trace(addresses.ravel(), cycles.ravel())
+        return pass_traces(*self.row_passes(), PIPELINE_TAIL)[0]
 
     def write_trace(self) -> Trace:
         """WRITE_OUT's element i is written PIPELINE_TAIL cycles after its issue, in address order."""
-        addresses, cycles = self.row_passes()
-        return Trace(addresses[:, 2].ravel(), cycles[:, 2].ravel() + PIPELINE_TAIL)
+        return pass_traces(*self.row_passes(), PIPELINE_TAIL)[1]
 
     resource_group = "softmax"
 
