@@ -20,13 +20,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qonnx_spartan.coefficients import Coefficients
+from qonnx_spartan.coefficients import FITTED, Coefficients
 from qonnx_spartan.config_file import read_config, validated
 from qonnx_spartan.devices import DEFAULT_DEVICE, DEVICES, Device
 from qonnx_spartan.errors import SpartanError
 
 #: Resource counts and rates are strict: `true` or `12.5` is a mistake, not 1 or 12 (pydantic would convert).
 Count = Annotated[int, Field(ge=0, strict=True)]
+
+#: The share of the fitted resources optional choices leave free (spendable).
+HEADROOM = 0.05
 
 
 class Caps(BaseModel):
@@ -86,6 +89,12 @@ class Budget(BaseModel):
                 limit = min(limit, cap)
             limits[resource] = limit
         return limits
+
+    def spendable(self) -> dict[str, int]:
+        """The limits less HEADROOM of the fitted resources (LUT, FF): what optional choices - lanes, block
+        RAM left empty - aim for, since those estimates are within a few percent of synthesis
+        (docs/estimator.md), not exact."""
+        return {r: int(v * (1 - HEADROOM)) if r in FITTED else v for r, v in self.limits().items()}
 
     def overflows(self, totals: dict[str, int]) -> dict[str, tuple[int, int]]:
         """Resources over their limit, as {resource: (used, limit)}."""

@@ -13,7 +13,7 @@ could hold its products.  Float-scale MAC layers may also put their rescales on 
 spends both with and without it, and keeps the faster design that fits.
 
 Lanes are optional speed, so they do not spend the last few percent of the fitted resources (LUT, FF: the
-estimate is within a few percent of synthesis, docs/estimator.md): HEADROOM of them stays free.
+estimate is within a few percent of synthesis, docs/estimator.md): `Budget.spendable` keeps some free.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
 from qonnx_spartan.budget import Budget
-from qonnx_spartan.coefficients import FITTED
 from qonnx_spartan.design import Design
 from qonnx_spartan.estimate import estimate, layer_estimate, with_layer
 from qonnx_spartan.ops.base import can_force_logic, multiplier_dsps
@@ -37,7 +36,6 @@ from qonnx_spartan.plan import Plan
 from qonnx_spartan.transforms.memory_style import AnnotateMemoryStyle, place, plan_styles, resolved_choice
 
 MAX_LANES = 16
-HEADROOM = 0.05
 
 
 class AnnotateLanes(Transformation):
@@ -145,8 +143,7 @@ class AnnotateLanes(Transformation):
     def apply(self, model: ModelWrapper):
         self.fixed = plan_styles(model, self.plan) if self.plan is not None else {}  # lanes leave memories be
         self.cache = {}
-        limits = self.budget.limits()
-        spendable = {r: int(v * (1 - HEADROOM)) if r in FITTED else v for r, v in limits.items()}
+        spendable = self.budget.spendable()
         # "auto" becomes "budget" where its placement overflows, as the memory step will decide
         self.memory_style = resolved_choice(model, self.memory_style, self.budget, self.plan)
         # The rescales on one multiplier free DSPs for lanes, but the layers that share it take it in turn;
