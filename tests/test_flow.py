@@ -218,3 +218,17 @@ def test_the_default_placement_is_the_budget_s_when_it_overflows(tmp_path):
     report = estimate_only(BuildConfig(model=model_path(), output_dir=tmp_path / "b", budget=capped))
     assert report["fits"], report["overflows"]
     assert report["total"]["BRAM18"] <= 1
+
+
+def test_the_budget_placement_leaves_the_fitted_resources_headroom(tmp_path):
+    """A design whose LUTs fit the limit but not what is spendable (Budget.spendable: the estimate is within a
+    few percent of synthesis) has memories moved to block RAM until they are: block RAM left empty is
+    wasted, a LUT figure at 99 % of the device is not a safe margin."""
+    config = dict(model=model_path(), output_dir=tmp_path / "x", lanes=1)
+    distributed = estimate_only(BuildConfig(**config, memory_style="distributed"))
+    luts = distributed["total"]["LUT"]
+    budget = Budget(caps={"LUT": luts + 10})
+    assert budget.spendable()["LUT"] < luts <= budget.limits()["LUT"]
+    placed = estimate_only(BuildConfig(**config, memory_style="budget", budget=budget))
+    assert placed["fits"] and placed["total"]["BRAM18"] > 0
+    assert placed["total"]["LUT"] <= budget.spendable()["LUT"] < luts

@@ -5,7 +5,7 @@ constants, such as a BatchNorm's per-channel parameters, stays in LUTs under "bl
 block RAM when it fills at least a quarter of a RAMB18 (4,608 bits) and in LUTs otherwise, which keeps
 small buffers from wasting a whole block; the build places them as "budget" does when that overflows the
 budget (`resolved_choice`).  "budget" starts with every memory in LUTs and, while the LUTs
-(or LUTRAM) overflow the budget, moves to block RAM the memory that saves the most of them per BRAM18 spent,
+(or LUTRAM) are over what the budget makes spendable (Budget.spendable), moves to block RAM the memory that saves the most of them per BRAM18 spent,
 as long as the BRAM18 fit: on a small device the LUTs run out first, and block RAM left empty is wasted.
 If nothing fits, the budget check names the resources over.
 
@@ -157,11 +157,12 @@ def weight_roles(model: ModelWrapper, layer: str) -> list[str]:
 
 def fit_to_budget(model: ModelWrapper, free: list[Slot], budget: Budget, cache: dict | None = None) -> None:
     """Move free memories (now all in LUTs) to block RAM, the most LUTs saved per BRAM18 first, while the
-    LUTs overflow and the BRAM18 fit."""
-    limits = budget.limits()
+    LUTs overflow what is spendable (block RAM left empty is wasted, a LUT estimate near the limit is not a
+    safe margin) and the BRAM18 fit."""
+    limits, targets = budget.limits(), budget.spendable()
     base = estimate(model, budget, cache=cache)
     totals = dict(base["total"])
-    over = [r for r in LUT_RESOURCES if totals[r] > limits[r]]
+    over = [r for r in LUT_RESOURCES if totals[r] > targets[r]]
     deltas = block_ram_deltas(model, free, budget, base, cache) if over else {}
     while over:
         best = None
@@ -176,7 +177,7 @@ def fit_to_budget(model: ModelWrapper, free: list[Slot], budget: Budget, cache: 
         delta = deltas.pop(best[1])
         set_style(model, best[1], "block")
         totals = {r: totals[r] + delta[r] for r in totals}
-        over = [r for r in LUT_RESOURCES if totals[r] > limits[r]]
+        over = [r for r in LUT_RESOURCES if totals[r] > targets[r]]
 
 
 def block_ram_deltas(
