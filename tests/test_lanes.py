@@ -4,6 +4,7 @@ gets faster, and the DSP and BRAM counts of a synthesised design against the est
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -428,3 +429,25 @@ def test_the_lanes_step_gives_the_attention_products_lanes(tmp_path: Path):
         layer = report["layers"][op.onnx_node.name]
         assert layer["LUTRAM"] >= (op.lanes() - 1) * op.buffer_copies()[0].lutram
         assert layer["cycles"] == op.cycles()
+
+
+def test_the_lanes_step_keeps_the_faster_of_its_two_objectives(tmp_path: Path, brevitas):
+    """Lanes weighed by every layer's cycles (BALANCED) also go to layers off the schedule's critical path;
+    weighed by the schedule's end first (END_FIRST) they go where the end moves.  On a 6-bit window-6
+    forecaster the second is faster, and the step keeps it."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from qonnx_spartan.transforms.lanes import BALANCED, END_FIRST
+
+    onnx_path, _ = export_config("tf", dict(window=6, d_model=16, heads=1, bits=6), tmp_path / "tf.onnx")
+    lowered = load_model(onnx_path).transform(Tidy()).transform(LowerToIntegerOps())
+    budget = Budget(device="xc7s15")
+    cycles = {}
+    for weight in (BALANCED, END_FIRST):
+        step = AnnotateLanes(budget)
+        step.fixed, step.cache = {}, {}
+        assert step.fit_and_spend(ModelWrapper(copy.deepcopy(lowered.model)), budget.spendable(), "among", weight)
+        cycles[weight] = step.current["cycles"]
+    assert cycles[END_FIRST] < cycles[BALANCED]
+    laned = lowered.transform(AnnotateLanes(budget))
+    assert estimate(laned, budget)["cycles"] <= cycles[END_FIRST]
