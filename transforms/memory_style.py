@@ -22,7 +22,7 @@ from qonnx.transformation.base import Transformation
 
 from qonnx_spartan.budget import Budget
 from qonnx_spartan.errors import SpartanError
-from qonnx_spartan.estimate import estimate
+from qonnx_spartan.estimate import estimate, layer_estimate
 from qonnx_spartan.hostio import HostIO
 from qonnx_spartan.memory import INPUT_STYLE_KEY, STYLES, Memory, input_buffer_style
 from qonnx_spartan.plan import Namespace, Plan
@@ -184,19 +184,25 @@ def block_ram_deltas(
     model: ModelWrapper, free: list[Slot], budget: Budget, base: dict, cache: dict | None = None
 ) -> dict[Slot, dict]:
     """What moving each free memory to block RAM changes in the totals.  A memory is part of its own layer's
-    cost only ("top" for the input buffer), so one estimate with the k-th free memory of every layer in
-    block RAM gives the change for all of them."""
+    cost only ("top" for the input buffer), so the k-th free memory of every layer can be in block RAM at
+    once; each layer is estimated alone (no schedule), and the whole design only for the input buffer."""
     by_layer: dict[str | None, list[Slot]] = {}
     for slot in free:
         by_layer.setdefault(slot[0], []).append(slot)
+    coefficients = budget.coefficients()
     deltas = {}
     for k in range(max(map(len, by_layer.values()), default=0)):
         group = [slots[k] for slots in by_layer.values() if len(slots) > k]
         for slot in group:
             set_style(model, slot, "block")
-        report = estimate(model, budget, cache=cache)
+        moved = {}
+        for layer, _ in group:
+            if layer is None:
+                moved["top"] = estimate(model, budget, cache=cache)["layers"]["top"]
+            else:
+                moved[layer] = layer_estimate(getCustomOp(model.get_node_from_name(layer)), coefficients, cache)
         for slot in group:
             set_style(model, slot, "distributed")
             layer = slot[0] if slot[0] is not None else "top"
-            deltas[slot] = {r: report["layers"][layer][r] - base["layers"][layer][r] for r in base["total"]}
+            deltas[slot] = {r: moved[layer][r] - base["layers"][layer][r] for r in base["total"]}
     return deltas
