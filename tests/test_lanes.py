@@ -451,3 +451,15 @@ def test_the_lanes_step_keeps_the_faster_of_its_two_objectives(tmp_path: Path, b
     assert cycles[END_FIRST] < cycles[BALANCED]
     laned = lowered.transform(AnnotateLanes(budget))
     assert estimate(laned, budget)["cycles"] <= cycles[END_FIRST]
+
+
+def test_a_lane_move_may_go_two_counts_ahead():
+    """The next lane counts that take a group off each row of 64 outputs after 6 lanes (11 groups) are 7 (10)
+    and 8 (8); looking two ahead, the step may take 8 where 7 would not fit or pay."""
+    from qonnx_spartan.transforms.lanes import lane_moves
+
+    node, _ = linear_node(np.random.default_rng(0), 6, 256, 64, IntType(True, 8), 8, lanes=6)
+    op = getCustomOp(node)
+    assert (op.next_lanes(), op.next_lanes(after=7), op.next_lanes(after=64)) == (7, 8, None)
+    assert [move["lanes"] for move in lane_moves(op, 4, 16, ahead=2)] == [7, 8]
+    assert [move["lanes"] for move in lane_moves(op, 4, 16, ahead=1)] == [7]

@@ -56,6 +56,7 @@ class AnnotateLanes(Transformation):
         self.fixed = None  # the plan's styles, matched once per apply
         self.cache = None  # the estimator's per-layer cache, one per apply
         self.current = None  # the estimate of the model with the lanes chosen so far
+        self.ahead = 1  # how many lane counts ahead a move may go (lane_moves)
 
     def evaluate(self, model: ModelWrapper, changed: NodeProto | None = None) -> dict:
         """The estimate with the memories placed as the flow will place them (in place: the flow places
@@ -152,19 +153,19 @@ class AnnotateLanes(Transformation):
         # The rescales on one multiplier free DSPs for lanes, but the layers that share it take it in turn;
         # copies of shared buffers let readers overlap, but spend LUTs that lanes could have (schedule.py):
         # the greedy does not see that far, so the step runs each way (copies first, among the lanes, none;
-        # lanes weighed by the schedule's end first or by every layer's cycles too) and keeps the fastest
-        # design that fits.
+        # lanes weighed by the schedule's end first or by every layer's cycles too; moves one or two lane
+        # counts ahead) and keeps the fastest design that fits.
         sharing = [n.name for n in model.graph.node if rescale_could_share(getCustomOp(n))]
-        if copy_moves(model):
-            kinds = (("among", BALANCED), ("among", END_FIRST), ("first", BALANCED), ("none", BALANCED))
-        else:
-            kinds = (("none", BALANCED), ("none", END_FIRST))
+        copy_kinds = ("among", "first", "none") if copy_moves(model) else ("none",)
+        kinds = [(copy_kinds[0], weight, ahead) for ahead in (1, 2) for weight in (BALANCED, END_FIRST)]
+        kinds += [(kind, BALANCED, 1) for kind in copy_kinds[1:]]
         ways = [(share, *kind) for share in (False, True)[: 1 + (len(sharing) >= 2)] for kind in kinds]
         original, best = copy.deepcopy(model.model), None  # best: (cycles, model, estimate)
-        for k, (share, copies, end_weight) in enumerate(ways):
+        for k, (share, copies, end_weight, ahead) in enumerate(ways):
             candidate = model if k == 0 else ModelWrapper(copy.deepcopy(original))
             if share:
                 set_sharing([n for n in candidate.graph.node if n.name in sharing], 1)
+            self.ahead = ahead
             fits = self.fit_and_spend(candidate, spendable, copies, end_weight)
             if best is None or (fits and self.current["cycles"] < best[0]):
                 best = (self.current["cycles"] if fits else float("inf"), candidate, self.current)
@@ -179,7 +180,10 @@ class AnnotateLanes(Transformation):
         while True:
             best = None
             totals, cycles = self.current["total"], lane_objective(self.current, end_weight)
-            moves = [(node, lane_move(getCustomOp(node), spendable["DSP"] - totals["DSP"], self.max_lanes)) for node in laned]
+            spare = spendable["DSP"] - totals["DSP"]
+            moves = [
+                (node, move) for node in laned for move in lane_moves(getCustomOp(node), spare, self.max_lanes, self.ahead)
+            ]
             for node, move in moves + (copy_moves(model) if copies else []):
                 if move is None:
                     continue
@@ -222,11 +226,21 @@ def copy_moves(model: ModelWrapper) -> list[tuple[NodeProto, dict]]:
     return moves
 
 
-def lane_move(op, spare_dsps: int, max_lanes: int) -> dict | None:
-    """The next lane count that takes a group off each row (lanes in between only change the tail), its
-    new lanes on the spare DSPs and the rest in LUTs; None when the lanes are at their clamp (K, N, the cap),
-    the requested lanes are clamped already, or the products cannot go where they would have to."""
-    current, target = op.lanes(), op.next_lanes()
+def lane_moves(op, spare_dsps: int, max_lanes: int, ahead: int) -> list[dict | None]:
+    """The moves to the next `ahead` lane counts that take a group off each row: a count may not fit, or not
+    pay, where the one after it does (w6 d64 b8's ffn2 ROM in block RAM takes 9 RAMB18s at 6 and 7 lanes,
+    8 at 8: the words get wider, the ROM shallower)."""
+    targets = [op.next_lanes()]
+    while len(targets) < ahead and targets[-1] is not None:
+        targets.append(op.next_lanes(after=targets[-1]))
+    return [lane_move(op, spare_dsps, max_lanes, target) for target in targets]
+
+
+def lane_move(op, spare_dsps: int, max_lanes: int, target: int | None) -> dict | None:
+    """The move to `target` lanes (None: none), its new lanes on the spare DSPs and the rest in LUTs; None
+    when the lanes are at their clamp (K, N, the cap), the requested lanes are clamped already, or the
+    products cannot go where they would have to."""
+    current = op.lanes()
     k = op.loops()[3]
     if target is None or op.get_nodeattr("lanes") > current or target > min(k, max_lanes):
         return None

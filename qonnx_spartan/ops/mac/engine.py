@@ -147,11 +147,12 @@ class MacOp(SpartanOp):
             raise SpartanError(f"node {self.onnx_node.name}: lanes must be at least 1, not {requested}")
         return requested
 
-    def next_lanes(self) -> int | None:
-        """The next lane count that takes a group off each row (counts in between only shorten the last
-        group); None with one group."""
-        groups = self.groups()
-        return None if groups == 1 else -(-self.loops()[2] // (groups - 1))
+    def next_lanes(self, after: int | None = None) -> int | None:
+        """The next lane count after `after` (default the current count) that takes a group off each row
+        (counts in between only shorten the last group); None with one group."""
+        n = self.loops()[2]
+        groups = -(-n // (after or self.lanes()))
+        return None if groups == 1 else -(-n // (groups - 1))
 
     @op_memo
     def groups(self) -> int:

@@ -84,10 +84,11 @@ class IntMatMul(StridedMacOp):
             return 1
         return max(p for p in range(1, min(requested, k, n) + 1) if n % p == 0)
 
-    def next_lanes(self) -> int | None:
-        """The next lane count that takes a group off each row: the next divisor of N."""
+    def next_lanes(self, after: int | None = None) -> int | None:
+        """The next lane count after `after` (default the current count) that takes a group off each row:
+        the next divisor of N."""
         n = self.loops()[2]
-        return next((p for p in range(self.lanes() + 1, n + 1) if n % p == 0), None)
+        return next((p for p in range((after or self.lanes()) + 1, n + 1) if n % p == 0), None)
 
     def buffer_copies(self) -> list[Memory]:
         """The copies of B's buffer the lanes beyond the first read, in LUTs."""
