@@ -1,9 +1,9 @@
 """Give the MAC layers parallel lanes where the budget has room: fewer cycles for free resources.
 
-Greedy and resource-aware: each round tries, on every IntLinear and IntMatMul, the next lane count that
-takes a group off each row (counts in between only shorten the last group; an IntMatMul's divide N), its
-new lanes on the spare DSPs, two to a DSP48E1 where one would not hold them (`dsp_pairs`), and the rest as
-LUT multipliers (`logic_lanes`, templates/qs_mul_logic.vhd); it keeps the move that saves the most
+Greedy and resource-aware: each round tries, on every IntLinear and IntMatMul, the next lane count (or
+two) that takes a group off each row (counts in between only shorten the last group; an IntMatMul's
+divide N), its new lanes on the spare DSPs, two to a DSP48E1 where one would not hold them (`dsp_pairs`),
+and the rest as LUT multipliers (`logic_lanes`, templates/qs_mul_logic.vhd); it keeps the move that saves the most
 cycles per unit of budget it uses (its largest fractional increase over the resources), and stops when no
 move fits.  Lanes never change the numbers (ops/mac/int_linear.py), only the schedule.  Before that, a
 design whose DSPs overflow has its products paired or moved into LUTs (a MAC layer's lanes, an elementwise
@@ -182,7 +182,9 @@ class AnnotateLanes(Transformation):
             totals, cycles = self.current["total"], lane_objective(self.current, end_weight)
             spare = spendable["DSP"] - totals["DSP"]
             moves = [
-                (node, move) for node in laned for move in lane_moves(getCustomOp(node), spare, self.max_lanes, self.ahead)
+                (node, move)
+                for node in laned
+                for move in lane_moves(getCustomOp(node), spare, self.max_lanes, self.ahead)
             ]
             for node, move in moves + (copy_moves(model) if copies else []):
                 if move is None:

@@ -4,9 +4,10 @@
 constants, such as a BatchNorm's per-channel parameters, stays in LUTs under "block"); "auto" puts a memory in
 block RAM when it fills at least a quarter of a RAMB18 (4,608 bits) and in LUTs otherwise, which keeps
 small buffers from wasting a whole block; the build places them as "budget" does when that overflows the
-budget (`resolved_choice`).  "budget" starts with every memory in LUTs and, while the LUTs
-(or LUTRAM) are over what the budget makes spendable (Budget.spendable), moves to block RAM the memory that saves the most of them per BRAM18 spent,
-as long as the BRAM18 fit: on a small device the LUTs run out first, and block RAM left empty is wasted.
+budget (`resolved_choice`).  "budget" starts with every memory in LUTs and, while the LUTs (or LUTRAM)
+are over what the budget makes spendable (Budget.spendable), moves to block RAM the memory that saves the
+most of them per BRAM18 spent, as long as the BRAM18 fit: on a small device the LUTs run out first, and
+block RAM left empty is wasted.
 If nothing fits, the budget check names the resources over.
 
 A plan's out_mem_style and weight_mem_style fix, in every mode, the output buffer and the weight memories of
