@@ -230,8 +230,8 @@ def copy_moves(model: ModelWrapper) -> list[tuple[NodeProto, dict]]:
 
 def lane_moves(op, spare_dsps: int, max_lanes: int, ahead: int) -> list[dict | None]:
     """The moves to the next `ahead` lane counts that take a group off each row: a count may not fit, or not
-    pay, where the one after it does (w6 d64 b8's ffn2 ROM in block RAM takes 9 RAMB18s at 6 and 7 lanes,
-    8 at 8: the words get wider, the ROM shallower)."""
+    pay, where the one after it does (w6 d64 b8's Q projection ROM in block RAM takes 3 RAMB18s at 6 lanes,
+    4 at 7 and 2 at 8: the words get wider, the ROM shallower)."""
     targets = [op.next_lanes()]
     while len(targets) < ahead and targets[-1] is not None:
         targets.append(op.next_lanes(after=targets[-1]))
