@@ -446,7 +446,7 @@ def test_the_lanes_step_keeps_the_faster_of_its_two_objectives(tmp_path: Path, b
     for weight in (BALANCED, END_FIRST):
         step = AnnotateLanes(budget)
         step.fixed, step.cache = {}, {}
-        assert step.fit_and_spend(ModelWrapper(copy.deepcopy(lowered.model)), budget.spendable(), "among", weight)
+        assert step.fit_and_spend(ModelWrapper(copy.deepcopy(lowered.model)), budget.spendable(), "among", weight, 1)
         cycles[weight] = step.current["cycles"]
     assert cycles[END_FIRST] < cycles[BALANCED]
     laned = lowered.transform(AnnotateLanes(budget))

@@ -3,8 +3,8 @@
 Greedy and resource-aware: each round tries, on every IntLinear and IntMatMul, the next lane count (or
 two) that takes a group off each row (counts in between only shorten the last group; an IntMatMul's
 divide N), its new lanes on the spare DSPs, two to a DSP48E1 where one would not hold them (`dsp_pairs`),
-and the rest as LUT multipliers (`logic_lanes`, templates/qs_mul_logic.vhd); it keeps the move that saves the most
-cycles per unit of budget it uses (its largest fractional increase over the resources), and stops when no
+and the rest as LUT multipliers (`logic_lanes`, templates/qs_mul_logic.vhd); it keeps the move that saves
+the most cycles per unit of budget it uses (its largest fractional increase over the resources), and stops when no
 move fits.  Lanes never change the numbers (ops/mac/int_linear.py), only the schedule.  Before that, a
 design whose DSPs overflow has its products paired or moved into LUTs (a MAC layer's lanes, an elementwise
 op's terms), fewest LUTs per DSP freed first, until the DSPs fit: a model is not refused for DSPs while LUTs
@@ -56,7 +56,6 @@ class AnnotateLanes(Transformation):
         self.fixed = None  # the plan's styles, matched once per apply
         self.cache = None  # the estimator's per-layer cache, one per apply
         self.current = None  # the estimate of the model with the lanes chosen so far
-        self.ahead = 1  # how many lane counts ahead a move may go (lane_moves)
 
     def evaluate(self, model: ModelWrapper, changed: NodeProto | None = None) -> dict:
         """The estimate with the memories placed as the flow will place them (in place: the flow places
@@ -122,17 +121,17 @@ class AnnotateLanes(Transformation):
             keep()
             self.current = new
 
-    def fit_and_spend(self, model: ModelWrapper, spendable: dict, copies: str, end_weight: int) -> bool:
+    def fit_and_spend(self, model: ModelWrapper, spendable: dict, copies: str, end_weight: int, ahead: int) -> bool:
         """Fit the DSPs, then spend the rest; False (and nothing spent) when the DSPs do not fit.  `copies`:
         "first" gives readers copies before any lane, "among" weighs them with the lanes, "none" gives none;
-        `end_weight` is lane_objective's."""
+        `end_weight` is lane_objective's, `ahead` lane_moves'."""
         self.current = self.evaluate(model)
         self.fit_dsps(model)
         if self.budget.overflows(self.current["total"]):
             return False  # nothing to spend: the budget check will say what overflows
         if copies == "first":
             self.copy_first(model, spendable)
-        self.spend(model, spendable, copies == "among", end_weight)
+        self.spend(model, spendable, copies == "among", end_weight, ahead)
         return True
 
     def copy_first(self, model: ModelWrapper, spendable: dict) -> None:
@@ -165,14 +164,13 @@ class AnnotateLanes(Transformation):
             candidate = model if k == 0 else ModelWrapper(copy.deepcopy(original))
             if share:
                 set_sharing([n for n in candidate.graph.node if n.name in sharing], 1)
-            self.ahead = ahead
-            fits = self.fit_and_spend(candidate, spendable, copies, end_weight)
+            fits = self.fit_and_spend(candidate, spendable, copies, end_weight, ahead)
             if best is None or (fits and self.current["cycles"] < best[0]):
                 best = (self.current["cycles"] if fits else float("inf"), candidate, self.current)
         _, chosen, self.current = best
         return chosen, False
 
-    def spend(self, model: ModelWrapper, spendable: dict, copies: bool, end_weight: int) -> None:
+    def spend(self, model: ModelWrapper, spendable: dict, copies: bool, end_weight: int, ahead: int) -> None:
         """The greedy lanes (and, with `copies`, copies of shared input buffers): the move that saves the most
         cycles per unit of budget, until none fits."""
         limits = self.budget.limits()
@@ -184,7 +182,7 @@ class AnnotateLanes(Transformation):
             moves = [
                 (node, move)
                 for node in laned
-                for move in lane_moves(getCustomOp(node), spare, self.max_lanes, self.ahead)
+                for move in lane_moves(getCustomOp(node), spare, self.max_lanes, ahead)
             ]
             for node, move in moves + (copy_moves(model) if copies else []):
                 if move is None:
@@ -210,7 +208,8 @@ def lane_objective(estimate: dict, end_weight: int) -> int:
     weighs the layers' cycles only between moves that leave the end where it is (w12 d64 b6: 44,083 cycles
     against 48,743, where lanes on ffn1 ran ahead of the ffn2 that consumes it; w6 d64 b8: 36,169 against
     34,795)."""
-    return end_weight * estimate["cycles"] + sum(v["cycles"] for name, v in estimate["layers"].items() if name != "top")
+    layers = sum(v["cycles"] for name, v in estimate["layers"].items() if name != "top")
+    return end_weight * estimate["cycles"] + layers
 
 
 def copy_moves(model: ModelWrapper) -> list[tuple[NodeProto, dict]]:
